@@ -1,0 +1,228 @@
+"""Least-privilege IAM documents for the pipeline's four roles, as pure values.
+
+Each statement names the exact actions one service needs and the exact ARNs it needs them on;
+`*` appears nowhere (CloudWatch Logs log streams use the documented `log-group:NAME:*` form).
+References:
+- Pipes with a DynamoDB stream source / Kinesis target:
+  https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-pipes-permissions.html
+- Firehose reading Kinesis, invoking Lambda, writing S3, reading Glue for format conversion:
+  https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html
+- Lambda basic execution: https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html
+- Glue crawler: https://docs.aws.amazon.com/glue/latest/dg/crawler-prereqs.html
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from common.config import Settings
+
+Document = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Arns:
+    """Every ARN the pipeline's policies point at, derived from settings + account + region."""
+
+    partition: str
+    region: str
+    account: str
+    settings: Settings
+
+    @classmethod
+    def build(cls, settings: Settings, account: str) -> Arns:
+        return cls(partition_of(settings.region), settings.region, account, settings)
+
+    def _arn(self, service: str, resource: str, region: bool = True, account: bool = True) -> str:
+        return (
+            f"arn:{self.partition}:{service}:{self.region if region else ''}:"
+            f"{self.account if account else ''}:{resource}"
+        )
+
+    @property
+    def table(self) -> str:
+        return self._arn("dynamodb", f"table/{self.settings.table_name}")
+
+    @property
+    def table_streams(self) -> str:
+        return f"{self.table}/stream/*"
+
+    @property
+    def kinesis_stream(self) -> str:
+        return self._arn("kinesis", f"stream/{self.settings.stream_name}")
+
+    @property
+    def lambda_function(self) -> str:
+        return self._arn("lambda", f"function:{self.settings.lambda_name}")
+
+    def bucket(self, name: str) -> str:
+        return self._arn("s3", name, region=False, account=False)
+
+    def role(self, name: str) -> str:
+        return self._arn("iam", f"role/{name}", region=False)
+
+    def log_group(self, name: str) -> str:
+        return self._arn("logs", f"log-group:{name}")
+
+    @property
+    def glue_catalog(self) -> str:
+        return self._arn("glue", "catalog")
+
+    @property
+    def glue_database(self) -> str:
+        return self._arn("glue", f"database/{self.settings.glue_database}")
+
+    @property
+    def glue_table(self) -> str:
+        return self._arn("glue", f"table/{self.settings.glue_database}/{self.settings.glue_table}")
+
+    @property
+    def pipe(self) -> str:
+        return self._arn("pipes", f"pipe/{self.settings.pipe_name}")
+
+    @property
+    def delivery_stream(self) -> str:
+        return self._arn("firehose", f"deliverystream/{self.settings.delivery_stream}")
+
+
+def partition_of(region: str) -> str:
+    """AWS partition for a region: ARNs differ in China and GovCloud."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def log_groups(settings: Settings) -> dict[str, str]:
+    """The log groups each role writes to (created with retention by the bootstrap on aws)."""
+    return {
+        "lambda": f"/aws/lambda/{settings.lambda_name}",
+        "firehose": f"/aws/kinesisfirehose/{settings.delivery_stream}",
+        "glue": "/aws-glue/crawlers",
+    }
+
+
+def role_names(settings: Settings) -> dict[str, str]:
+    return {svc: f"{settings.project}-{svc}" for svc in ("lambda", "pipes", "firehose", "glue")}
+
+
+def _statement(sid: str, actions: list[str], resources: list[str]) -> Document:
+    return {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": resources}
+
+
+def _policy(*statements: Document) -> Document:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def _log_statement(arns: Arns, group: str) -> Document:
+    return _statement(
+        "WriteOwnLogs",
+        ["logs:CreateLogStream", "logs:PutLogEvents"],
+        [f"{arns.log_group(group)}:*"],
+    )
+
+
+def trust_policy(service: str, arns: Arns) -> Document:
+    """Who may assume the role: one service principal, limited to this account (confused deputy)."""
+    principal = f"{service}.amazonaws.com"
+    condition: Document = {"StringEquals": {"aws:SourceAccount": arns.account}}
+    if service == "firehose":
+        condition = {"StringEquals": {"sts:ExternalId": arns.account}}
+    if service == "lambda":
+        condition = {}
+    statement: Document = {"Effect": "Allow", "Principal": {"Service": principal}, "Action": "sts:AssumeRole"}
+    if condition:
+        statement["Condition"] = condition
+    return _policy(statement)
+
+
+def lambda_policy(arns: Arns) -> Document:
+    return _policy(_log_statement(arns, log_groups(arns.settings)["lambda"]))
+
+
+def pipes_policy(arns: Arns) -> Document:
+    return _policy(
+        _statement(
+            "ReadTableStream",
+            ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
+             "dynamodb:ListStreams"],
+            [arns.table_streams],
+        ),
+        _statement("WriteKinesis", ["kinesis:PutRecord", "kinesis:PutRecords"], [arns.kinesis_stream]),
+    )
+
+
+def firehose_policy(arns: Arns, lake_bucket: str) -> Document:
+    bucket = arns.bucket(lake_bucket)
+    return _policy(
+        _statement(
+            "ReadKinesis",
+            ["kinesis:DescribeStream", "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards"],
+            [arns.kinesis_stream],
+        ),
+        _statement(
+            "InvokeTransform",
+            ["lambda:GetFunctionConfiguration", "lambda:InvokeFunction"],
+            [arns.lambda_function, f"{arns.lambda_function}:*"],
+        ),
+        _statement(
+            "WriteLake",
+            ["s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:GetObject", "s3:ListBucket",
+             "s3:ListBucketMultipartUploads", "s3:PutObject"],
+            [bucket, f"{bucket}/*"],
+        ),
+        _statement(
+            "ReadSchemaForConversion",
+            ["glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions"],
+            [arns.glue_catalog, arns.glue_database, arns.glue_table],
+        ),
+        _log_statement(arns, log_groups(arns.settings)["firehose"]),
+    )
+
+
+def glue_policy(arns: Arns, lake_bucket: str) -> Document:
+    bucket = arns.bucket(lake_bucket)
+    return _policy(
+        _statement("ListLake", ["s3:ListBucket"], [bucket]),
+        _statement("ReadLake", ["s3:GetObject"], [f"{bucket}/{arns.settings.lake_prefix}*"]),
+        _statement(
+            "MaintainCatalog",
+            ["glue:BatchCreatePartition", "glue:BatchGetPartition", "glue:CreateTable", "glue:GetDatabase",
+             "glue:GetPartition", "glue:GetPartitions", "glue:GetTable", "glue:UpdatePartition",
+             "glue:UpdateTable", "glue:BatchUpdatePartition"],
+            [arns.glue_catalog, arns.glue_database, arns.glue_table],
+        ),
+        _statement(
+            "CreateCrawlerLogs",
+            ["logs:CreateLogGroup"],
+            [arns.log_group(log_groups(arns.settings)["glue"])],
+        ),
+        _log_statement(arns, log_groups(arns.settings)["glue"]),
+    )
+
+
+def role_documents(arns: Arns, lake_bucket: str) -> dict[str, tuple[Document, Document]]:
+    """service -> (trust policy, inline permissions policy)."""
+    return {
+        "lambda": (trust_policy("lambda", arns), lambda_policy(arns)),
+        "pipes": (trust_policy("pipes", arns), pipes_policy(arns)),
+        "firehose": (trust_policy("firehose", arns), firehose_policy(arns, lake_bucket)),
+        "glue": (trust_policy("glue", arns), glue_policy(arns, lake_bucket)),
+    }
+
+
+def tls_only_bucket_policy(arns: Arns, bucket: str) -> Document:
+    """Deny any request to the bucket that does not use TLS (AWS's recommended bucket policy)."""
+    arn = arns.bucket(bucket)
+    return _policy(
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [arn, f"{arn}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    )

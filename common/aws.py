@@ -1,0 +1,137 @@
+"""The one place boto3 clients are made: endpoint, region, credentials and retry mode from Settings.
+
+On the emulated targets the endpoint is the local emulator and the credentials are dummies;
+on `aws` both come from boto3's standard chain. Everything else receives clients from here.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from common.config import Settings
+from common.errors import EmulatorDownError, TransientError
+
+T = TypeVar("T")
+
+# Error codes that mean "try again later" (throttling and eventual consistency).
+TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "InternalServerError",
+        "SlowDown",
+        "LimitExceededException",
+        "KMSThrottlingException",
+    }
+)
+DUMMY_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ClientError ('' for anything else)."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+class Clients:
+    """Lazily built, cached boto3 clients for one Settings; pass this object down, not Settings+boto3."""
+
+    def __init__(self, settings: Settings, session: boto3.Session | None = None) -> None:
+        self.settings = settings
+        creds = DUMMY_CREDENTIALS if settings.emulated else {}
+        self._session = session or boto3.Session(region_name=settings.region, **creds)
+        self._config = Config(
+            retries={"mode": "standard", "max_attempts": 5},
+            connect_timeout=5,
+            read_timeout=70,
+            max_pool_connections=16,
+        )
+        self._cache: dict[str, Any] = {}
+        self._account_id: str | None = None
+
+    def client(self, service: str) -> Any:
+        if service not in self._cache:
+            self._cache[service] = self._session.client(
+                service, endpoint_url=self.settings.endpoint_url, config=self._config
+            )
+        return self._cache[service]
+
+    def __getattr__(self, service: str) -> Any:
+        # clients.dynamodb, clients.s3 ... read naturally at call sites.
+        if service.startswith("_"):
+            raise AttributeError(service)
+        return self.client(service.replace("_", "-"))
+
+    @property
+    def account_id(self) -> str:
+        """From STS on every target: no code assumes the emulator's account id."""
+        if self._account_id is None:
+            self._account_id = self.client("sts").get_caller_identity()["Account"]
+        return self._account_id
+
+    def ensure_reachable(self) -> None:
+        """One-line error instead of a stack trace when the emulator is down."""
+        if self.settings.endpoint_url and not emulator_healthy(self.settings.endpoint_url):
+            raise EmulatorDownError(self.settings.endpoint_url)
+
+
+def emulator_healthy(endpoint: str, timeout: float = 1.0) -> bool:
+    """True when the emulator's health endpoint answers (MiniStack and LocalStack share it)."""
+    try:
+        with urllib.request.urlopen(f"{endpoint}/_localstack/health", timeout=timeout) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def retrying(
+    attempts: int = 6, base: float = 0.2, cap: float = 5.0, codes: frozenset[str] = TRANSIENT_CODES
+) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Retry on transient AWS error codes (or TransientError) with full-jitter exponential backoff."""
+
+    def decorate(fn: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> T:
+            for attempt in range(attempts):
+                try:
+                    return fn(*args, **kwargs)
+                except (ClientError, TransientError, EndpointConnectionError) as exc:
+                    transient = isinstance(exc, TransientError | EndpointConnectionError) or (
+                        error_code(exc) in codes
+                    )
+                    if not transient or attempt == attempts - 1:
+                        raise
+                    time.sleep(random.uniform(0, min(cap, base * 2**attempt)))
+            raise AssertionError("unreachable")
+
+        return wrapper
+
+    return decorate
+
+
+def wait_until(
+    check: Callable[[], bool], what: str, timeout: float = 120.0, interval: float = 0.5
+) -> None:
+    """Poll `check` until true; a clear TransientError naming `what` when it never is."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TransientError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)

@@ -1,0 +1,212 @@
+"""The one settings object: every AWS name, limit and knob of the pipeline lives here.
+
+Loaded once at the CLI (environment variables over an optional TOML file over defaults),
+validated before any resource is touched, then passed down. Nothing else reads the
+environment, except `transform/`, which reads only its own Lambda environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from common.errors import ConfigError
+
+TARGETS = ("embedded", "compose", "aws")
+EMULATED_TARGETS = ("embedded", "compose")
+FORMATS = ("parquet", "jsonl")
+ROOT = Path(__file__).resolve().parent.parent
+
+# AWS's documented ranges, mirrored so a bad value stops before anything is created.
+# Firehose BufferingHints: https://docs.aws.amazon.com/firehose/latest/APIReference/API_BufferingHints.html
+# Processor parameters: https://docs.aws.amazon.com/firehose/latest/APIReference/API_ProcessorParameter.html
+RANGES: dict[str, tuple[float, float]] = {
+    "port": (1, 65535),
+    "shard_count": (1, 500),
+    "buffer_size_mb": (1, 128),
+    "buffer_interval_s": (0, 900),
+    "processor_buffer_mb": (0.2, 3),
+    "processor_interval_s": (0, 900),
+    "lambda_retries": (0, 300),
+    "lambda_timeout_s": (1, 900),
+    "lambda_memory_mb": (128, 10240),
+    "max_active_partitions": (1, 500),
+    "pipe_batch_size": (1, 10000),
+    "log_retention_days": (1, 3653),
+}
+# AWS refuses these with dynamic partitioning; local runs may go lower, `plan` says so.
+# https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning.html
+AWS_DYNAMIC_PARTITIONING_MIN_BUFFER_MB = 64
+AWS_DYNAMIC_PARTITIONING_MIN_INTERVAL_S = 60
+
+_BUCKET_RE = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the stack; env var = field name in upper case (e.g. SHARD_COUNT)."""
+
+    target: str = "embedded"
+    region: str = "us-east-1"
+    host: str = "127.0.0.1"
+    port: int = 4566
+    endpoint: str = ""  # compose: the emulator's address inside the compose network
+    state_dir: Path = field(default_factory=lambda: ROOT / ".state")
+    project: str = "sales-orders-cdc"
+
+    table_name: str = "sales_orders"
+    stream_name: str = "sales-orders-cdc"
+    shard_count: int = 1
+    lake_bucket: str = ""  # default: sales-orders-lake-<account id>
+    results_bucket: str = ""  # default: sales-orders-athena-<account id>
+    lake_prefix: str = "orders/"
+    error_prefix: str = "errors/"
+    output_format: str = "parquet"
+
+    lambda_name: str = "sales-orders-transform"
+    lambda_timeout_s: int = 60
+    lambda_memory_mb: int = 256
+    pipe_name: str = "sales-orders-pipe"
+    pipe_batch_size: int = 100
+    delivery_stream: str = "sales-orders-firehose"
+    buffer_size_mb: float = 64
+    buffer_interval_s: int = -1  # -1: 60 s on aws, 5 s on the emulated targets
+    processor_buffer_mb: float = 1
+    processor_interval_s: int = -1  # -1: 60 s on aws, 1 s on the emulated targets
+    lambda_retries: int = 3
+    max_active_partitions: int = 500
+
+    glue_database: str = "sales_orders_db"
+    glue_table: str = "sales_orders_cdc"
+    crawler_name: str = "sales-orders-crawler"
+    workgroup: str = "sales-orders-wg"
+    log_retention_days: int = 14
+
+    @property
+    def emulated(self) -> bool:
+        return self.target in EMULATED_TARGETS
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """The emulator's endpoint; None on aws so boto3 uses the real one."""
+        if not self.emulated:
+            return None
+        return self.endpoint or f"http://{self.host}:{self.port}"
+
+    @property
+    def flush_interval_s(self) -> int:
+        if self.buffer_interval_s >= 0:
+            return self.buffer_interval_s
+        return 5 if self.emulated else 60
+
+    @property
+    def invoke_interval_s(self) -> int:
+        if self.processor_interval_s >= 0:
+            return self.processor_interval_s
+        return 1 if self.emulated else 60
+
+    def lake_bucket_for(self, account_id: str) -> str:
+        return self.lake_bucket or f"sales-orders-lake-{account_id}"
+
+    def results_bucket_for(self, account_id: str) -> str:
+        return self.results_bucket or f"sales-orders-athena-{account_id}"
+
+    @property
+    def runner_dir(self) -> Path:
+        """Where runner specs, checkpoints and pids live."""
+        return self.state_dir / "runners"
+
+
+def _coerce(name: str, raw: Any, kind: type) -> Any:
+    if kind is Path:
+        return Path(str(raw)).expanduser()
+    if kind is bool:
+        return str(raw).lower() in ("1", "true", "yes")
+    try:
+        return kind(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{name.upper()}={raw!r} is not a valid {kind.__name__}; set it to a {kind.__name__}"
+        ) from None
+
+
+_KINDS: dict[str, type] = {"int": int, "float": float, "str": str, "Path": Path, "bool": bool}
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, config_file: Path | None = None, **overrides: Any
+) -> Settings:
+    """Build and validate settings: explicit overrides > environment > TOML file > defaults."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    path = config_file or (Path(env["PIPELINE_CONFIG"]) if env.get("PIPELINE_CONFIG") else None)
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"PIPELINE_CONFIG={path} does not exist; point it at a TOML file or unset it")
+        with path.open("rb") as fh:
+            values.update(tomllib.load(fh))
+    for f in fields(Settings):
+        key = f.name.upper()
+        if key in env and env[key] != "":
+            values[f.name] = env[key]
+    if "region" not in values:
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+        if region:
+            values["region"] = region
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = sorted(set(values) - {f.name for f in fields(Settings)})
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]!r} in the config file; remove it or fix its name")
+    kinds = {f.name: _KINDS[str(f.type)] for f in fields(Settings)}
+    settings = Settings(**{k: _coerce(k, v, kinds[k]) for k, v in values.items()})
+    validate(settings)
+    return settings
+
+
+def validate(s: Settings) -> Settings:
+    """Raise ConfigError naming the first bad setting and what it may be."""
+    if s.target not in TARGETS:
+        raise ConfigError(f"TARGET={s.target!r} is not a target; use one of {', '.join(TARGETS)}")
+    if s.output_format not in FORMATS:
+        raise ConfigError(f"OUTPUT_FORMAT={s.output_format!r} is unknown; use one of {', '.join(FORMATS)}")
+    for name, (lo, hi) in RANGES.items():
+        value = getattr(s, name)
+        if name in ("buffer_interval_s", "processor_interval_s") and value == -1:
+            continue
+        if not lo <= value <= hi:
+            raise ConfigError(f"{name.upper()}={value} is out of range; AWS allows {lo:g} to {hi:g}")
+    if s.endpoint and s.target != "compose":
+        raise ConfigError("ENDPOINT is only for TARGET=compose (the runner container); unset it")
+    if s.emulated and s.host not in ("127.0.0.1", "localhost"):
+        raise ConfigError(f"HOST={s.host!r}: the emulator binds to loopback only; use 127.0.0.1")
+    for name in ("lake_bucket", "results_bucket"):
+        value = getattr(s, name)
+        if value and (not _BUCKET_RE.match(value) or value.startswith("iceberg")):
+            raise ConfigError(
+                f"{name.upper()}={value!r} is not a valid S3 bucket name; use 3-63 lowercase letters, "
+                "digits, dots or hyphens (and not starting with 'iceberg')"
+            )
+    for name in ("table_name", "stream_name", "lambda_name", "pipe_name", "delivery_stream",
+                 "glue_database", "glue_table", "crawler_name", "workgroup", "project"):
+        if not _NAME_RE.match(getattr(s, name)):
+            raise ConfigError(
+                f"{name.upper()}={getattr(s, name)!r} is not a valid name; use 1-64 letters, digits, _ . -"
+            )
+    for name in ("lake_prefix", "error_prefix"):
+        value = getattr(s, name)
+        if not value.endswith("/") or value.startswith("/"):
+            raise ConfigError(f"{name.upper()}={value!r} must be a relative S3 prefix ending in '/'")
+    if s.lake_prefix.startswith(s.error_prefix) or s.error_prefix.startswith(s.lake_prefix):
+        raise ConfigError("ERROR_PREFIX must not overlap LAKE_PREFIX; give errors their own prefix")
+    return s
+
+
+def with_overrides(s: Settings, **changes: Any) -> Settings:
+    """A validated copy with some fields changed (tests, and per-command flags)."""
+    return validate(replace(s, **changes))

@@ -1,0 +1,70 @@
+"""Shared fixtures: one emulator per test session, on a free loopback port, stopped at the end.
+
+With a Docker engine (and testcontainers installed) the emulator runs as a MiniStack container;
+without one, the same fixture starts the embedded MiniStack process. Tests see only `settings`
+and `clients`, so both paths run the same tests.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bootstrap import emulator
+from common.aws import Clients
+from common.config import Settings, load_settings
+
+MINISTACK_IMAGE = "ministackorg/ministack:1.5.33"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def docker_available() -> bool:
+    if not shutil.which("docker"):
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests under tests/emulator need the emulator: mark them so `-m 'not emulator'` skips them."""
+    for item in items:
+        if "tests/emulator" in str(item.fspath):
+            item.add_marker(pytest.mark.emulator)
+
+
+@pytest.fixture(scope="session")
+def emulator_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Settings pointing at a fresh emulator that lives for the whole test session."""
+    state_dir: Path = tmp_path_factory.mktemp("state")
+    if docker_available():  # pragma: no cover - no Docker engine on CI
+        from testcontainers.core.container import DockerContainer
+
+        with DockerContainer(MINISTACK_IMAGE).with_bind_ports(4566, ("127.0.0.1", free_port())) as c:
+            port = int(c.get_exposed_port(4566))
+            settings = load_settings(env={}, target="compose", port=port, state_dir=state_dir)
+            emulator.wait_healthy(settings)
+            yield settings
+        return
+    settings = load_settings(env={}, target="embedded", port=free_port(), state_dir=state_dir)
+    emulator.start(settings)
+    try:
+        yield settings
+    finally:
+        emulator.stop(settings)
+
+
+@pytest.fixture(scope="session")
+def emulator_clients(emulator_settings: Settings) -> Clients:
+    return Clients(emulator_settings)
