@@ -1,0 +1,489 @@
+"""The Firehose transform Lambda (transform/handler.py) against AWS-shaped stream records.
+
+Fixtures under tests/fixtures/stream_records/ are DynamoDB stream records as a Pipe delivers them
+(the shape of https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-pipes-dynamodb.html),
+plus the Firehose transformation event that carries them to the Lambda.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import importlib.util
+import json
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from transform.handler import (
+    RecordError,
+    build_row,
+    decode_record,
+    encode_row,
+    failure_reason,
+    format_timestamp,
+    handler,
+    partition_keys,
+    transform_record,
+    unmarshal,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "stream_records"
+ARRIVAL_MS = 1767607091871  # 2026-01-05T09:58:11.871Z
+
+
+def fixture(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+def b64(payload: bytes | str) -> str:
+    raw = payload.encode("utf-8") if isinstance(payload, str) else payload
+    return base64.b64encode(raw).decode("ascii")
+
+
+def firehose_record(stream_record: Any, record_id: str = "r-1", arrival_ms: int = ARRIVAL_MS) -> dict[str, Any]:
+    """A Firehose input record around a stream record (a dict is sent as JSON, str/bytes as they are)."""
+    payload = json.dumps(stream_record) if isinstance(stream_record, dict) else stream_record
+    return {"recordId": record_id, "approximateArrivalTimestamp": arrival_ms, "data": b64(payload)}
+
+
+def stream_record(event_name: str = "INSERT", **dynamodb: Any) -> dict[str, Any]:
+    """A minimal stream record; keyword arguments replace or add StreamRecord fields."""
+    change = {
+        "ApproximateCreationDateTime": 1767607091,
+        "Keys": {"order_id": {"S": "ord-1"}},
+        "SequenceNumber": "1130700000000041846562791",
+        "SizeBytes": 60,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    }
+    if event_name != "REMOVE":
+        change["NewImage"] = {"order_id": {"S": "ord-1"}, "status": {"S": "PAID"}}
+    change.update(dynamodb)
+    return {
+        "eventID": "ev-1",
+        "eventName": event_name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "eu-west-1",
+        "dynamodb": change,
+        "eventSourceARN": "arn:aws:dynamodb:eu-west-1:123456789012:table/sales_orders/stream/2026-01-05T09:12:44.318",
+    }
+
+
+def row_text(output_record: dict[str, Any]) -> str:
+    assert output_record["result"] == "Ok", output_record
+    return base64.b64decode(output_record["data"], validate=True).decode("utf-8")
+
+
+def row_of(output_record: dict[str, Any]) -> dict[str, Any]:
+    """Parsed row with exact numbers: a decimal stays Decimal, so '19.99' vs 19.99 cannot pass unnoticed."""
+    return json.loads(row_text(output_record), parse_float=Decimal)
+
+
+# --- the recorded fixtures -------------------------------------------------------------------
+
+
+def test_insert_fixture_becomes_this_exact_row() -> None:
+    output = transform_record(firehose_record(fixture("insert_order.json")))
+
+    assert output["recordId"] == "r-1"
+    assert output["metadata"] == {"partitionKeys": {"year": "2026", "month": "01", "day": "05"}}
+    assert row_text(output) == (
+        '{"order_id":"ord-7f3c9a2e","customer_id":"cust-00421","customer_name":"Zoë Lefèvre",'
+        '"customer_region":"EMEA","product_id":"prod-0193","product_name":"Espresso Machine \\"Barista Pro\\"",'
+        '"category":"Home & Kitchen","quantity":2,"unit_price":189.99,"discount":0.1,"order_total":341.98,'
+        '"currency":"EUR","status":"PLACED","payment_method":"credit_card","channel":"web",'
+        '"order_ts":"2026-01-05T09:58:11.123Z","updated_ts":"2026-01-05T09:58:11.123Z",'
+        '"event_type":"INSERT","event_id":"3f1c2b9e8d7a6f5e4d3c2b1a09f8e7d6",'
+        '"sequence_number":"1130700000000041846562791","event_ts":"2026-01-05T09:58:11.000Z",'
+        '"arrival_ts":"2026-01-05T09:58:11.871Z","is_deleted":false}'
+    )
+
+
+def test_modify_fixture_takes_the_new_image_and_truncates_the_time_to_milliseconds() -> None:
+    output = transform_record(firehose_record(fixture("modify_order.json"), arrival_ms=1767607512903))
+
+    row = row_of(output)
+    assert row["status"] == "PAID"
+    assert row["updated_ts"] == "2026-01-05T10:05:12.340Z"
+    assert row["unit_price"] == Decimal("189.99")
+    assert (row["event_type"], row["is_deleted"]) == ("MODIFY", False)
+    # ApproximateCreationDateTime 1767607512.345678 s
+    assert row["event_ts"] == "2026-01-05T10:05:12.345Z"
+    assert row["arrival_ts"] == "2026-01-05T10:05:12.903Z"
+    assert output["metadata"] == {"partitionKeys": {"year": "2026", "month": "01", "day": "05"}}
+
+
+def test_remove_fixture_keeps_the_old_image_marked_deleted_in_the_day_it_happened() -> None:
+    output = transform_record(firehose_record(fixture("remove_order.json"), arrival_ms=1767225600114))
+
+    assert row_of(output) == {
+        "order_id": "ord-1b2d4e6f",
+        "customer_id": "cust-00057",
+        "customer_name": "Kenji Watanabe",
+        "customer_region": "APAC",
+        "product_id": "prod-0007",
+        "product_name": "USB-C Hub",
+        "category": "Electronics",
+        "quantity": 1,
+        "unit_price": Decimal("39.5"),
+        "discount": 0,
+        "order_total": Decimal("39.5"),
+        "currency": "USD",
+        "status": "CANCELLED",
+        "payment_method": "paypal",
+        "channel": "mobile",
+        "order_ts": "2025-12-31T23:41:07.550Z",
+        "updated_ts": "2025-12-31T23:59:58.002Z",
+        "event_type": "REMOVE",
+        "event_id": "e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4",
+        "sequence_number": "1129600000000041846551337",
+        "event_ts": "2025-12-31T23:59:59.900Z",
+        "arrival_ts": "2026-01-01T00:00:00.114Z",
+        "is_deleted": True,
+    }
+    # Partitioned by the event time, not by when Kinesis received it (already the next day).
+    assert output["metadata"] == {"partitionKeys": {"year": "2025", "month": "12", "day": "31"}}
+
+
+def test_recorded_firehose_event_answers_every_record_in_order(capsys: pytest.CaptureFixture[str]) -> None:
+    event = fixture("firehose_event.json")
+
+    response = handler(event, None)
+
+    assert [r["recordId"] for r in response["records"]] == [r["recordId"] for r in event["records"]]
+    assert [r["result"] for r in response["records"]] == ["Ok", "Ok", "Ok"]
+    assert [row_of(r)["event_type"] for r in response["records"]] == ["REMOVE", "INSERT", "MODIFY"]
+    assert [r["metadata"]["partitionKeys"]["day"] for r in response["records"]] == ["31", "05", "05"]
+    # The event carries exactly the three fixture stream records.
+    carried = [json.loads(base64.b64decode(r["data"])) for r in event["records"]]
+    assert carried == [fixture("remove_order.json"), fixture("insert_order.json"), fixture("modify_order.json")]
+    assert capsys.readouterr().out == ("invocationId=5f3a0c2e-9b1d-4c7a-8e6f-1a2b3c4d5e6f records=3 ok=3 failed=0\n")
+
+
+# --- every attribute type --------------------------------------------------------------------
+
+
+def test_every_attribute_type_is_written_exactly() -> None:
+    new_image = {
+        "s": {"S": 'say "hi" \\ tab\t ünïcödé ✓'},
+        "n_int": {"N": "42"},
+        "n_negative": {"N": "-7"},
+        "n_decimal": {"N": "19.99"},
+        "n_huge": {"N": "12345678901234567890.123456789"},
+        "n_38_digits": {"N": "12345678901234567890123456789012345678"},
+        "n_trailing_zero": {"N": "1.50"},
+        "yes": {"BOOL": True},
+        "no": {"BOOL": False},
+        "nothing": {"NULL": True},
+        "m": {"M": {"inner": {"M": {"deep": {"N": "0.25"}}}, "tags": {"L": [{"S": "a"}, {"N": "2"}]}}},
+        "l": {"L": [{"S": "x"}, {"L": [{"BOOL": True}, {"NULL": True}]}, {"M": {"k": {"S": "v"}}}]},
+        "ss": {"SS": ["red", "blue"]},
+        "ns": {"NS": ["1", "2.5", "-3.25"]},
+        "bs": {"BS": ["AAEC", "/w=="]},
+        "b": {"B": "aGVsbG8="},
+        "empty_m": {"M": {}},
+        "empty_l": {"L": []},
+    }
+    output = transform_record(firehose_record(stream_record("INSERT", NewImage=new_image)))
+
+    assert row_text(output) == (
+        r'{"s":"say \"hi\" \\ tab\t ünïcödé ✓","n_int":42,"n_negative":-7,"n_decimal":19.99,'
+        r'"n_huge":12345678901234567890.123456789,"n_38_digits":12345678901234567890123456789012345678,'
+        r'"n_trailing_zero":1.50,"yes":true,"no":false,"nothing":null,'
+        r'"m":{"inner":{"deep":0.25},"tags":["a",2]},"l":["x",[true,null],{"k":"v"}],'
+        r'"ss":["red","blue"],"ns":[1,2.5,-3.25],"bs":["AAEC","/w=="],"b":"aGVsbG8=","empty_m":{},"empty_l":[],'
+        r'"event_type":"INSERT","event_id":"ev-1","sequence_number":"1130700000000041846562791",'
+        r'"event_ts":"2026-01-05T09:58:11.000Z","arrival_ts":"2026-01-05T09:58:11.871Z","is_deleted":false}'
+    )
+
+
+def test_output_is_one_compact_utf8_json_object_without_trailing_newline() -> None:
+    data = base64.b64decode(transform_record(firehose_record(fixture("insert_order.json")))["data"])
+
+    assert not data.endswith(b"\n")
+    assert "Zoë".encode() in data  # raw UTF-8, not \u00eb escapes
+    assert data.decode("utf-8") == json.dumps(json.loads(data), separators=(",", ":"), ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    ("attribute", "expected"),
+    [
+        ({"N": "42"}, 42),
+        ({"N": "-7"}, -7),
+        ({"N": "0"}, 0),
+        ({"N": "1E+2"}, 100),
+        ({"N": "9.9999999999999999999999999999999999999E+125"}, 99999999999999999999999999999999999999 * 10**88),
+        ({"N": "1E-130"}, Decimal("1E-130")),
+        ({"N": "19.99"}, Decimal("19.99")),
+        ({"N": "12345678901234567890.123456789"}, Decimal("12345678901234567890.123456789")),
+        ({"S": ""}, ""),
+        ({"NULL": True}, None),
+        ({"NS": ["1", "0.5"]}, [1, Decimal("0.5")]),
+        ({"M": {"a": {"L": [{"N": "1.0"}]}}}, {"a": [Decimal("1.0")]}),
+    ],
+)
+def test_unmarshal_gives_plain_exact_values(attribute: dict[str, Any], expected: Any) -> None:
+    value = unmarshal(attribute)
+
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+def test_numbers_never_pass_through_float() -> None:
+    assert type(unmarshal({"N": "0.1"})) is Decimal
+    assert encode_row({"a": unmarshal({"N": "0.1"}), "b": unmarshal({"N": "12345678901234567890.123456789"})}) == (
+        '{"a":0.1,"b":12345678901234567890.123456789}'
+    )
+    # An exponent stays valid JSON with the same value.
+    assert encode_row({"tiny": unmarshal({"N": "1E-7"})}) == '{"tiny":1E-7}'
+
+
+def test_encode_row_refuses_a_type_it_cannot_write_exactly() -> None:
+    with pytest.raises(TypeError, match="cannot write a float"):
+        encode_row({"price": 19.99})
+
+
+# --- REMOVE variants and event times ---------------------------------------------------------
+
+
+def test_remove_without_old_image_keeps_only_the_keys() -> None:
+    output = transform_record(firehose_record(stream_record("REMOVE")))
+
+    assert row_of(output) == {
+        "order_id": "ord-1",
+        "event_type": "REMOVE",
+        "event_id": "ev-1",
+        "sequence_number": "1130700000000041846562791",
+        "event_ts": "2026-01-05T09:58:11.000Z",
+        "arrival_ts": "2026-01-05T09:58:11.871Z",
+        "is_deleted": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("approximate_creation", "event_ts", "keys"),
+    [
+        (1767225599.9, "2025-12-31T23:59:59.900Z", ("2025", "12", "31")),
+        (1767225599.9999, "2025-12-31T23:59:59.999Z", ("2025", "12", "31")),  # truncated, never rounded into tomorrow
+        (1767225600, "2026-01-01T00:00:00.000Z", ("2026", "01", "01")),
+        (1767225600.001, "2026-01-01T00:00:00.001Z", ("2026", "01", "01")),
+        (1709164800.5, "2024-02-29T00:00:00.500Z", ("2024", "02", "29")),
+    ],
+)
+def test_event_time_and_partition_keys_at_utc_day_boundaries(
+    approximate_creation: float, event_ts: str, keys: tuple[str, str, str]
+) -> None:
+    record = stream_record("INSERT", ApproximateCreationDateTime=approximate_creation)
+
+    output = transform_record(firehose_record(record))
+
+    assert row_of(output)["event_ts"] == event_ts
+    assert output["metadata"]["partitionKeys"] == dict(zip(("year", "month", "day"), keys, strict=True))
+
+
+def test_build_row_accepts_a_record_parsed_with_plain_json_loads() -> None:
+    parsed = json.loads(json.dumps(stream_record("INSERT", ApproximateCreationDateTime=1767225599.9)))
+
+    assert build_row(parsed, 0)["event_ts"] == "2025-12-31T23:59:59.900Z"
+    assert build_row(parsed, 0)["arrival_ts"] == "1970-01-01T00:00:00.000Z"
+
+
+def test_format_timestamp_and_partition_keys_are_zero_padded() -> None:
+    assert format_timestamp(1704070805007) == "2024-01-01T01:00:05.007Z"
+    assert partition_keys("2024-01-01T01:00:05.007Z") == {"year": "2024", "month": "01", "day": "01"}
+
+
+# --- failures --------------------------------------------------------------------------------
+
+
+def with_new_image(attribute: Any) -> dict[str, Any]:
+    return stream_record("INSERT", NewImage={"order_id": {"S": "ord-1"}, "price": attribute})
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ("", "data: empty, expected a base64 DynamoDB stream record"),
+        (b"\xff\xfe{}", "data: not UTF-8 (invalid start byte at byte 0)"),
+        ("{not json", "data: not JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+        ('{"eventName": NaN}', "data: not JSON (NaN is not a JSON number)"),
+        ("[1, 2]", "data: JSON list, expected an object (a DynamoDB stream record)"),
+        ({"eventID": "ev-1"}, "eventName: missing, expected INSERT, MODIFY or REMOVE"),
+        (stream_record("UPSERT"), "eventName: got 'UPSERT', expected INSERT, MODIFY or REMOVE"),
+        ({"eventName": "INSERT", "eventID": "ev-1"}, "dynamodb: missing, expected an object (the StreamRecord)"),
+        (
+            stream_record("INSERT", SequenceNumber=None),
+            "dynamodb.SequenceNumber: missing, expected a string of decimal digits",
+        ),
+        (
+            stream_record("INSERT", SequenceNumber="12ab"),
+            "dynamodb.SequenceNumber: got '12ab', expected a string of decimal digits",
+        ),
+        (
+            stream_record("INSERT", ApproximateCreationDateTime=None),
+            "dynamodb.ApproximateCreationDateTime: missing, expected epoch seconds (a number)",
+        ),
+        (
+            '{"eventName": "INSERT", "eventID": "e", "dynamodb": '
+            '{"SequenceNumber": "1", "ApproximateCreationDateTime": 1e999999, "NewImage": {}}}',
+            "dynamodb.ApproximateCreationDateTime: 1E+999999 s is outside years 1-9999",
+        ),
+        (
+            stream_record("INSERT", ApproximateCreationDateTime="2026-01-05T09:58:11Z"),
+            "dynamodb.ApproximateCreationDateTime: got '2026-01-05T09:58:11Z', expected epoch seconds (a number)",
+        ),
+        (
+            {k: v for k, v in stream_record("MODIFY").items() if k != "eventID"},
+            "eventID: missing, expected a non-empty string",
+        ),
+        (
+            stream_record("MODIFY", NewImage=None),
+            "dynamodb.NewImage: expected a map of attributes, got None",
+        ),
+        (
+            with_new_image({"X": "1"}),
+            "dynamodb.NewImage.price: unknown type descriptor 'X'",
+        ),
+        (
+            with_new_image({"S": "a", "N": "1"}),
+            "dynamodb.NewImage.price: expected one {type: value} pair, got {'S': 'a', 'N': '1'}",
+        ),
+        (with_new_image("19.99"), "dynamodb.NewImage.price: expected one {type: value} pair, got '19.99'"),
+        (with_new_image({"N": "abc"}), "dynamodb.NewImage.price: N value 'abc' is not a DynamoDB number"),
+        (with_new_image({"N": "NaN"}), "dynamodb.NewImage.price: N value 'NaN' is not a DynamoDB number"),
+        (with_new_image({"N": " 5"}), "dynamodb.NewImage.price: N value ' 5' is not a DynamoDB number"),
+        (with_new_image({"N": "1E+126"}), "dynamodb.NewImage.price: N value '1E+126' is not a DynamoDB number"),
+        (with_new_image({"N": "9" * 127}), f"dynamodb.NewImage.price: N value '{'9' * 56}... is not a DynamoDB number"),
+        (
+            with_new_image({"N": 19.99}),
+            "dynamodb.NewImage.price: N value must be a string (the number's text), got 19.99",
+        ),
+        (with_new_image({"BOOL": "true"}), "dynamodb.NewImage.price: BOOL value must be true or false, got 'true'"),
+        (with_new_image({"NULL": False}), "dynamodb.NewImage.price: NULL value must be true, got False"),
+        (with_new_image({"B": "not base64!"}), "dynamodb.NewImage.price: B value 'not base64!' is not base64 text"),
+        (with_new_image({"SS": ["a", 1]}), "dynamodb.NewImage.price[1]: S value must be a string, got 1"),
+        (
+            with_new_image({"M": {"lines": {"L": [{"S": "ok"}, {"M": {"qty": {"N": "Infinity"}}}]}}}),
+            "dynamodb.NewImage.price.lines[1].qty: N value 'Infinity' is not a DynamoDB number",
+        ),
+        (with_new_image({"S": "\ud800"}), "data: a string holds '\\ud800', which is not valid UTF-8"),
+    ],
+)
+def test_a_bad_record_fails_with_a_reason_naming_the_field(payload: Any, reason: str) -> None:
+    record = firehose_record(payload)
+
+    assert failure_reason(record) == reason
+    assert transform_record(record) == {"recordId": "r-1", "result": "ProcessingFailed", "data": record["data"]}
+
+
+def test_modify_without_new_image_fails() -> None:
+    change = stream_record("MODIFY")
+    del change["dynamodb"]["NewImage"]
+    record = firehose_record(change)
+
+    assert transform_record(record)["result"] == "ProcessingFailed"
+    assert failure_reason(record) == (
+        "dynamodb.NewImage: missing on a MODIFY record "
+        "(the table's StreamViewType must be NEW_IMAGE or NEW_AND_OLD_IMAGES)"
+    )
+
+
+def test_bad_base64_fails_and_keeps_the_original_data() -> None:
+    record = {"recordId": "r-1", "approximateArrivalTimestamp": ARRIVAL_MS, "data": "not base64!!"}
+
+    assert transform_record(record) == {"recordId": "r-1", "result": "ProcessingFailed", "data": "not base64!!"}
+    assert failure_reason(record) == "data: not valid base64 (Only base64 data is allowed)"
+
+
+def test_missing_arrival_timestamp_fails_the_record() -> None:
+    record = firehose_record(stream_record())
+    del record["approximateArrivalTimestamp"]
+
+    assert failure_reason(record) == "approximateArrivalTimestamp: missing, expected epoch milliseconds (an integer)"
+
+
+def test_failure_reason_is_none_for_a_good_record() -> None:
+    assert failure_reason(firehose_record(fixture("insert_order.json"))) is None
+
+
+def test_decode_record_returns_the_stream_record_with_exact_times() -> None:
+    record = decode_record(firehose_record(fixture("modify_order.json"))["data"])
+
+    assert record["dynamodb"]["ApproximateCreationDateTime"] == Decimal("1767607512.345678")
+    with pytest.raises(RecordError, match=r"^data: JSON str, expected an object"):
+        decode_record(b64('"just a string"'))
+
+
+# --- the handler -----------------------------------------------------------------------------
+
+
+def test_mixed_batch_keeps_order_and_ids_and_fails_only_the_bad_records(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    records = [
+        firehose_record(fixture("insert_order.json"), record_id="a"),
+        {"recordId": "b", "approximateArrivalTimestamp": ARRIVAL_MS, "data": "%%%"},
+        firehose_record(stream_record("REMOVE"), record_id="c"),
+        firehose_record(stream_record("UPSERT"), record_id="d"),
+        firehose_record(fixture("modify_order.json"), record_id="e"),
+    ]
+
+    response = handler({"invocationId": "inv-7", "records": records}, None)
+
+    out = response["records"]
+    assert [r["recordId"] for r in out] == ["a", "b", "c", "d", "e"]
+    assert [r["result"] for r in out] == ["Ok", "ProcessingFailed", "Ok", "ProcessingFailed", "Ok"]
+    assert out[1] == {"recordId": "b", "result": "ProcessingFailed", "data": "%%%"}
+    assert out[3] == {"recordId": "d", "result": "ProcessingFailed", "data": records[3]["data"]}
+    assert row_of(out[2])["is_deleted"] is True
+    assert capsys.readouterr().out.splitlines() == [
+        "recordId=b reason=data: not valid base64 (Only base64 data is allowed)",
+        "recordId=d reason=eventName: got 'UPSERT', expected INSERT, MODIFY or REMOVE",
+        "invocationId=inv-7 records=5 ok=3 failed=2",
+    ]
+
+
+def test_handler_never_returns_dropped() -> None:
+    records = [firehose_record(payload, record_id=str(i)) for i, payload in enumerate(["{}", "[]", "x", {}])]
+
+    results = {r["result"] for r in handler({"invocationId": "i", "records": records}, None)["records"]}
+
+    assert results == {"ProcessingFailed"}
+
+
+def test_handler_refuses_an_event_that_is_not_a_firehose_batch() -> None:
+    with pytest.raises(ValueError, match="no 'records' list"):
+        handler({"Records": []}, None)
+
+
+def test_handler_loads_as_the_zip_top_level_module() -> None:
+    """AWS imports `handler.handler` from the zip root: the file must work without its package."""
+    spec = importlib.util.spec_from_file_location("handler", ROOT / "transform" / "handler.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    event = fixture("firehose_event.json")
+    assert module.handler(event, None) == handler(event, None)
+
+
+def test_transform_imports_only_the_standard_library() -> None:
+    sources = sorted((ROOT / "transform").glob("*.py"))
+    assert sources, "transform/ has no Python files"
+    imported = set()
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                # A relative import would break in the zip, where handler.py is a top-level module.
+                assert node.level == 0, f"{path.name}: relative import of {node.module!r}"
+                imported.add((node.module or "").split(".")[0])
+
+    assert "json" in imported  # the walk does see the imports
+    assert imported - sys.stdlib_module_names == set()

@@ -1,0 +1,456 @@
+"""The Firehose transform Lambda: one DynamoDB change event in, one flat JSON lake row out.
+
+Firehose hands the function a batch of Kinesis records; each one carries the DynamoDB stream
+record that the EventBridge Pipe put on Kinesis. For every record we return, in the same order
+and under the same `recordId`, either `Ok` with the row (base64 JSON, no trailing newline: the
+delivery stream's AppendDelimiterToRecord processor adds it) and the year/month/day partition
+keys that the `!{partitionKeyFromLambda:...}` prefix needs, or `ProcessingFailed` with the
+original data, so Firehose writes it under `errors/processing-failed/`. We never use `Dropped`:
+a record we cannot read must stay visible.
+
+The pieces, each pure and small, in the order a record meets them:
+    decode_record   base64 -> UTF-8 -> JSON object (the stream record)
+    unmarshal       DynamoDB JSON ({"N": "19.99"}) -> plain values (Decimal("19.99"))
+    build_row       stream record + arrival time -> the row dict
+    partition_keys  event time -> {"year", "month", "day"}
+    encode_row      row -> compact JSON text, numbers written exactly
+    transform_record / failure_reason / handler: the Lambda contract around them.
+
+Numbers never pass through float: an N is an int when its text has no fraction, else a Decimal,
+and the encoder writes either one's exact text (json.dumps cannot write a Decimal, so we
+serialise ourselves, with the C string quoting from the json module doing the heavy part).
+
+Standard library only: this file is the whole Lambda zip.
+
+AWS references:
+- Firehose data transformation and its record contract:
+  https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html
+  https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-status-model.html
+- Partition keys returned by the Lambda (dynamic partitioning):
+  https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning-partitioning-keys.html
+- The event a Pipe receives from a DynamoDB stream (what reaches Kinesis):
+  https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-pipes-dynamodb.html
+- Stream record and AttributeValue shapes:
+  https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_Record.html
+  https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_StreamRecord.html
+  https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_AttributeValue.html
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import math
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from json.encoder import encode_basestring as _quote
+from typing import Any
+
+OK = "Ok"
+PROCESSING_FAILED = "ProcessingFailed"
+EVENT_NAMES = frozenset({"INSERT", "MODIFY", "REMOVE"})
+
+# DynamoDB numbers: up to 38 significant digits, magnitude from 1E-130 to 9.99...E+125.
+_MAX_ADJUSTED_EXPONENT = 125
+_MIN_ADJUSTED_EXPONENT = -130
+_MAX_INTEGER_DIGITS = _MAX_ADJUSTED_EXPONENT + 1
+# What datetime can hold, years 1-9999, in epoch seconds.
+_EPOCH = datetime(1970, 1, 1)
+_FIRST_SECOND = -62135596800
+_END_SECOND = 253402300800
+
+
+class RecordError(ValueError):
+    """A record we cannot turn into a row; its message is the one-line reason we log."""
+
+
+class BadAttributeValue(RecordError):
+    """A DynamoDB attribute value we cannot read; `path` grows as the error climbs out of M and L."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.path: list[str | int] = []
+
+    def __str__(self) -> str:
+        where = ""
+        for part in self.path:
+            where += f"[{part}]" if isinstance(part, int) else f".{part}" if where else part
+        return f"{where}: {self.problem}" if where else self.problem
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+# Floats in a stream record (only ApproximateCreationDateTime has one) become exact Decimals.
+# json.loads would build a new decoder per call for these options: build it once (it is immutable).
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+
+
+# --- decode_record ---------------------------------------------------------------------------
+
+
+def decode_record(data: str | bytes) -> dict[str, Any]:
+    """Firehose `data` (base64) -> the stream record as a dict, or RecordError naming the step that failed.
+
+    Each step is checked on its own (strict base64, strict UTF-8, JSON, an object) so the reason
+    tells the reader which producer bug to look for.
+    """
+    try:
+        raw = binascii.a2b_base64(data, strict_mode=True)
+    except (binascii.Error, ValueError, TypeError) as error:
+        raise RecordError(f"data: not valid base64 ({error})") from None
+    if not raw:
+        raise RecordError("data: empty, expected a base64 DynamoDB stream record")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RecordError(f"data: not UTF-8 ({error.reason} at byte {error.start})") from None
+    try:
+        record = _DECODER.decode(text)
+    except ValueError as error:
+        raise RecordError(f"data: not JSON ({error})") from None
+    if type(record) is not dict:
+        raise RecordError(f"data: JSON {type(record).__name__}, expected an object (a DynamoDB stream record)")
+    return record
+
+
+# --- unmarshal -------------------------------------------------------------------------------
+
+
+def unmarshal(value: Any) -> Any:
+    """One DynamoDB AttributeValue ({"S": "x"}, {"N": "1.5"}, ...) -> the plain value.
+
+    S -> str, N -> int or Decimal (exact), BOOL -> bool, NULL -> None, M -> dict, L -> list,
+    SS/NS/BS -> lists, B/BS stay base64 text. Anything else raises BadAttributeValue.
+    """
+    try:
+        [(kind, raw)] = value.items()
+    except (AttributeError, ValueError):
+        raise BadAttributeValue(f"expected one {{type: value}} pair, got {_show(value)}") from None
+    if kind == "S" and type(raw) is str:  # most attributes: answer before the table lookup
+        return raw
+    convert = _CONVERTERS.get(kind)
+    if convert is None:
+        raise BadAttributeValue(f"unknown type descriptor {_show(kind)}")
+    return convert(raw)
+
+
+def unmarshal_image(image: Any) -> dict[str, Any]:
+    """A whole item (NewImage, OldImage, Keys or an M): name -> AttributeValue becomes name -> value."""
+    if type(image) is not dict:
+        raise BadAttributeValue(f"expected a map of attributes, got {_show(image)}")
+    item = {}
+    for name, value in image.items():
+        try:
+            item[name] = unmarshal(value)
+        except BadAttributeValue as error:
+            error.path.insert(0, name)
+            raise
+    return item
+
+
+def _string(raw: Any) -> str:
+    if type(raw) is not str:
+        raise BadAttributeValue(f"S value must be a string, got {_show(raw)}")
+    return raw
+
+
+def _number(raw: Any) -> int | Decimal:
+    """N text -> int when it has no fractional part, else Decimal: exact, never float."""
+    if type(raw) is str and raw.isascii():
+        if raw.isdigit():  # the common case: a non-negative integer
+            if len(raw) <= _MAX_INTEGER_DIGITS:
+                return int(raw)
+        else:
+            try:
+                number = Decimal(raw)
+            except InvalidOperation:
+                number = None
+            # Decimal() also accepts NaN, Infinity, surrounding blanks and digit underscores: refuse them.
+            if (
+                number is not None
+                and number.is_finite()
+                and "_" not in raw
+                and raw.strip() == raw
+                and (not number or _MIN_ADJUSTED_EXPONENT <= number.adjusted() <= _MAX_ADJUSTED_EXPONENT)
+            ):
+                return int(number) if number.as_tuple().exponent >= 0 else number
+    if type(raw) is not str:
+        raise BadAttributeValue(f"N value must be a string (the number's text), got {_show(raw)}")
+    raise BadAttributeValue(f"N value {_show(raw)} is not a DynamoDB number")
+
+
+def _boolean(raw: Any) -> bool:
+    if type(raw) is not bool:
+        raise BadAttributeValue(f"BOOL value must be true or false, got {_show(raw)}")
+    return raw
+
+
+def _null(raw: Any) -> None:
+    if raw is not True:
+        raise BadAttributeValue(f"NULL value must be true, got {_show(raw)}")
+    return None
+
+
+def _binary(raw: Any) -> str:
+    """B stays base64 text (JSON has no bytes); we only check that it is base64."""
+    try:
+        binascii.a2b_base64(raw, strict_mode=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise BadAttributeValue(f"B value {_show(raw)} is not base64 text") from None
+    return raw
+
+
+def _map(raw: Any) -> dict[str, Any]:
+    if type(raw) is not dict:
+        raise BadAttributeValue(f"M value must be an object, got {_show(raw)}")
+    return unmarshal_image(raw)
+
+
+def _list(raw: Any) -> list[Any]:
+    if type(raw) is not list:
+        raise BadAttributeValue(f"L value must be a list, got {_show(raw)}")
+    values = []
+    for index, value in enumerate(raw):
+        try:
+            values.append(unmarshal(value))
+        except BadAttributeValue as error:
+            error.path.insert(0, index)
+            raise
+    return values
+
+
+def _set_of(kind: str, convert: Callable[[Any], Any]) -> Callable[[Any], list[Any]]:
+    """SS / NS / BS: a JSON list of the member's raw form, converted member by member."""
+
+    def convert_set(raw: Any) -> list[Any]:
+        if type(raw) is not list:
+            raise BadAttributeValue(f"{kind} value must be a list, got {_show(raw)}")
+        values = []
+        for index, member in enumerate(raw):
+            try:
+                values.append(convert(member))
+            except BadAttributeValue as error:
+                error.path.insert(0, index)
+                raise
+        return values
+
+    return convert_set
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "S": _string,
+    "N": _number,
+    "BOOL": _boolean,
+    "NULL": _null,
+    "M": _map,
+    "L": _list,
+    "SS": _set_of("SS", _string),
+    "NS": _set_of("NS", _number),
+    "BS": _set_of("BS", _binary),
+    "B": _binary,
+}
+
+
+def _show(value: Any) -> str:
+    """A short, one-line rendering of a bad value for a log line."""
+    text = str(value) if type(value) is Decimal else repr(value)  # JSON numbers arrive as Decimal
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _got(value: Any) -> str:
+    return "missing" if value is None else f"got {_show(value)}"
+
+
+# --- build_row -------------------------------------------------------------------------------
+
+
+def build_row(stream_record: Mapping[str, Any], arrival_ms: int) -> dict[str, Any]:
+    """A DynamoDB stream record -> the lake row: the item's attributes, then the event fields.
+
+    INSERT and MODIFY take the new image; REMOVE takes the old image (the item as it was when
+    deleted), or only its keys when the stream carried no old image. The event fields come last
+    and win over an item attribute of the same name.
+    """
+    event_name = stream_record.get("eventName")
+    if event_name not in EVENT_NAMES:
+        raise RecordError(f"eventName: {_got(event_name)}, expected INSERT, MODIFY or REMOVE")
+    event_id = stream_record.get("eventID")
+    if type(event_id) is not str or not event_id:
+        raise RecordError(f"eventID: {_got(event_id)}, expected a non-empty string")
+    change = stream_record.get("dynamodb")
+    if type(change) is not dict:
+        raise RecordError(f"dynamodb: {_got(change)}, expected an object (the StreamRecord)")
+    sequence_number = change.get("SequenceNumber")
+    if type(sequence_number) is not str or not (sequence_number.isdigit() and sequence_number.isascii()):
+        raise RecordError(f"dynamodb.SequenceNumber: {_got(sequence_number)}, expected a string of decimal digits")
+    event_ts = _event_ts(change.get("ApproximateCreationDateTime"))
+    arrival_ts = _arrival_ts(arrival_ms)
+
+    if event_name == "REMOVE":
+        image_name = "OldImage" if "OldImage" in change else "Keys"
+        if image_name not in change:
+            raise RecordError("dynamodb.OldImage: missing on a REMOVE record, and no Keys either")
+    else:
+        image_name = "NewImage"
+        if image_name not in change:
+            raise RecordError(
+                f"dynamodb.NewImage: missing on a {event_name} record "
+                "(the table's StreamViewType must be NEW_IMAGE or NEW_AND_OLD_IMAGES)"
+            )
+    try:
+        row = unmarshal_image(change[image_name])
+    except BadAttributeValue as error:
+        error.path[:0] = ["dynamodb", image_name]
+        raise
+
+    row["event_type"] = event_name
+    row["event_id"] = event_id
+    row["sequence_number"] = sequence_number
+    row["event_ts"] = event_ts
+    row["arrival_ts"] = arrival_ts
+    row["is_deleted"] = event_name == "REMOVE"
+    return row
+
+
+def _event_ts(seconds: Any) -> str:
+    """ApproximateCreationDateTime (epoch seconds, maybe fractional) -> event_ts, truncated to the ms, exactly."""
+    if type(seconds) is float:  # a caller that parsed with plain json.loads: take its shortest text
+        seconds = Decimal(repr(seconds))
+    if type(seconds) is int or (type(seconds) is Decimal and seconds.is_finite()):
+        if _FIRST_SECOND <= seconds < _END_SECOND:
+            return format_timestamp(math.floor(seconds * 1000))
+        raise RecordError(f"dynamodb.ApproximateCreationDateTime: {_show(seconds)} s is outside years 1-9999")
+    raise RecordError(f"dynamodb.ApproximateCreationDateTime: {_got(seconds)}, expected epoch seconds (a number)")
+
+
+def _arrival_ts(millis: Any) -> str:
+    """The Firehose record's approximateArrivalTimestamp (epoch ms) -> arrival_ts."""
+    if type(millis) is int:
+        try:
+            return format_timestamp(millis)
+        except OverflowError:
+            raise RecordError(f"approximateArrivalTimestamp: {_show(millis)} ms is outside years 1-9999") from None
+    raise RecordError(f"approximateArrivalTimestamp: {_got(millis)}, expected epoch milliseconds (an integer)")
+
+
+def format_timestamp(epoch_ms: int) -> str:
+    """Epoch milliseconds -> 'YYYY-MM-DDTHH:MM:SS.sssZ' (UTC), the lake's timestamp text.
+
+    Raises OverflowError outside years 1-9999 (what datetime can hold).
+    """
+    return (_EPOCH + timedelta(milliseconds=epoch_ms)).isoformat(timespec="milliseconds") + "Z"
+
+
+# --- partition_keys --------------------------------------------------------------------------
+
+
+def partition_keys(event_ts: str) -> dict[str, str]:
+    """The row's event_ts ('YYYY-MM-DDT...Z', UTC) -> Firehose partition keys year/month/day.
+
+    Cut from the very text the row carries, so a row and its partition can never disagree.
+    """
+    return {"year": event_ts[0:4], "month": event_ts[5:7], "day": event_ts[8:10]}
+
+
+# --- encode_row ------------------------------------------------------------------------------
+
+
+def encode_row(row: Mapping[str, Any]) -> str:
+    """A row -> compact JSON text (no trailing newline), every number written exactly.
+
+    Does what json.dumps(row, separators=(",", ":"), ensure_ascii=False) would do, plus Decimal.
+    """
+    try:
+        return _encode_object(row)
+    except KeyError as missing:
+        kind = missing.args[0]
+        raise TypeError(f"encode_row: cannot write a {getattr(kind, '__name__', kind)} as JSON") from None
+
+
+def _encode_object(obj: Mapping[str, Any]) -> str:
+    return "{" + ",".join([_quote(key) + ":" + _ENCODERS[type(value)](value) for key, value in obj.items()]) + "}"
+
+
+def _encode_array(values: list[Any]) -> str:
+    return "[" + ",".join([_ENCODERS[type(value)](value) for value in values]) + "]"
+
+
+_ENCODERS: dict[type, Callable[[Any], str]] = {
+    str: _quote,
+    int: int.__repr__,
+    Decimal: Decimal.__str__,  # exact digits; DynamoDB's plain notation comes back unchanged
+    bool: {True: "true", False: "false"}.__getitem__,
+    type(None): lambda _: "null",
+    dict: _encode_object,
+    list: _encode_array,
+}
+
+
+# --- the Lambda contract ---------------------------------------------------------------------
+
+
+def transform_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """One Firehose input record -> its output record (`Ok` with row and partition keys, or `ProcessingFailed`)."""
+    return _transform(record)[0]
+
+
+def failure_reason(record: Mapping[str, Any]) -> str | None:
+    """Why this Firehose input record would be `ProcessingFailed` (one line), or None if it transforms.
+
+    The firehose runner calls this to explain a failed record next to its original data.
+    """
+    return _transform(record)[1]
+
+
+def _transform(record: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The one place that turns a record into (output record, reason or None); it never raises for data."""
+    record_id = record["recordId"]
+    data = record.get("data", "")
+    try:
+        row = build_row(decode_record(data), record.get("approximateArrivalTimestamp"))
+        payload = encode_row(row).encode("utf-8")
+    except RecordError as error:
+        reason = str(error)
+    except UnicodeEncodeError as error:
+        reason = f"data: a string holds {error.object[error.start : error.end]!r}, which is not valid UTF-8"
+    except RecursionError:
+        reason = "data: attributes nested too deep to unmarshal"
+    except Exception as error:  # a bug must not sink the whole batch: fail this record, say what happened
+        reason = f"unexpected {type(error).__name__}: {error}"
+    else:
+        return {
+            "recordId": record_id,
+            "result": OK,
+            "data": binascii.b2a_base64(payload, newline=False).decode("ascii"),
+            "metadata": {"partitionKeys": partition_keys(row["event_ts"])},
+        }, None
+    one_line = reason.replace("\r", "\\r").replace("\n", "\\n")
+    return {"recordId": record_id, "result": PROCESSING_FAILED, "data": data}, one_line
+
+
+def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, list[dict[str, Any]]]:
+    """Lambda entry point: a Firehose transformation event -> one output record per input record, in order.
+
+    Logs one line per failed record and one summary line per invocation (stdout is CloudWatch
+    on AWS; MiniStack's worker also answers faster when a handler writes a line).
+    """
+    records = event.get("records") if isinstance(event, Mapping) else None
+    if not isinstance(records, list):
+        raise ValueError("event: no 'records' list; expected a Firehose data-transformation event")
+    output = []
+    log_lines = []
+    for record in records:
+        result, reason = _transform(record)
+        output.append(result)
+        if reason is not None:
+            log_lines.append(f"recordId={result['recordId']} reason={reason}")
+    failed = len(log_lines)
+    log_lines.append(
+        f"invocationId={event.get('invocationId')} records={len(records)} ok={len(records) - failed} failed={failed}"
+    )
+    print("\n".join(log_lines), flush=True)
+    return {"records": output}
