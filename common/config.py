@@ -131,9 +131,8 @@ def _coerce(name: str, raw: Any, kind: type) -> Any:
     try:
         return kind(raw)
     except (TypeError, ValueError):
-        raise ConfigError(
-            f"{name.upper()}={raw!r} is not a valid {kind.__name__}; set it to a {kind.__name__}"
-        ) from None
+        noun = {"int": "a whole number", "float": "a number"}.get(kind.__name__, "a string")
+        raise ConfigError(f"{name.upper()}={raw!r} is not valid; set it to {noun}") from None
 
 
 _KINDS: dict[str, type] = {"int": int, "float": float, "str": str, "Path": Path, "bool": bool}
@@ -180,7 +179,7 @@ def validate(s: Settings) -> Settings:
         if name in ("buffer_interval_s", "processor_interval_s") and value == -1:
             continue
         if not lo <= value <= hi:
-            raise ConfigError(f"{name.upper()}={value} is out of range; AWS allows {lo:g} to {hi:g}")
+            raise ConfigError(f"{name.upper()}={value:g} is out of range; AWS allows {lo:g} to {hi:g}")
     if s.endpoint and s.target != "compose":
         raise ConfigError("ENDPOINT is only for TARGET=compose (the runner container); unset it")
     if s.emulated and s.host not in ("127.0.0.1", "localhost"):

@@ -1,0 +1,105 @@
+# The user's interface to the pipeline. `make help` lists every target.
+# Variables: TARGET (embedded|compose|aws), PORT, ORDERS, RATE, DURATION, SEED, ENGINE, AUTO_APPROVE, USE_DOCKER.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VENV_EMU := .venv-emu
+PY := $(VENV)/bin/python
+CLI := $(PY) -m cli
+PIP_VERSION := 26.3
+
+TARGET ?= $(if $(filter 1,$(USE_DOCKER)),compose,embedded)
+PORT ?= 4566
+ORDERS ?= 2000
+RATE ?=
+DURATION ?=
+SEED ?= 42
+ENGINE ?= duckdb
+export TARGET PORT
+
+.DEFAULT_GOAL := help
+.PHONY: help install up down plan apply destroy seed drain status crawl analyze verify demo test test-unit \
+        test-emulator test-browser lint bench compact deploy-aws destroy-aws env awslocal logs clean
+
+help: ## List every target, one line each
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+	@echo "  variables: TARGET=$(TARGET) PORT=$(PORT) ORDERS=$(ORDERS) RATE=$(RATE) DURATION=$(DURATION) SEED=$(SEED) ENGINE=$(ENGINE)"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q pip==$(PIP_VERSION)
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	@touch $@
+
+$(VENV_EMU)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV_EMU)
+	$(VENV_EMU)/bin/pip install -q pip==$(PIP_VERSION)
+	$(VENV_EMU)/bin/pip install -q --group emulator
+	@touch $@
+
+install: $(VENV)/.installed $(VENV_EMU)/.installed ## Create the virtualenvs and install pinned dependencies
+
+up: install ## Start the emulator (embedded or compose), bootstrap every resource, start the local runners
+ifeq ($(TARGET),compose)
+	docker compose -f compose/docker-compose.yml up -d --build --wait
+else
+	$(CLI) up
+endif
+
+down: ## Stop the runners and the emulator that `make up` started
+ifeq ($(TARGET),compose)
+	docker compose -f compose/docker-compose.yml down
+else
+	$(CLI) down
+endif
+
+plan: install ## Print what the bootstrap would create, change or leave alone
+	$(CLI) plan
+
+apply: install ## Apply the bootstrap (idempotent)
+	$(CLI) apply
+
+destroy: install ## Delete every resource of the pipeline (add EMPTY=1 to delete bucket contents)
+	$(CLI) destroy $(if $(filter 1,$(EMPTY)),--empty-buckets,)
+
+seed: install ## Stream orders and their lifecycle changes into DynamoDB (ORDERS, RATE, DURATION, SEED)
+	$(CLI) seed --orders $(ORDERS) --seed $(SEED) $(if $(RATE),--rate $(RATE),) $(if $(DURATION),--duration $(DURATION),)
+
+drain: install ## Wait until the runners have delivered everything to the lake
+	$(CLI) drain
+
+status: install ## Show each runner's position, lag, records, objects and errors
+	$(CLI) status
+
+crawl: install ## Catalog the lake's partitions in Glue (the local crawler; the real one on aws)
+	$(CLI) crawl
+
+analyze: install ## Crawl, then print the KPIs and write the dashboard (ENGINE=duckdb|athena)
+	$(CLI) analyze --engine $(ENGINE)
+
+verify: install ## Reconcile the lake's current state with a DynamoDB scan (exit 1 on any difference)
+	$(CLI) verify
+
+demo: up seed drain analyze verify ## up + seed + drain + analyze + verify, end to end
+
+test: install ## Run the whole test suite (unit, emulator, browser)
+	$(PY) -m pytest -q
+
+test-unit: install ## Only the tests that need no server
+	$(PY) -m pytest -q -m "not emulator and not browser"
+
+test-emulator: install ## Only the tests against the embedded emulator
+	$(PY) -m pytest -q -m emulator
+
+test-browser: install ## Only the headless-browser dashboard test
+	$(PY) -m pytest -q -m browser
+
+lint: install ## ruff
+	$(VENV)/bin/ruff check .
+
+logs: ## Follow the emulator's and the runners' logs
+	tail -F .state/emulator-$(PORT).log .state/runners/*.log
+
+clean: ## Remove generated state (not the virtualenvs)
+	rm -rf .state results dashboard

@@ -1,0 +1,212 @@
+"""The command line behind the Makefile: thin commands over the pipeline's parts.
+
+One error boundary: a known error prints one red line with its fix and exits 1
+(set DEBUG=1 for the traceback). Settings are loaded once here and passed down.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console as RichConsole
+from rich.table import Table
+
+from common.config import Settings, load_settings
+from common.console import Console
+from common.errors import PipelineError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Local-first CDC pipeline for sales orders.")
+TargetOpt = Annotated[str | None, typer.Option("--target", help="embedded | compose | aws (default: $TARGET)")]
+
+
+def boundary(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn known errors into one line and exit code 1."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PipelineError as exc:
+            if os.environ.get("DEBUG"):
+                raise
+            RichConsole(stderr=True, highlight=False).print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def settings_for(target: str | None) -> Settings:
+    return load_settings(target=target)
+
+
+def clients_for(settings: Settings):  # type: ignore[no-untyped-def]
+    from common.aws import Clients
+
+    clients = Clients(settings)
+    clients.ensure_reachable()
+    return clients
+
+
+def print_plan(plan: Any, console: Console) -> None:
+    table = Table(title=f"plan for target {plan.target} (account {plan.account}, {plan.region})")
+    for col in ("action", "kind", "name", "details"):
+        table.add_column(col)
+    colours = {"create": "green", "update": "yellow", "no change": "dim"}
+    for change in plan.changes:
+        details = change.served_by or (", ".join(change.fields) if change.action == "update" else "")
+        table.add_row(f"[{colours[change.action]}]{change.action}[/]", change.resource.kind,
+                      change.resource.name, details)
+    console.table(table)
+    for warning in plan.warnings:
+        console.warn(f"AWS would refuse: {warning}")
+    console.info(plan.summary())
+
+
+@app.command()
+@boundary
+def up(
+    target: TargetOpt = None,
+    emulator: Annotated[bool, typer.Option(help="start the embedded emulator")] = True,
+    runners: Annotated[bool, typer.Option(help="start the local runners")] = True,
+) -> None:
+    """Start the emulator (embedded target), apply the bootstrap, start the local runners."""
+    from bootstrap import emulator as emu
+    from bootstrap.plan import apply, build_plan
+    from runners import service
+
+    settings, console = settings_for(target), Console()
+    if settings.target == "embedded" and emulator:
+        pid = emu.start(settings)
+        console.ok(f"emulator up at {settings.endpoint_url} (pid {pid}, log {emu.log_file(settings)})")
+    clients = clients_for(settings)
+    plan = build_plan(clients, settings)
+    print_plan(plan, console)
+    apply(clients, plan, console)
+    if settings.emulated and runners:
+        pids = service.start(settings)
+        console.ok("runners up: " + ", ".join(f"{n} (pid {p})" for n, p in pids.items()))
+
+
+@app.command()
+@boundary
+def down(target: TargetOpt = None) -> None:
+    """Stop the local runners and the embedded emulator that `up` started."""
+    from bootstrap import emulator as emu
+    from runners import service
+
+    settings, console = settings_for(target), Console()
+    stopped = service.stop(settings)
+    console.ok(f"runners stopped: {', '.join(stopped) or 'none were running'}")
+    if settings.target == "embedded":
+        console.ok("emulator stopped" if emu.stop(settings) else "emulator was not running")
+
+
+@app.command()
+@boundary
+def plan(target: TargetOpt = None) -> None:
+    """Print what apply would create, change or leave alone."""
+    from bootstrap.plan import build_plan
+
+    settings, console = settings_for(target), Console()
+    print_plan(build_plan(clients_for(settings), settings), console)
+
+
+@app.command(name="apply")
+@boundary
+def apply_cmd(
+    target: TargetOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", envvar="AUTO_APPROVE", help="skip the confirmation on aws")] = False,
+) -> None:
+    """Apply the bootstrap plan (idempotent)."""
+    from bootstrap.plan import apply, build_plan
+
+    settings, console = settings_for(target), Console()
+    clients = clients_for(settings)
+    plan = build_plan(clients, settings)
+    print_plan(plan, console)
+    if plan.pending and not settings.emulated and not yes:
+        typer.confirm(f"apply {len(plan.pending)} changes to AWS account {plan.account}?", abort=True)
+    apply(clients, plan, console)
+
+
+@app.command()
+@boundary
+def destroy(
+    target: TargetOpt = None,
+    empty_buckets: Annotated[bool, typer.Option("--empty-buckets", help="delete the buckets' objects too")] = False,
+    yes: Annotated[bool, typer.Option("--yes", envvar="AUTO_APPROVE")] = False,
+) -> None:
+    """Delete every resource the plan manages (buckets only if empty, or with --empty-buckets)."""
+    from bootstrap.plan import destroy as destroy_all
+    from runners import service
+
+    settings, console = settings_for(target), Console()
+    clients = clients_for(settings)
+    if not settings.emulated and not yes:
+        typer.confirm(f"destroy the pipeline in AWS account {clients.account_id}?", abort=True)
+    if settings.emulated:
+        service.stop(settings)
+    destroy_all(clients, settings, console, empty_buckets=empty_buckets)
+
+
+@app.command()
+@boundary
+def runner(name: str, target: TargetOpt = None) -> None:
+    """Run one local runner in the foreground (pipe | firehose); `up` starts them in the background."""
+    from runners import service
+
+    settings = settings_for(target)
+    if not settings.emulated:
+        raise PipelineError("on TARGET=aws the managed Pipe and Firehose run; the local runners never start")
+    service.run(name, settings)
+
+
+@app.command()
+@boundary
+def drain(target: TargetOpt = None, timeout: float = 180.0) -> None:
+    """Wait until the runners have moved everything written so far into the lake."""
+    from runners import service
+
+    settings, console = settings_for(target), Console()
+    console.step("waiting for the runners to drain")
+    service.wait_drained(settings, timeout=timeout)
+    console.ok("drained: every change written so far is in the lake")
+
+
+@app.command()
+@boundary
+def status(target: TargetOpt = None) -> None:
+    """Per runner: running?, position, lag, records in/out, objects out, errors."""
+    from runners import service
+    from runners.loop import read_status
+
+    settings, console = settings_for(target), Console()
+    table = Table(title="local runners")
+    for col in ("runner", "pid", "records in", "records out", "objects", "pending", "lag ms", "errors", "last error"):
+        table.add_column(col)
+    for name in service.RUNNERS:
+        s = read_status(settings.runner_dir, name) or {}
+        pid = service.running(settings, name)
+        table.add_row(name, str(pid) if pid else "[red]stopped[/]", str(s.get("records_in", "-")),
+                      str(s.get("records_out", "-")), str(s.get("objects_out", "-")), str(s.get("pending", "-")),
+                      str(s.get("lag_ms", "-")), str(s.get("errors", "-")), s.get("last_error", "")[:60])
+    console.table(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except SystemExit as exc:
+        sys.exit(exc.code)
+
+
+if __name__ == "__main__":
+    main()
+

@@ -1,0 +1,671 @@
+"""The local Glue crawler: infer the lake's schema from its objects, then create or update the table.
+
+What AWS's crawler does, and so what this does (emulated targets only; on aws the real one runs):
+- Walks the S3 include path; Hive-style folders `year=/month=/day=` become the partition keys
+  (type string) and each leaf folder a partition, when the files share a format and schema.
+  https://docs.aws.amazon.com/glue/latest/dg/crawler-s3-folder-table-partition.html
+- Infers the schema from the objects: Parquet from the footer; JSON lines (gzip or not) from a
+  sample of records, typed like Glue's JSON classifier (int/bigint, double, boolean, string,
+  array<...>, struct<...>; timestamps stay strings).
+  https://docs.aws.amazon.com/glue/latest/dg/add-classifier.html
+- New tables and new partitions are always added; existing partitions are left as they are.
+- Schema changes follow the crawler's SchemaChangePolicy and Configuration: with
+  UPDATE_IN_DATABASE and "Add new columns only" (CrawlerOutput.Tables.AddOrUpdateBehavior =
+  MergeNewColumns, our default) new columns are appended and a changed type is reported but not
+  applied; without MergeNewColumns the table takes the inferred columns; with LOG nothing
+  changes and the differences are reported. RecrawlBehavior CRAWL_NEW_FOLDERS_ONLY reads only
+  new partitions and forces LOG, as AWS does.
+  https://docs.aws.amazon.com/glue/latest/dg/crawler-configuration.html
+  https://docs.aws.amazon.com/glue/latest/dg/crawler-schema-changes-prevent.html
+  https://docs.aws.amazon.com/glue/latest/dg/incremental-crawls.html
+- Objects outside the Hive layout (or named `_*` / `.*`) are not part of the table; neither is
+  anything under the error prefix, which lies outside the include path.
+Deviations: the table is named settings.glue_table (AWS would name it after the folder); MiniStack
+ignores GetPartitions' Expression, so existing partitions are listed and compared client-side.
+
+Pure functions (key parsing, type inference and mapping, schema merge, request builders) sit
+apart from the thin S3/Glue shell `crawl`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from common.aws import Clients, error_code, retrying
+from common.config import Settings
+from common.console import Console
+from common.errors import TerminalError
+from lake.schema import PARTITION_KEYS
+
+Columns = tuple[tuple[str, str], ...]  # (name, Glue type), in table order
+
+STORAGE = {
+    "parquet": {
+        "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+        "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+        "SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+    },
+    "json": {
+        "InputFormat": "org.apache.hadoop.mapred.TextInputFormat",
+        "OutputFormat": "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+        "SerializationLibrary": "org.openx.data.jsonserde.JsonSerDe",
+    },
+}
+JSON_SAMPLE_RECORDS = 1000  # records read per JSON object to infer its schema
+PARTITION_BATCH = 100  # BatchCreatePartition accepts at most 100 partitions per call
+SPEC_FILE = "glue_crawler.json"  # the CreateCrawler request the bootstrap keeps for this runner
+_INT_RANK = {"tinyint": 0, "smallint": 1, "int": 2, "bigint": 3}
+_DECIMAL = re.compile(r"^decimal\((\d+),(\d+)\)$")
+
+
+# --- what to crawl and how ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CrawlerSpec:
+    """The parts of a CreateCrawler request this runner honours."""
+
+    database: str
+    table: str
+    s3_path: str  # s3://bucket/prefix/
+    crawler_name: str = "local-crawler"
+    update_behavior: str = "UPDATE_IN_DATABASE"  # or LOG
+    merge_new_columns: bool = True  # CrawlerOutput.Tables.AddOrUpdateBehavior = MergeNewColumns
+    recrawl: str = "CRAWL_EVERYTHING"  # or CRAWL_NEW_FOLDERS_ONLY
+
+    @property
+    def bucket(self) -> str:
+        return self.s3_path[len("s3://"):].split("/", 1)[0]
+
+    @property
+    def prefix(self) -> str:
+        rest = self.s3_path[len("s3://"):].split("/", 1)
+        prefix = rest[1] if len(rest) > 1 else ""
+        return prefix if not prefix or prefix.endswith("/") else prefix + "/"
+
+
+def spec_from_settings(settings: Settings, account_id: str) -> CrawlerSpec:
+    return CrawlerSpec(
+        database=settings.glue_database,
+        table=settings.glue_table,
+        s3_path=f"s3://{settings.lake_bucket_for(account_id)}/{settings.lake_prefix}",
+        crawler_name=settings.crawler_name,
+    )
+
+
+def spec_from_request(request: Mapping[str, Any], table: str) -> CrawlerSpec:
+    """Pure: a CreateCrawler request (as the bootstrap sends it to AWS) to the runner's spec."""
+    targets = (request.get("Targets") or {}).get("S3Targets") or []
+    if len(targets) != 1 or not str(targets[0].get("Path", "")).startswith("s3://"):
+        raise TerminalError("the crawler request needs exactly one Targets.S3Targets[].Path s3://bucket/prefix/")
+    configuration = request.get("Configuration") or "{}"
+    try:
+        config = json.loads(configuration) if isinstance(configuration, str) else dict(configuration)
+    except json.JSONDecodeError:
+        raise TerminalError("the crawler's Configuration is not valid JSON; fix the crawler request") from None
+    tables = ((config.get("CrawlerOutput") or {}).get("Tables") or {}).get("AddOrUpdateBehavior")
+    return CrawlerSpec(
+        database=str(request["DatabaseName"]),
+        table=table,
+        s3_path=str(targets[0]["Path"]),
+        crawler_name=str(request.get("Name", "local-crawler")),
+        update_behavior=str((request.get("SchemaChangePolicy") or {}).get("UpdateBehavior", "UPDATE_IN_DATABASE")),
+        merge_new_columns=tables == "MergeNewColumns",
+        recrawl=str((request.get("RecrawlPolicy") or {}).get("RecrawlBehavior", "CRAWL_EVERYTHING")),
+    )
+
+
+def load_spec(clients: Clients, settings: Settings) -> CrawlerSpec:
+    """The bootstrap's CreateCrawler request for this runner if it wrote one, else from settings."""
+    path = settings.runner_dir / SPEC_FILE
+    if path.is_file():
+        return spec_from_request(json.loads(path.read_text()), settings.glue_table)
+    return spec_from_settings(settings, clients.account_id)
+
+
+# --- pure: keys, formats, types ----------------------------------------------------------------
+
+
+def partition_of(key: str, prefix: str, keys: Sequence[str] = PARTITION_KEYS) -> tuple[str, ...] | None:
+    """The partition values of an object key, or None when it is not a data object of the table."""
+    if not key.startswith(prefix) or key.endswith("/"):
+        return None
+    parts = key[len(prefix):].split("/")
+    if len(parts) != len(keys) + 1 or parts[-1].startswith(("_", ".")):
+        return None
+    values = []
+    for folder, name in zip(parts[:-1], keys, strict=True):
+        label, sep, value = folder.partition("=")
+        if not sep or label != name or not value:
+            return None
+        values.append(value)
+    return tuple(values)
+
+
+def format_of(key: str, head: bytes = b"") -> tuple[str, bool] | None:
+    """(format, gzip-compressed) from the object's name, else from its first bytes; None if neither."""
+    name = key.rsplit("/", 1)[-1].lower()
+    if name.endswith(".parquet"):
+        return "parquet", False
+    if name.endswith((".json.gz", ".jsonl.gz", ".gz")):
+        return "json", True
+    if name.endswith((".json", ".jsonl")):
+        return "json", False
+    if head.startswith(b"PAR1"):
+        return "parquet", False
+    if head.startswith(b"\x1f\x8b"):
+        return "json", True
+    if head.lstrip()[:1] == b"{":
+        return "json", False
+    return None
+
+
+def glue_type(arrow: pa.DataType) -> str:
+    """Pure: the Glue/Hive type of an Arrow type, as Athena's Parquet reader expects it."""
+    t = pa.types
+    if t.is_string(arrow) or t.is_large_string(arrow) or t.is_null(arrow):
+        return "string"
+    if t.is_boolean(arrow):
+        return "boolean"
+    if t.is_int8(arrow):
+        return "tinyint"
+    if t.is_int16(arrow) or t.is_uint8(arrow):
+        return "smallint"
+    if t.is_int32(arrow) or t.is_uint16(arrow):
+        return "int"
+    if t.is_int64(arrow) or t.is_uint32(arrow):
+        return "bigint"
+    if t.is_uint64(arrow):
+        return "decimal(20,0)"
+    if t.is_float16(arrow) or t.is_float32(arrow):
+        return "float"
+    if t.is_float64(arrow):
+        return "double"
+    if t.is_decimal(arrow):
+        return f"decimal({arrow.precision},{arrow.scale})"
+    if t.is_timestamp(arrow):
+        return "timestamp"
+    if t.is_date(arrow):
+        return "date"
+    if t.is_binary(arrow) or t.is_large_binary(arrow) or t.is_fixed_size_binary(arrow):
+        return "binary"
+    if t.is_list(arrow) or t.is_large_list(arrow):
+        return f"array<{glue_type(arrow.value_type)}>"
+    if t.is_map(arrow):
+        return f"map<{glue_type(arrow.key_type)},{glue_type(arrow.item_type)}>"
+    if t.is_struct(arrow):
+        return "struct<" + ",".join(f"{f.name.lower()}:{glue_type(f.type)}" for f in arrow) + ">"
+    if t.is_dictionary(arrow):
+        return glue_type(arrow.value_type)
+    raise TerminalError(f"Parquet type {arrow} has no Glue equivalent; write the lake with lake/schema.py types")
+
+
+def parquet_columns(schema: pa.Schema) -> Columns:
+    """Pure: a Parquet file's Arrow schema to Glue columns (names lowercased, as Glue stores them)."""
+    return tuple((f.name.lower(), glue_type(f.type)) for f in schema)
+
+
+def _json_kind(value: Any) -> Any:
+    """A JSON value's type: a Glue type string, ('struct', {name: kind}), ('array', kind), or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "int" if -(2**31) <= value < 2**31 else "bigint"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        element = None
+        for item in value:
+            element = _merge_json_kinds(element, _json_kind(item))
+        return ("array", element)
+    if isinstance(value, dict):
+        return ("struct", {str(k).lower(): _json_kind(v) for k, v in value.items()})
+    return "string"
+
+
+def _merge_json_kinds(a: Any, b: Any) -> Any:
+    """Two samples of one JSON field: numbers widen, structs union their fields, else string."""
+    if a is None or a == b:
+        return b if a is None else a
+    if b is None:
+        return a
+    if isinstance(a, tuple) and isinstance(b, tuple) and a[0] == b[0]:
+        if a[0] == "array":
+            return ("array", _merge_json_kinds(a[1], b[1]))
+        fields = dict(a[1])
+        for name, kind in b[1].items():
+            fields[name] = _merge_json_kinds(fields.get(name), kind)
+        return ("struct", fields)
+    if isinstance(a, str) and isinstance(b, str):
+        return widen(a, b) or "string"
+    return "string"
+
+
+def _json_type_text(kind: Any) -> str:
+    if kind is None:
+        return "string"  # never seen with a value: Glue falls back to string
+    if isinstance(kind, str):
+        return kind
+    if kind[0] == "array":
+        return f"array<{_json_type_text(kind[1])}>"
+    return "struct<" + ",".join(f"{name}:{_json_type_text(k)}" for name, k in kind[1].items()) + ">"
+
+
+def infer_json_columns(records: Iterable[Mapping[str, Any]]) -> Columns:
+    """Pure: Glue-classifier-style columns of JSON records, in order of first appearance."""
+    kinds: dict[str, Any] = {}
+    for record in records:
+        if not isinstance(record, Mapping):
+            raise TerminalError("a JSON line is not an object; the lake holds one JSON object per line")
+        for name, value in record.items():
+            key = str(name).lower()
+            kinds[key] = _merge_json_kinds(kinds.get(key), _json_kind(value))
+    return tuple((name, _json_type_text(kind)) for name, kind in kinds.items())
+
+
+def widen(a: str, b: str) -> str | None:
+    """Pure: the type that holds values of both `a` and `b`, or None when they are incompatible."""
+    if a == b:
+        return a
+    if a in _INT_RANK and b in _INT_RANK:
+        return a if _INT_RANK[a] >= _INT_RANK[b] else b
+    numeric = set(_INT_RANK) | {"float", "double"}
+    if a in numeric and b in numeric:
+        return "double"
+    da, db = _DECIMAL.match(a), _DECIMAL.match(b)
+    if da and db:
+        (pa_, sa), (pb, sb) = (int(da[1]), int(da[2])), (int(db[1]), int(db[2]))
+        scale = max(sa, sb)
+        precision = min(38, max(pa_ - sa, pb - sb) + scale)
+        return f"decimal({precision},{scale})"
+    return None
+
+
+# --- pure: schema merge --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TypeConflict:
+    column: str
+    table_type: str  # what the table has (or the first object had)
+    found_type: str
+    where: str  # the object key that disagrees
+
+    def describe(self) -> str:
+        return f"column {self.column}: table has {self.table_type}, {self.where} has {self.found_type}"
+
+
+@dataclass(frozen=True)
+class SchemaMerge:
+    columns: Columns  # the table's columns after this crawl
+    added: tuple[str, ...] = ()
+    conflicts: tuple[TypeConflict, ...] = ()
+    changed: bool = False  # columns differ from what the table had
+
+
+def merge_object_schemas(schemas: Sequence[tuple[str, Columns]]) -> tuple[Columns, tuple[TypeConflict, ...]]:
+    """Pure: one schema for all objects (in key order): new columns appended, numbers widened,
+    incompatible types kept as first seen and reported."""
+    merged: dict[str, str] = {}
+    conflicts = []
+    for key, columns in schemas:
+        for name, kind in columns:
+            if name not in merged:
+                merged[name] = kind
+                continue
+            wider = widen(merged[name], kind)
+            if wider is None:
+                conflicts.append(TypeConflict(name, merged[name], kind, key))
+            else:
+                merged[name] = wider
+    return tuple(merged.items()), tuple(conflicts)
+
+
+def merge_with_table(
+    existing: Columns | None, inferred: Columns, merge_new_columns: bool = True,
+    inferred_conflicts: Sequence[TypeConflict] = (),
+) -> SchemaMerge:
+    """Pure: the table's next columns under the crawler's policy.
+
+    MergeNewColumns: keep every existing column and its type, append new ones; a type that the
+    table's type cannot hold (e.g. bigint -> string) is a conflict, reported, not applied.
+    Without it (plain UPDATE_IN_DATABASE) the table takes the inferred columns as they are.
+    """
+    if existing is None:
+        return SchemaMerge(inferred, tuple(n for n, _ in inferred), tuple(inferred_conflicts), True)
+    current = dict(existing)
+    added = tuple(n for n, _ in inferred if n not in current)
+    conflicts = list(inferred_conflicts)
+    for name, kind in inferred:
+        if name in current and widen(current[name], kind) != current[name]:
+            conflicts.append(TypeConflict(name, current[name], kind, "the crawled objects"))
+    if merge_new_columns:
+        columns = tuple(existing) + tuple((n, k) for n, k in inferred if n in added)
+    else:
+        columns = inferred
+    return SchemaMerge(columns, added, tuple(conflicts), columns != tuple(existing))
+
+
+# --- pure: Glue request builders ---------------------------------------------------------------
+
+
+def storage_descriptor(location: str, fmt: str, compressed: bool, columns: Columns) -> dict[str, Any]:
+    storage = STORAGE[fmt]
+    serde_params = {"serialization.format": "1"} if fmt == "parquet" else {"paths": ",".join(n for n, _ in columns)}
+    return {
+        "Columns": [{"Name": n, "Type": t} for n, t in columns],
+        "Location": location,
+        "InputFormat": storage["InputFormat"],
+        "OutputFormat": storage["OutputFormat"],
+        "Compressed": compressed,
+        "NumberOfBuckets": -1,
+        "SerdeInfo": {"SerializationLibrary": storage["SerializationLibrary"], "Parameters": serde_params},
+        "BucketColumns": [],
+        "SortColumns": [],
+        "Parameters": crawler_parameters(fmt, compressed),
+        "StoredAsSubDirectories": False,
+    }
+
+
+def crawler_parameters(fmt: str, compressed: bool) -> dict[str, str]:
+    return {"classification": fmt, "compressionType": "gzip" if compressed else "none", "typeOfData": "file"}
+
+
+def table_input(spec: CrawlerSpec, fmt: str, compressed: bool, columns: Columns,
+                extra_parameters: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Pure: the TableInput of CreateTable/UpdateTable, shaped as AWS's crawler writes it."""
+    parameters = {**crawler_parameters(fmt, compressed), "UPDATED_BY_CRAWLER": spec.crawler_name,
+                  "EXTERNAL": "TRUE", **(extra_parameters or {})}
+    return {
+        "Name": spec.table,
+        "TableType": "EXTERNAL_TABLE",
+        "Parameters": parameters,
+        "StorageDescriptor": storage_descriptor(spec.s3_path, fmt, compressed, columns),
+        "PartitionKeys": [{"Name": k, "Type": "string"} for k in PARTITION_KEYS],
+    }
+
+
+def partition_input(spec: CrawlerSpec, values: Sequence[str], fmt: str, compressed: bool,
+                    columns: Columns) -> dict[str, Any]:
+    """Pure: one PartitionInput; its schema is the table's (InheritFromTable)."""
+    folders = "/".join(f"{k}={v}" for k, v in zip(PARTITION_KEYS, values, strict=True))
+    return {
+        "Values": list(values),
+        "StorageDescriptor": storage_descriptor(f"{spec.s3_path}{folders}/", fmt, compressed, columns),
+        "Parameters": crawler_parameters(fmt, compressed),
+    }
+
+
+# --- the S3 / Glue shell --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LakeObject:
+    key: str
+    size: int
+    partition: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CrawlResult:
+    database: str
+    table: str
+    location: str
+    classification: str = ""
+    table_created: bool = False
+    table_updated: bool = False
+    columns: Columns = ()
+    columns_added: tuple[str, ...] = ()
+    conflicts: tuple[TypeConflict, ...] = ()
+    partitions_added: tuple[tuple[str, ...], ...] = ()
+    partitions_total: int = 0
+    objects_read: int = 0
+    ignored_keys: tuple[str, ...] = ()
+    stale_partitions: tuple[tuple[str, ...], ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+class _S3RangeFile(io.RawIOBase):
+    """A read-only, seekable view of one S3 object through ranged GETs (Parquet footers only)."""
+
+    def __init__(self, s3: Any, bucket: str, key: str, size: int) -> None:
+        self._s3, self._bucket, self._key, self._size, self._pos = s3, bucket, key, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        if self._pos >= self._size or len(buffer) == 0:
+            return 0
+        end = min(self._size, self._pos + len(buffer)) - 1
+        data = _get_range(self._s3, self._bucket, self._key, self._pos, end)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+@retrying()
+def _get_range(s3: Any, bucket: str, key: str, start: int, end: int) -> bytes:
+    return s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}")["Body"].read()
+
+
+def _json_records(stream: Any, compressed: bool, limit: int) -> Iterator[dict[str, Any]]:
+    source = gzip.GzipFile(fileobj=stream) if compressed else stream
+    for count, line in enumerate(io.TextIOWrapper(source, encoding="utf-8")):
+        if count >= limit:
+            return
+        if line.strip():
+            yield json.loads(line)
+
+
+def read_object_schema(s3: Any, bucket: str, obj: LakeObject, fmt: str, compressed: bool) -> Columns:
+    """The columns one object carries: the Parquet footer, or a sample of its JSON records."""
+    try:
+        if fmt == "parquet":
+            return parquet_columns(pq.read_schema(_S3RangeFile(s3, bucket, obj.key, obj.size)))
+        body = s3.get_object(Bucket=bucket, Key=obj.key)["Body"]
+        try:
+            return infer_json_columns(_json_records(body, compressed, JSON_SAMPLE_RECORDS))
+        finally:
+            body.close()
+    except (pa.ArrowException, OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TerminalError(
+            f"s3://{bucket}/{obj.key} is not readable {fmt} ({str(exc).splitlines()[0]}); "
+            "move it out of the lake prefix"
+        ) from None
+
+
+def list_lake(s3: Any, spec: CrawlerSpec) -> tuple[list[LakeObject], list[str]]:
+    """Data objects under the include path in the Hive layout, and the keys that are not."""
+    objects, ignored = [], []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=spec.bucket, Prefix=spec.prefix):
+        for item in page.get("Contents", []):
+            key, size = item["Key"], int(item.get("Size", 0))
+            values = partition_of(key, spec.prefix)
+            if values is None or size == 0:
+                if not key.endswith("/"):
+                    ignored.append(key)
+                continue
+            objects.append(LakeObject(key, size, values))
+    return sorted(objects, key=lambda o: o.key), ignored
+
+
+def _object_format(s3: Any, bucket: str, obj: LakeObject) -> tuple[str, bool]:
+    found = format_of(obj.key)
+    if found is None:
+        found = format_of(obj.key, _get_range(s3, bucket, obj.key, 0, min(obj.size, 16) - 1))
+    if found is None:
+        raise TerminalError(f"s3://{bucket}/{obj.key} is neither Parquet nor JSON lines; move it out of the lake")
+    return found
+
+
+def _existing_partitions(glue: Any, spec: CrawlerSpec) -> set[tuple[str, ...]]:
+    # No Expression: MiniStack ignores it, so every partition is listed and compared here.
+    found = set()
+    for page in glue.get_paginator("get_partitions").paginate(DatabaseName=spec.database, TableName=spec.table):
+        found.update(tuple(p["Values"]) for p in page.get("Partitions", []))
+    return found
+
+
+def _ensure_database(glue: Any, database: str) -> None:
+    try:
+        glue.get_database(Name=database)
+    except Exception as exc:
+        if error_code(exc) != "EntityNotFoundException":
+            raise
+        try:
+            glue.create_database(DatabaseInput={"Name": database})
+        except Exception as create_exc:
+            if error_code(create_exc) != "AlreadyExistsException":
+                raise
+
+
+def _get_table(glue: Any, spec: CrawlerSpec) -> dict[str, Any] | None:
+    try:
+        return glue.get_table(DatabaseName=spec.database, Name=spec.table)["Table"]
+    except Exception as exc:
+        if error_code(exc) == "EntityNotFoundException":
+            return None
+        raise
+
+
+def _table_format(table: Mapping[str, Any]) -> str:
+    params = table.get("Parameters") or {}
+    if params.get("classification") in STORAGE:
+        return str(params["classification"])
+    serde = ((table.get("StorageDescriptor") or {}).get("SerdeInfo") or {}).get("SerializationLibrary", "")
+    return "parquet" if "parquet" in serde.lower() else "json"
+
+
+def _create_partitions(glue: Any, spec: CrawlerSpec, inputs: list[dict[str, Any]]) -> None:
+    for start in range(0, len(inputs), PARTITION_BATCH):
+        batch = inputs[start : start + PARTITION_BATCH]
+        response = glue.batch_create_partition(
+            DatabaseName=spec.database, TableName=spec.table, PartitionInputList=batch
+        )
+        failures = [e for e in response.get("Errors", [])
+                    if e.get("ErrorDetail", {}).get("ErrorCode") != "AlreadyExistsException"]
+        if failures:
+            detail = failures[0].get("ErrorDetail", {})
+            raise TerminalError(
+                f"Glue refused partition {failures[0].get('PartitionValues')}: "
+                f"{detail.get('ErrorCode')}: {detail.get('ErrorMessage')}"
+            )
+
+
+def crawl(clients: Clients, settings: Settings, console: Console | None = None,
+          spec: CrawlerSpec | None = None, workers: int = 8) -> CrawlResult:
+    """One crawler run: list, infer, create/update the table, add new partitions; report what changed."""
+    console = console or Console(quiet=True)
+    spec = spec or load_spec(clients, settings)
+    s3, glue = clients.s3, clients.glue
+    console.step(f"crawling {spec.s3_path} into {spec.database}.{spec.table}")
+    _ensure_database(glue, spec.database)
+    objects, ignored = list_lake(s3, spec)
+    result = CrawlResult(spec.database, spec.table, spec.s3_path, ignored_keys=tuple(ignored))
+    if ignored:
+        console.warn(f"{len(ignored)} object(s) outside the year=/month=/day= layout are not part of the table")
+    if not objects:
+        console.warn(f"no data objects under {spec.s3_path}; nothing to crawl")
+        return result
+
+    formats = {obj.key: _object_format(s3, spec.bucket, obj) for obj in objects}
+    kinds = set(formats.values())
+    if len({fmt for fmt, _ in kinds}) > 1:
+        raise TerminalError(f"{spec.s3_path} mixes Parquet and JSON objects; keep one OUTPUT_FORMAT per lake")
+    fmt = next(iter(kinds))[0]
+    compressed = any(c for _, c in kinds)
+
+    table = _get_table(glue, spec)
+    existing_partitions = _existing_partitions(glue, spec) if table else set()
+    found_partitions = sorted({obj.partition for obj in objects})
+    new_partitions = [p for p in found_partitions if p not in existing_partitions]
+    incremental = spec.recrawl == "CRAWL_NEW_FOLDERS_ONLY" and table is not None
+    to_read = [o for o in objects if o.partition in set(new_partitions)] if incremental else objects
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        schemas = list(pool.map(lambda o: (o.key, read_object_schema(s3, spec.bucket, o, *formats[o.key])), to_read))
+    inferred, object_conflicts = merge_object_schemas(schemas)
+    if table is not None and not to_read:  # incremental run without new folders: nothing inferred
+        inferred = tuple((c["Name"].lower(), c["Type"].lower()) for c in table["StorageDescriptor"]["Columns"])
+    partition_cols = [n for n, _ in inferred if n in PARTITION_KEYS]
+    inferred = tuple((n, t) for n, t in inferred if n not in PARTITION_KEYS)
+    notes = [f"objects carry partition column(s) {', '.join(partition_cols)}: the folder values win"] \
+        if partition_cols else []
+
+    existing_columns: Columns | None = None
+    if table is not None:
+        table_fmt = _table_format(table)
+        if table_fmt != fmt:
+            raise TerminalError(
+                f"table {spec.database}.{spec.table} is {table_fmt} but the lake holds {fmt} objects; "
+                "delete the table (or the lake) and crawl again"
+            )
+        existing_columns = tuple((c["Name"].lower(), c["Type"].lower())
+                                 for c in table.get("StorageDescriptor", {}).get("Columns", []))
+    merge = merge_with_table(existing_columns, inferred, spec.merge_new_columns, object_conflicts)
+    apply_schema = table is None or (spec.update_behavior == "UPDATE_IN_DATABASE" and not incremental)
+    columns = merge.columns if apply_schema else (existing_columns or ())
+
+    created = updated = False
+    extra = {"objectCount": str(len(objects)), "sizeKey": str(sum(o.size for o in objects))}
+    if table is None:
+        glue.create_table(DatabaseName=spec.database, TableInput=table_input(spec, fmt, compressed, columns, extra))
+        created = True
+        console.ok(f"created table {spec.database}.{spec.table} ({fmt}, {len(columns)} columns)")
+    elif apply_schema and merge.changed:
+        glue.update_table(DatabaseName=spec.database, TableInput=table_input(spec, fmt, compressed, columns, extra))
+        updated = True
+        console.ok(f"updated table {spec.table}: added column(s) {', '.join(merge.added) or 'none'}")
+    elif merge.changed:
+        notes.append(f"schema changes logged, not applied (UpdateBehavior=LOG): new column(s) {', '.join(merge.added)}")
+        console.warn(notes[-1])
+    for conflict in merge.conflicts:
+        console.warn(f"type change not applied: {conflict.describe()}")
+
+    inputs = [partition_input(spec, values, fmt, compressed, columns) for values in new_partitions]
+    _create_partitions(glue, spec, inputs)
+    if new_partitions:
+        console.ok(f"added {len(new_partitions)} partition(s); {len(found_partitions)} in the lake")
+    stale = tuple(sorted(existing_partitions - set(found_partitions)))
+    if stale:
+        console.warn(f"{len(stale)} catalog partition(s) have no objects left (DeleteBehavior LOG: kept)")
+    return replace(
+        result,
+        classification=fmt,
+        table_created=created,
+        table_updated=updated,
+        columns=columns,
+        columns_added=merge.added if (created or updated) else (),
+        conflicts=merge.conflicts,
+        partitions_added=tuple(new_partitions),
+        partitions_total=len(existing_partitions | set(found_partitions)),
+        objects_read=len(to_read),
+        stale_partitions=stale,
+        notes=tuple(notes),
+    )

@@ -1,0 +1,396 @@
+"""Firehose runner: Kinesis -> transform Lambda (Invoke API) -> per-partition buffers -> S3.
+
+Mirrors Kinesis Data Firehose with a Kinesis source, a Lambda processor and dynamic partitioning:
+- records are batched for the Lambda by the processor's BufferSizeInMBs / BufferIntervalInSeconds,
+  each invoke under Lambda's 6 MB synchronous limit; a failed invoke is retried NumberOfRetries
+  times, then its records go to the error output as processing-failed;
+- the Lambda's answer is checked (every recordId once, result Ok / Dropped / ProcessingFailed,
+  base64 data, metadata.partitionKeys), anything else is processing-failed;
+- transformed rows are buffered per evaluated prefix by BufferingHints, at most 500 active
+  partitions (beyond: activePartitionExceeded... to the error output as partitioning-failed);
+- objects are named as Firehose names them; the checkpoint moves only past records in S3.
+https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html
+https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning.html
+https://docs.aws.amazon.com/firehose/latest/dev/basic-deliver.html
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from common.aws import Clients, error_code, retrying
+from common.errors import TransientError
+from lake.keys import PartitionKeyError, evaluate_prefix, object_name
+from lake.writer import ConversionError, check_row, decode_rows, encode_jsonl_gzip, encode_parquet
+from runners.buffers import BufferSet, InFlight, SourceRef
+from runners.checkpoint import Checkpoint
+from runners.firehose_config import LAMBDA_SYNC_PAYLOAD_MAX, FirehoseConfig
+from runners.loop import Stats
+
+KINESIS_GET_LIMIT = 10000
+VALID_RESULTS = ("Ok", "Dropped", "ProcessingFailed")
+_REASON = re.compile(r"recordId=(\S+) reason=(.*)")
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    record_id: str
+    data: bytes
+    arrival: datetime
+    source: SourceRef
+    partition_key: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the processor made of one record: a row with partition keys, or an error."""
+
+    record: SourceRecord
+    result: str
+    data: bytes = b""
+    partition_keys: dict[str, str] | None = None
+    error_code: str = ""
+    error_message: str = ""
+    attempts: int = 1
+
+
+def invoke_event(records: list[SourceRecord], config: FirehoseConfig, region: str) -> dict[str, Any]:
+    """The data-transformation event Firehose sends for a Kinesis source."""
+    return {
+        "invocationId": f"local-{time.time_ns()}",
+        "deliveryStreamArn": f"arn:aws:firehose:{region}::deliverystream/{config.delivery_stream}",
+        "sourceKinesisStreamArn": f"arn:aws:kinesis:{region}::stream/{config.source_stream}",
+        "region": region,
+        "records": [
+            {
+                "recordId": r.record_id,
+                "approximateArrivalTimestamp": int(r.arrival.timestamp() * 1000),
+                "data": base64.b64encode(r.data).decode(),
+                "kinesisRecordMetadata": {
+                    "sequenceNumber": r.source[1],
+                    "subsequenceNumber": 0,
+                    "partitionKey": r.partition_key,
+                    "shardId": r.source[0],
+                    "approximateArrivalTimestamp": int(r.arrival.timestamp() * 1000),
+                },
+            }
+            for r in records
+        ],
+    }
+
+
+def split_for_payload(records: list[SourceRecord], limit: int = LAMBDA_SYNC_PAYLOAD_MAX) -> list[list[SourceRecord]]:
+    """Split a batch so each invoke's JSON stays under Lambda's synchronous payload limit."""
+    batches: list[list[SourceRecord]] = []
+    batch: list[SourceRecord] = []
+    size = 1024  # envelope
+    for r in records:
+        cost = (len(r.data) + 2) // 3 * 4 + 400  # base64 + per-record JSON
+        if batch and size + cost > limit:
+            batches.append(batch)
+            batch, size = [], 1024
+        batch.append(r)
+        size += cost
+    if batch:
+        batches.append(batch)
+    return batches
+
+
+def reasons_from_log(log_tail: str) -> dict[str, str]:
+    """The transform logs `recordId=... reason=...` per failed record; Invoke's log tail carries them."""
+    found = {}
+    for line in log_tail.splitlines():
+        m = _REASON.search(line)
+        if m:
+            found[m.group(1)] = m.group(2).strip()
+    return found
+
+
+def parse_response(records: list[SourceRecord], payload: Any, reasons: dict[str, str]) -> list[Outcome]:
+    """Check the Lambda's answer against the contract; every record gets exactly one outcome."""
+    by_id = {r.record_id: r for r in records}
+    answered: dict[str, Outcome] = {}
+    items = payload.get("records") if isinstance(payload, dict) else None
+    if not isinstance(items, list):
+        return [Outcome(r, "ProcessingFailed", error_code="Lambda.InvalidResponse",
+                        error_message="the response has no 'records' list") for r in records]
+    for item in items:
+        record = by_id.get(item.get("recordId")) if isinstance(item, dict) else None
+        if record is None or record.record_id in answered:
+            continue  # unknown or repeated recordId: the record is judged by its own entry below
+        answered[record.record_id] = _outcome(record, item, reasons)
+    return [
+        answered.get(r.record_id)
+        or Outcome(r, "ProcessingFailed", error_code="Lambda.MissingRecordId",
+                   error_message=f"the response has no record with recordId {r.record_id}")
+        for r in records
+    ]
+
+
+def _outcome(record: SourceRecord, item: dict[str, Any], reasons: dict[str, str]) -> Outcome:
+    result = item.get("result")
+    if result not in VALID_RESULTS:
+        return Outcome(record, "ProcessingFailed", error_code="Lambda.InvalidResult",
+                       error_message=f"result {result!r} is not one of {', '.join(VALID_RESULTS)}")
+    if result == "ProcessingFailed":
+        return Outcome(record, result, error_code="Lambda.ProcessingFailed",
+                       error_message=reasons.get(record.record_id, "the transform marked the record ProcessingFailed"))
+    if result == "Dropped":
+        return Outcome(record, result)
+    try:
+        data = base64.b64decode(item.get("data", ""), validate=True)
+    except (binascii.Error, TypeError, ValueError):
+        return Outcome(record, "ProcessingFailed", error_code="Lambda.InvalidData",
+                       error_message="data is not valid base64")
+    keys = (item.get("metadata") or {}).get("partitionKeys")
+    return Outcome(record, "Ok", data=data, partition_keys=keys if isinstance(keys, dict) else None)
+
+
+def error_document(outcome: Outcome, lambda_arn: str, now: datetime) -> bytes:
+    """The JSON line Firehose writes per failed record; rawData is the ORIGINAL record, base64."""
+    doc = {
+        "attemptsMade": outcome.attempts,
+        "arrivalTimestamp": int(outcome.record.arrival.timestamp() * 1000),
+        "errorCode": outcome.error_code,
+        "errorMessage": outcome.error_message,
+        "attemptEndingTimestamp": int(now.timestamp() * 1000),
+        "rawData": base64.b64encode(outcome.record.data).decode(),
+        "lambdaArn": lambda_arn,
+        "sequenceNumber": outcome.record.source[1],
+    }
+    return json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+
+
+class FirehoseRunner:
+    """One delivery stream, run from its CreateDeliveryStream request."""
+
+    name = "firehose"
+
+    def __init__(self, clients: Clients, config: FirehoseConfig, checkpoint_path: Path) -> None:
+        self.clients = clients
+        self.config = config
+        self.kinesis = clients.kinesis
+        self.s3 = clients.s3
+        self.lam = clients.client("lambda")
+        self.region = clients.settings.region
+        self.checkpoint = Checkpoint(checkpoint_path)
+        self.iterators: dict[str, str | None] = {}
+        self.processor: list[SourceRecord] = []
+        self.processor_bytes = 0
+        self.processor_opened = 0.0
+        self.rows = BufferSet(config.buffer_bytes, config.buffer_interval_s)
+        self.errors = BufferSet(config.buffer_bytes, config.buffer_interval_s)
+        self.inflight = InFlight()
+        self.stats = Stats()
+
+    # -- source ----------------------------------------------------------------------------------
+    def _shards(self) -> list[str]:
+        shards, token = [], None
+        while True:
+            kwargs: dict[str, Any] = {"NextToken": token} if token else {"StreamName": self.config.source_stream}
+            resp = self.kinesis.list_shards(**kwargs)
+            shards += [s["ShardId"] for s in resp["Shards"]]
+            token = resp.get("NextToken")
+            if not token:
+                return shards
+
+    def _iterator(self, shard: str) -> str:
+        kwargs: dict[str, Any] = {"StreamName": self.config.source_stream, "ShardId": shard}
+        position = self.checkpoint.get(shard)
+        if position:
+            kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=position)
+        else:
+            kwargs.update(ShardIteratorType="TRIM_HORIZON")
+        return self.kinesis.get_shard_iterator(**kwargs)["ShardIterator"]
+
+    def _read(self, shard: str, now: float) -> int:
+        if self.iterators.get(shard) is None:
+            self.iterators[shard] = self._iterator(shard)
+        try:
+            resp = self.kinesis.get_records(ShardIterator=self.iterators[shard], Limit=KINESIS_GET_LIMIT)
+        except ClientError as exc:
+            if error_code(exc) in ("ExpiredIteratorException", "ResourceNotFoundException"):
+                self.iterators[shard] = None
+                raise TransientError(f"Kinesis shard {shard}: {error_code(exc)}; reopening from the checkpoint") from exc
+            raise
+        self.iterators[shard] = resp.get("NextShardIterator")
+        self.stats.lag_ms = resp.get("MillisBehindLatest", self.stats.lag_ms)
+        for rec in resp.get("Records", []):
+            seq = rec["SequenceNumber"]
+            if not self.processor:
+                self.processor_opened = now
+            self.processor.append(
+                SourceRecord(f"{shard}:{seq}", rec["Data"], rec["ApproximateArrivalTimestamp"], (shard, seq),
+                             rec.get("PartitionKey", ""))
+            )
+            self.processor_bytes += len(rec["Data"])
+            self.inflight.read(shard, seq)
+        return len(resp.get("Records", []))
+
+    # -- processor -------------------------------------------------------------------------------
+    def _processor_due(self, now: float, force: bool) -> bool:
+        if not self.processor:
+            return False
+        return force or self.processor_bytes >= self.config.processor_bytes or (
+            now - self.processor_opened >= self.config.processor_interval_s
+        )
+
+    def _invoke(self, records: list[SourceRecord]) -> list[Outcome]:
+        payload = json.dumps(invoke_event(records, self.config, self.region)).encode()
+        last_error = ""
+        for _attempt in range(1, self.config.lambda_retries + 2):
+            try:
+                resp = self._call_lambda(payload)
+            except ClientError as exc:
+                last_error = f"{error_code(exc)}: {str(exc)[:200]}"
+                continue
+            body = resp["Payload"].read()
+            if resp.get("FunctionError"):
+                last_error = f"Lambda.FunctionError: {body[:300].decode(errors='replace')}"
+                continue
+            try:
+                answer = json.loads(body)
+            except ValueError:
+                last_error = "Lambda.InvalidResponse: the response is not JSON"
+                continue
+            tail = base64.b64decode(resp.get("LogResult", "") or "").decode(errors="replace")
+            return parse_response(records, answer, reasons_from_log(tail))
+        return [Outcome(r, "ProcessingFailed", error_code=last_error.split(":", 1)[0],
+                        error_message=last_error, attempts=self.config.lambda_retries + 1) for r in records]
+
+    @retrying(attempts=4)
+    def _call_lambda(self, payload: bytes) -> dict[str, Any]:
+        return self.lam.invoke(FunctionName=self.config.lambda_arn, Payload=payload, LogType="Tail")
+
+    def _route(self, outcomes: list[Outcome], now: float) -> None:
+        stamp = datetime.now(UTC)
+        for o in outcomes:
+            if o.result == "Dropped":
+                self.inflight.done(o.record.source)
+                continue
+            if o.result == "Ok":
+                try:
+                    prefix = evaluate_prefix(self.config.prefix, partition_keys=o.partition_keys,
+                                             arrival=o.record.arrival)
+                except PartitionKeyError as exc:
+                    o = Outcome(o.record, "ProcessingFailed", error_code="DynamicPartitioning.MissingKey",
+                                error_message=str(exc))
+                else:
+                    if prefix not in self.rows and len(self.rows) >= self.config.max_active_partitions:
+                        o = Outcome(o.record, "ProcessingFailed", error_code="DynamicPartitioning.ActivePartitionExceeded",
+                                    error_message=f"more than {self.config.max_active_partitions} active partitions")
+                    else:
+                        data = o.data + b"\n" if self.config.append_delimiter or self.config.parquet else o.data
+                        self.rows.add(prefix, data, o.record.source, now, o.record.arrival)
+                        continue
+            kind = "partitioning-failed" if o.error_code.startswith("DynamicPartitioning") else "processing-failed"
+            self.errors.add(kind, error_document(o, self.config.lambda_arn, stamp), o.record.source, now,
+                            o.record.arrival)
+
+    # -- destination -----------------------------------------------------------------------------
+    def _write(self, key: str, body: bytes) -> None:
+        self._put_object(key, body)
+        self.stats.objects_out += 1
+
+    @retrying(attempts=6)
+    def _put_object(self, key: str, body: bytes) -> None:
+        self.s3.put_object(Bucket=self.config.bucket, Key=key, Body=body)
+
+    def _flush_rows(self, prefix: str, items: list[bytes], sources: list[SourceRef], oldest: datetime) -> None:
+        now = datetime.now(UTC)
+        name = object_name(self.config.delivery_stream, 1, now, self.config.file_extension)
+        if not self.config.parquet:
+            body = encode_jsonl_gzip(items) if self.config.gzip else b"".join(items)
+            self._write(prefix + name, body)
+            self.stats.records_out += len(items)
+            return
+        rows = decode_rows(items)
+        try:
+            body = encode_parquet(rows)
+        except ConversionError:
+            good, _bad = self._isolate(rows, items, sources, oldest)
+            if not good:
+                return
+            rows, sources = [rows[i] for i in good], [sources[i] for i in good]
+            body = encode_parquet(rows)
+        self._write(prefix + name, body)
+        self.stats.records_out += len(rows)
+
+    def _isolate(self, rows: list[dict], items: list[bytes], sources: list[SourceRef],
+                 oldest: datetime) -> tuple[list[int], list[int]]:
+        """Find the rows that break the schema; they go to format-conversion-failed with their data."""
+        good, bad = [], []
+        for i, row in enumerate(rows):
+            try:
+                check_row(row)
+                good.append(i)
+            except ConversionError as exc:
+                bad.append(i)
+                record = SourceRecord(f"{sources[i][0]}:{sources[i][1]}", items[i], oldest, sources[i], "")
+                doc = error_document(Outcome(record, "ProcessingFailed", error_code="DataFormatConversion.InvalidSchema",
+                                             error_message=str(exc)), self.config.lambda_arn, datetime.now(UTC))
+                self.errors.add("format-conversion-failed", doc, sources[i], time.monotonic(), oldest)
+        return good, bad
+
+    def _flush(self, now: float, force: bool) -> int:
+        flushed = 0
+        for buf in self.rows.take_due(now, force):
+            self._flush_rows(buf.key, buf.items, buf.sources, buf.oldest_arrival or datetime.now(UTC))
+            for source in buf.sources:
+                self.inflight.done(source)
+            flushed += 1
+        for buf in self.errors.take_due(now, force or bool(flushed)):
+            prefix = evaluate_prefix(self.config.error_prefix, arrival=buf.oldest_arrival or datetime.now(UTC),
+                                     error_output_type=buf.key)
+            name = object_name(self.config.delivery_stream, 1, datetime.now(UTC), ".gz" if self.config.gzip else "")
+            body = encode_jsonl_gzip(buf.items) if self.config.gzip else b"".join(buf.items)
+            self._write(prefix + name, body)
+            for source in buf.sources:
+                self.inflight.done(source)
+            self.stats.errors += len(buf.items)
+            flushed += 1
+        return flushed
+
+    def _checkpoint(self) -> None:
+        moved = self.inflight.advance()
+        if moved:
+            for shard, seq in moved.items():
+                self.checkpoint.advance(shard, seq)
+                self.stats.position[shard] = seq
+            self.checkpoint.save()
+
+    # -- the loop's contract ---------------------------------------------------------------------
+    def run_once(self, force: bool = False) -> bool:
+        now = time.monotonic()
+        read = 0
+        for shard in self._shards():
+            read += self._read(shard, now)
+        self.stats.records_in += read
+        invoked = self._processor_due(now, force)
+        if invoked:
+            batch, self.processor, self.processor_bytes = self.processor, [], 0
+            for part in split_for_payload(batch):
+                self._route(self._invoke(part), now)
+        flushed = self._flush(time.monotonic(), force)
+        self._checkpoint()
+        self.stats.pending = len(self.processor) + self.rows.pending + self.errors.pending
+        return read == 0 and not invoked and not flushed
+
+    def close(self) -> None:
+        """A graceful stop delivers what is buffered, then saves the checkpoint."""
+        if self.processor:
+            batch, self.processor, self.processor_bytes = self.processor, [], 0
+            self._route(self._invoke(batch), time.monotonic())
+        self._flush(time.monotonic(), force=True)
+        self._checkpoint()
+        self.checkpoint.save()

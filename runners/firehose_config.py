@@ -1,0 +1,72 @@
+"""Read a CreateDeliveryStream request into the few numbers and names the firehose runner needs.
+
+Defaults and ranges are AWS's: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html
+(processor buffer 0.2-3 MB, default 1 MB / 60 s; 3 retries) and
+https://docs.aws.amazon.com/firehose/latest/APIReference/API_BufferingHints.html (1-128 MiB, 0-900 s).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+MIB = 1024 * 1024
+LAMBDA_SYNC_PAYLOAD_MAX = 6 * MIB  # Lambda's synchronous invocation payload limit
+
+
+@dataclass(frozen=True)
+class FirehoseConfig:
+    delivery_stream: str
+    source_stream: str
+    bucket: str
+    prefix: str
+    error_prefix: str
+    buffer_bytes: int
+    buffer_interval_s: float
+    parquet: bool
+    gzip: bool
+    append_delimiter: bool
+    file_extension: str
+    lambda_arn: str
+    lambda_retries: int
+    processor_bytes: int
+    processor_interval_s: float
+    max_active_partitions: int = 500
+
+
+def _processor_params(processors: list[dict[str, Any]], kind: str) -> dict[str, str] | None:
+    for p in processors:
+        if p["Type"] == kind:
+            return {x["ParameterName"]: x["ParameterValue"] for x in p.get("Parameters", [])}
+    return None
+
+
+def parse_config(spec: dict[str, Any], max_active_partitions: int = 500) -> FirehoseConfig:
+    dest = spec["ExtendedS3DestinationConfiguration"]
+    processing = dest.get("ProcessingConfiguration", {})
+    processors = processing.get("Processors", []) if processing.get("Enabled") else []
+    lam = _processor_params(processors, "Lambda")
+    if lam is None:
+        raise ValueError("the delivery stream has no Lambda processor; the local runner needs one")
+    parquet = bool(dest.get("DataFormatConversionConfiguration", {}).get("Enabled"))
+    gzip = dest.get("CompressionFormat", "UNCOMPRESSED") == "GZIP"
+    default_ext = ".parquet" if parquet else (".gz" if gzip else "")
+    hints = dest.get("BufferingHints", {})
+    return FirehoseConfig(
+        delivery_stream=spec["DeliveryStreamName"],
+        source_stream=spec["KinesisStreamSourceConfiguration"]["KinesisStreamARN"].split("/", 1)[1],
+        bucket=dest["BucketARN"].split(":::", 1)[1],
+        prefix=dest.get("Prefix", ""),
+        error_prefix=dest.get("ErrorOutputPrefix", ""),
+        buffer_bytes=int(float(hints.get("SizeInMBs", 5)) * MIB),
+        buffer_interval_s=float(hints.get("IntervalInSeconds", 300)),
+        parquet=parquet,
+        gzip=gzip and not parquet,
+        append_delimiter=_processor_params(processors, "AppendDelimiterToRecord") is not None,
+        file_extension=dest.get("FileExtension", default_ext),
+        lambda_arn=lam["LambdaArn"],
+        lambda_retries=int(lam.get("NumberOfRetries", 3)),
+        processor_bytes=int(float(lam.get("BufferSizeInMBs", 1)) * MIB),
+        processor_interval_s=float(lam.get("BufferIntervalInSeconds", 60)),
+        max_active_partitions=max_active_partitions,
+    )

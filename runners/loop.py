@@ -1,0 +1,104 @@
+"""The one loop every runner shares: call `run_once`, sleep when idle, back off on errors, stop on signal.
+
+A runner's pass returns how much it did; the loop never knows what a runner is for.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from common.aws import TRANSIENT_CODES, error_code
+from common.errors import TerminalError, TransientError
+
+
+@dataclass
+class Stats:
+    """What `make status` shows per runner; written to <state>/runners/<name>.status.json each pass."""
+
+    records_in: int = 0
+    records_out: int = 0
+    objects_out: int = 0
+    errors: int = 0
+    pending: int = 0
+    lag_ms: int | None = None
+    position: dict[str, str] = field(default_factory=dict)
+    last_error: str = ""
+    updated: float = 0.0
+    idle_passes: int = 0
+
+
+class Runner(Protocol):
+    name: str
+    stats: Stats
+
+    def run_once(self) -> bool:
+        """Do one pass; return True if it found nothing to do (so the loop may sleep)."""
+
+    def close(self) -> None:
+        """Flush what can be flushed and save checkpoints (called on a graceful stop)."""
+
+
+def write_status(runner: Runner, directory: Path) -> None:
+    runner.stats.updated = time.time()
+    path = directory / f"{runner.name}.status.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(runner.stats), sort_keys=True))
+    tmp.replace(path)
+
+
+def read_status(directory: Path, name: str) -> dict[str, Any] | None:
+    path = directory / f"{name}.status.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, TransientError | EndpointConnectionError) or (
+        isinstance(exc, ClientError) and error_code(exc) in TRANSIENT_CODES
+    )
+
+
+def run_forever(
+    runner: Runner,
+    status_dir: Path,
+    stop: threading.Event | None = None,
+    idle_sleep: float = 0.2,
+    max_backoff: float = 10.0,
+) -> None:
+    """Run passes until SIGTERM/SIGINT (or `stop`); transient errors back off with jitter, terminal ones end it."""
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    status_dir.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    try:
+        while not stop.is_set():
+            try:
+                idle = runner.run_once()
+                failures = 0
+                runner.stats.idle_passes = runner.stats.idle_passes + 1 if idle else 0
+            except TerminalError:
+                raise
+            except Exception as exc:
+                if not is_transient(exc) and not isinstance(exc, ClientError | OSError):
+                    raise
+                failures += 1
+                runner.stats.errors += 1
+                runner.stats.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+                idle = True
+                stop.wait(random.uniform(0, min(max_backoff, 0.2 * 2**failures)))
+            write_status(runner, status_dir)
+            if idle:
+                stop.wait(idle_sleep)
+    finally:
+        runner.close()
+        write_status(runner, status_dir)

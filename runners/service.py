@@ -1,0 +1,136 @@
+"""Build the runners from the specs the bootstrap wrote, and run them as background processes.
+
+Each runner is its own process (DESIGN.md: separate processes use both cores), with a pid file,
+a log and a status file under <state>/runners/, so `make down` stops exactly what `make up` started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bootstrap.emulator import terminate
+from bootstrap.resources.local import spec_path
+from common.aws import Clients
+from common.config import ROOT, Settings
+from common.errors import TerminalError
+from runners.firehose import FirehoseRunner
+from runners.firehose_config import parse_config
+from runners.loop import Runner, read_status, run_forever
+from runners.pipe import PipeRunner
+
+RUNNERS = ("pipe", "firehose")
+SPEC_KIND = {"pipe": "pipe", "firehose": "delivery_stream"}
+
+
+def load_spec(settings: Settings, name: str) -> dict:
+    path = spec_path(settings.runner_dir, SPEC_KIND[name])
+    if not path.is_file():
+        raise TerminalError(f"no {name} spec at {path}; run `make up` (it applies the bootstrap) first")
+    return json.loads(path.read_text())
+
+
+def build_runner(name: str, clients: Clients, settings: Settings) -> Runner:
+    spec = load_spec(settings, name)
+    checkpoint = settings.runner_dir / f"{name}.checkpoint.json"
+    if name == "pipe":
+        return PipeRunner(clients, spec, checkpoint)
+    if name == "firehose":
+        return FirehoseRunner(clients, parse_config(spec, settings.max_active_partitions), checkpoint)
+    raise TerminalError(f"unknown runner {name!r}; use one of {', '.join(RUNNERS)}")
+
+
+def run(name: str, settings: Settings) -> None:
+    """Foreground: run one runner until SIGTERM/SIGINT."""
+    clients = Clients(settings)
+    clients.ensure_reachable()
+    run_forever(build_runner(name, clients, settings), settings.runner_dir)
+
+
+def pid_path(settings: Settings, name: str) -> Path:
+    return settings.runner_dir / f"{name}.pid"
+
+
+def running(settings: Settings, name: str) -> int | None:
+    try:
+        pid = int(pid_path(settings, name).read_text())
+        os.kill(pid, 0)
+        return pid
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+
+
+def start(settings: Settings, env: dict[str, str] | None = None) -> dict[str, int]:
+    """Start every runner not already running, in the background; return their pids."""
+    settings.runner_dir.mkdir(parents=True, exist_ok=True)
+    pids = {}
+    for name in RUNNERS:
+        pid = running(settings, name)
+        if pid is None:
+            log = (settings.runner_dir / f"{name}.log").open("ab")
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "cli", "runner", name],
+                cwd=ROOT,
+                env={**os.environ, **(env or {}), **settings_env(settings)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            pid = proc.pid
+            pid_path(settings, name).write_text(str(pid))
+        pids[name] = pid
+    return pids
+
+
+def stop(settings: Settings, kill: bool = False) -> list[str]:
+    """Stop the runners (SIGTERM lets them flush and checkpoint; `kill` is SIGKILL, for fault tests)."""
+    stopped = []
+    for name in RUNNERS:
+        pid = running(settings, name)
+        pid_path(settings, name).unlink(missing_ok=True)
+        if pid is None:
+            continue
+        if kill:
+            os.killpg(pid, 9)
+            _reap(pid)
+        else:
+            terminate(pid, timeout=30)
+        stopped.append(name)
+    return stopped
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings a child process needs to rebuild the same Settings."""
+    return {
+        "TARGET": settings.target,
+        "PORT": str(settings.port),
+        "STATE_DIR": str(settings.state_dir),
+        "AWS_REGION": settings.region,
+        **({"ENDPOINT": settings.endpoint} if settings.endpoint else {}),
+    }
+
+
+def wait_drained(settings: Settings, timeout: float = 120.0, quiet_passes: int = 3) -> dict[str, dict]:
+    """Block until every runner reports idle passes with nothing pending (the pipeline has drained)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        statuses = {name: read_status(settings.runner_dir, name) or {} for name in RUNNERS}
+        if all(s.get("idle_passes", 0) >= quiet_passes and s.get("pending", 1) == 0 for s in statuses.values()):
+            return statuses
+        dead = [n for n in RUNNERS if running(settings, n) is None]
+        if dead:
+            raise TerminalError(f"runner(s) {', '.join(dead)} not running; see {settings.runner_dir}/*.log")
+        if time.monotonic() > deadline:
+            raise TerminalError(f"the pipeline did not drain within {timeout:.0f}s; see `make status`")
+        time.sleep(0.3)

@@ -1,0 +1,118 @@
+"""The plan's pure core: desired resources per target, diffing, Ref resolution, AWS's refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from bootstrap.plan import CREATE, NOOP, UPDATE, aws_warnings, decide, diff
+from bootstrap.spec import Ref, Resource, desired_resources, lake_prefix_expression, resolve
+from common.config import load_settings
+from common.errors import TerminalError
+
+ACCOUNT = "123456789012"
+
+
+def by_kind(resources: list[Resource]) -> dict[str, list[Resource]]:
+    out: dict[str, list[Resource]] = {}
+    for r in resources:
+        out.setdefault(r.kind, []).append(r)
+    return out
+
+
+def test_every_pipeline_resource_is_planned_in_dependency_order() -> None:
+    resources = desired_resources(load_settings(env={}), ACCOUNT)
+    kinds = [r.kind for r in resources]
+    for before, after in [("dynamodb_table", "pipe"), ("kinesis_stream", "pipe"), ("iam_role", "lambda_function"),
+                          ("lambda_function", "delivery_stream"), ("glue_database", "glue_crawler"),
+                          ("s3_bucket", "athena_workgroup")]:
+        assert kinds.index(before) < kinds.index(after)
+    grouped = by_kind(resources)
+    assert len(grouped["s3_bucket"]) == 2 and len(grouped["iam_role"]) == 4
+
+
+def test_emulated_targets_hand_pipe_firehose_and_crawler_to_local_runners() -> None:
+    local = {r.kind: r.local_runner for r in desired_resources(load_settings(env={}), ACCOUNT)}
+    assert local["pipe"] == "pipe runner"
+    assert local["delivery_stream"] == "firehose runner"
+    assert local["glue_crawler"] == "crawler"
+    assert local["dynamodb_table"] is None
+    cloud = desired_resources(load_settings(env={"TARGET": "aws"}), ACCOUNT)
+    assert all(r.local_runner is None for r in cloud)
+    assert {r.name for r in cloud if r.kind == "log_group"} == {
+        "/aws/lambda/sales-orders-transform", "/aws/kinesisfirehose/sales-orders-firehose", "/aws-glue/crawlers"}
+
+
+def test_same_request_for_local_runner_and_aws_except_buffer_interval() -> None:
+    settings = load_settings(env={"BUFFER_INTERVAL_S": "60", "PROCESSOR_INTERVAL_S": "60"})
+    local = {r.kind: r for r in desired_resources(settings, ACCOUNT)}
+    cloud = {r.kind: r for r in desired_resources(load_settings(env={"TARGET": "aws"}), ACCOUNT)}
+    assert local["delivery_stream"].params == cloud["delivery_stream"].params
+    assert local["pipe"].params == cloud["pipe"].params
+
+
+def test_firehose_request_partitions_by_lambda_keys_and_routes_errors() -> None:
+    settings = load_settings(env={})
+    fh = {r.kind: r for r in desired_resources(settings, ACCOUNT)}["delivery_stream"].params
+    dest = fh["ExtendedS3DestinationConfiguration"]
+    assert fh["DeliveryStreamType"] == "KinesisStreamAsSource"
+    assert dest["Prefix"] == lake_prefix_expression(settings) == (
+        "orders/year=!{partitionKeyFromLambda:year}/month=!{partitionKeyFromLambda:month}/"
+        "day=!{partitionKeyFromLambda:day}/")
+    assert dest["ErrorOutputPrefix"].startswith("errors/!{firehose:error-output-type}/")
+    assert dest["DynamicPartitioningConfiguration"]["Enabled"] is True
+    assert dest["DataFormatConversionConfiguration"]["OutputFormatConfiguration"] == {
+        "Serializer": {"ParquetSerDe": {"Compression": "SNAPPY"}}}
+    (lam,) = dest["ProcessingConfiguration"]["Processors"]
+    assert {p["ParameterName"]: p["ParameterValue"] for p in lam["Parameters"]} == {
+        "LambdaArn": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:sales-orders-transform",
+        "NumberOfRetries": "3", "BufferSizeInMBs": "1", "BufferIntervalInSeconds": "1"}
+
+
+def test_jsonl_output_appends_a_delimiter_and_gzips() -> None:
+    settings = load_settings(env={"OUTPUT_FORMAT": "jsonl"})
+    dest = {r.kind: r for r in desired_resources(settings, ACCOUNT)}["delivery_stream"].params[
+        "ExtendedS3DestinationConfiguration"]
+    assert dest["CompressionFormat"] == "GZIP"
+    assert "DataFormatConversionConfiguration" not in dest
+    assert [p["Type"] for p in dest["ProcessingConfiguration"]["Processors"]] == ["Lambda", "AppendDelimiterToRecord"]
+
+
+def test_pipe_source_is_known_only_after_the_table_exists() -> None:
+    pipe = {r.kind: r for r in desired_resources(load_settings(env={}), ACCOUNT)}["pipe"]
+    assert pipe.params["Source"] == Ref("table_stream_arn")
+    assert pipe.params["TargetParameters"] == {"KinesisStreamParameters": {"PartitionKey": "$.dynamodb.Keys.order_id.S"}}
+    resolved = resolve(pipe.params, {"table_stream_arn": "arn:stream"})
+    assert resolved["Source"] == "arn:stream"
+    assert resolved["Target"] == pipe.params["Target"]
+
+
+def test_diff_names_only_fields_that_differ() -> None:
+    desired = {"a": 1, "b": {"x": [1, 2]}, "c": "same"}
+    assert diff(desired, None) == ("a", "b", "c")
+    assert diff(desired, {"a": 1, "b": {"x": (1, 2)}, "c": "same"}) == ()
+    assert diff(desired, {"a": 2, "b": {"x": [2, 1]}, "c": "same", "extra": 1}) == ("a", "b")
+
+
+def test_decide_create_update_noop() -> None:
+    res = Resource("kinesis_stream", "s", {})
+    assert decide(res, {"ShardCount": 2}, None).action == CREATE
+    change = decide(res, {"ShardCount": 2}, {"ShardCount": 1})
+    assert (change.action, change.fields) == (UPDATE, ("ShardCount",))
+    assert decide(res, {"ShardCount": 2}, {"ShardCount": 2}).action == NOOP
+
+
+def test_small_buffers_are_fine_locally_but_refused_for_aws() -> None:
+    local = load_settings(env={"BUFFER_SIZE_MB": "1", "BUFFER_INTERVAL_S": "2"})
+    assert len(aws_warnings(local)) == 2
+    assert aws_warnings(load_settings(env={"TARGET": "aws"})) == ()
+    with pytest.raises(TerminalError, match="AWS refuses less than 64 MiB"):
+        aws_warnings(load_settings(env={"TARGET": "aws", "BUFFER_SIZE_MB": "1"}))
+
+
+def test_every_resource_is_tagged_with_the_project() -> None:
+    for r in desired_resources(load_settings(env={"TARGET": "aws"}), ACCOUNT):
+        tags = r.params.get("Tags", r.params.get("tags"))
+        if r.kind == "glue_database":
+            continue  # Glue databases take no tags at creation
+        values = tags.values() if isinstance(tags, dict) else [t["Value"] for t in tags]
+        assert "sales-orders-cdc" in values, r.key
