@@ -168,6 +168,18 @@ def runner(name: str, target: TargetOpt = None) -> None:
     service.run(name, settings)
 
 
+@app.command(name="runners")
+@boundary
+def runners_cmd(target: TargetOpt = None) -> None:
+    """Run every local runner in the foreground until SIGTERM (the compose runner container's command)."""
+    from runners import service
+
+    settings = settings_for(target)
+    if not settings.emulated:
+        raise PipelineError("on TARGET=aws the managed Pipe and Firehose run; the local runners never start")
+    service.run_all(settings)
+
+
 @app.command()
 @boundary
 def drain(target: TargetOpt = None, timeout: float = 180.0) -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -50,6 +52,31 @@ def run(name: str, settings: Settings) -> None:
     clients = Clients(settings)
     clients.ensure_reachable()
     run_forever(build_runner(name, clients, settings), settings.runner_dir)
+
+
+def run_all(settings: Settings) -> None:
+    """Foreground: every runner in a thread of this process; SIGTERM stops them all, gracefully."""
+    clients = Clients(settings)
+    clients.ensure_reachable()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    failures: list[BaseException] = []
+
+    def work(name: str) -> None:
+        try:
+            run_forever(build_runner(name, Clients(settings), settings), settings.runner_dir, stop)
+        except BaseException as exc:
+            failures.append(exc)
+            stop.set()
+
+    threads = [threading.Thread(target=work, args=(name,), name=name) for name in RUNNERS]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise failures[0]
 
 
 def pid_path(settings: Settings, name: str) -> Path:
