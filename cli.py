@@ -168,6 +168,28 @@ def runner(name: str, target: TargetOpt = None) -> None:
     service.run(name, settings)
 
 
+@app.command()
+@boundary
+def seed(
+    target: TargetOpt = None,
+    orders: Annotated[int, typer.Option(help="orders to place (their lifecycles follow)")] = 2000,
+    rate: Annotated[float | None, typer.Option(help="orders per second (default: as fast as possible)")] = None,
+    duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="the same seed gives the same orders")] = 42,
+    threads: Annotated[int, typer.Option(help="writer threads")] = 2,
+) -> None:
+    """Stream orders and their later changes (updates, cancellations, deletes) into DynamoDB."""
+    from generator.seed import run_seed, validate_seed_args
+
+    validate_seed_args(orders, rate, duration, seed, threads)
+    settings, console = settings_for(target), Console()
+    summary = run_seed(clients_for(settings), settings, orders=orders, rate=rate, duration=duration, seed=seed,
+                       console=console, threads=threads)
+    counts = ", ".join(f"{n} {kind}" for kind, n in summary.counts.items() if n)
+    console.ok(f"{summary.writes} writes in {summary.elapsed:.1f}s ({summary.write_rate:,.0f}/s): {counts}"
+               + (" [interrupted]" if summary.interrupted else ""))
+
+
 @app.command(name="runners")
 @boundary
 def runners_cmd(target: TargetOpt = None) -> None:
