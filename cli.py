@@ -34,7 +34,7 @@ def boundary(fn: Callable[..., Any]) -> Callable[..., Any]:
         except PipelineError as exc:
             if os.environ.get("DEBUG"):
                 raise
-            RichConsole(stderr=True, highlight=False).print(f"[bold red]error:[/] {exc}")
+            RichConsole(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {exc}")
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None

@@ -53,12 +53,12 @@ def error_code(exc: BaseException) -> str:
 class Clients:
     """Lazily built, cached boto3 clients for one Settings; pass this object down, not Settings+boto3."""
 
-    def __init__(self, settings: Settings, session: boto3.Session | None = None) -> None:
+    def __init__(self, settings: Settings, session: boto3.Session | None = None, max_attempts: int = 5) -> None:
         self.settings = settings
         creds = DUMMY_CREDENTIALS if settings.emulated else {}
         self._session = session or boto3.Session(region_name=settings.region, **creds)
         self._config = Config(
-            retries={"mode": "standard", "max_attempts": 5},
+            retries={"mode": "standard", "max_attempts": max_attempts},
             connect_timeout=5,
             read_timeout=70,
             max_pool_connections=16,

@@ -35,7 +35,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
@@ -353,10 +353,8 @@ def merge_with_table(
     for name, kind in inferred:
         if name in current and widen(current[name], kind) != current[name]:
             conflicts.append(TypeConflict(name, current[name], kind, "the crawled objects"))
-    if merge_new_columns:
-        columns = tuple(existing) + tuple((n, k) for n, k in inferred if n in added)
-    else:
-        columns = inferred
+    appended = tuple(existing) + tuple((n, k) for n, k in inferred if n in added)
+    columns = appended if merge_new_columns else inferred
     return SchemaMerge(columns, added, tuple(conflicts), columns != tuple(existing))
 
 
@@ -436,7 +434,7 @@ class CrawlResult:
     objects_read: int = 0
     ignored_keys: tuple[str, ...] = ()
     stale_partitions: tuple[tuple[str, ...], ...] = ()
-    notes: tuple[str, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = ()
 
 
 class _S3RangeFile(io.RawIOBase):
@@ -501,15 +499,17 @@ def read_object_schema(s3: Any, bucket: str, obj: LakeObject, fmt: str, compress
 
 
 def list_lake(s3: Any, spec: CrawlerSpec) -> tuple[list[LakeObject], list[str]]:
-    """Data objects under the include path in the Hive layout, and the keys that are not."""
+    """Data objects under the include path in the Hive layout, and the keys that are not
+    (hidden `_*` / `.*` names, folder markers and empty objects are skipped silently)."""
     objects, ignored = [], []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=spec.bucket, Prefix=spec.prefix):
         for item in page.get("Contents", []):
             key, size = item["Key"], int(item.get("Size", 0))
             values = partition_of(key, spec.prefix)
+            hidden = key.endswith("/") or key.rsplit("/", 1)[-1].startswith(("_", "."))
+            if values is None and not hidden:
+                ignored.append(key)
             if values is None or size == 0:
-                if not key.endswith("/"):
-                    ignored.append(key)
                 continue
             objects.append(LakeObject(key, size, values))
     return sorted(objects, key=lambda o: o.key), ignored
@@ -639,14 +639,16 @@ def crawl(clients: Clients, settings: Settings, console: Console | None = None,
         created = True
         console.ok(f"created table {spec.database}.{spec.table} ({fmt}, {len(columns)} columns)")
     elif apply_schema and merge.changed:
-        glue.update_table(DatabaseName=spec.database, TableInput=table_input(spec, fmt, compressed, columns, extra))
+        kept = {**(table.get("Parameters") or {}), **extra}  # parameters someone else set survive
+        glue.update_table(DatabaseName=spec.database, TableInput=table_input(spec, fmt, compressed, columns, kept))
         updated = True
-        console.ok(f"updated table {spec.table}: added column(s) {', '.join(merge.added) or 'none'}")
+        console.ok(f"updated table {spec.table}: new column(s) {', '.join(merge.added) or 'none'}")
     elif merge.changed:
         notes.append(f"schema changes logged, not applied (UpdateBehavior=LOG): new column(s) {', '.join(merge.added)}")
         console.warn(notes[-1])
+    types_applied = updated and not spec.merge_new_columns
     for conflict in merge.conflicts:
-        console.warn(f"type change not applied: {conflict.describe()}")
+        console.warn(f"type change {'applied' if types_applied else 'not applied'}: {conflict.describe()}")
 
     inputs = [partition_input(spec, values, fmt, compressed, columns) for values in new_partitions]
     _create_partitions(glue, spec, inputs)

@@ -221,7 +221,8 @@ class FirehoseRunner:
         except ClientError as exc:
             if error_code(exc) in ("ExpiredIteratorException", "ResourceNotFoundException"):
                 self.iterators[shard] = None
-                raise TransientError(f"Kinesis shard {shard}: {error_code(exc)}; reopening from the checkpoint") from exc
+                reason = f"Kinesis shard {shard}: {error_code(exc)}; reopening from the checkpoint"
+                raise TransientError(reason) from exc
             raise
         self.iterators[shard] = resp.get("NextShardIterator")
         self.stats.lag_ms = resp.get("MillisBehindLatest", self.stats.lag_ms)
@@ -287,8 +288,10 @@ class FirehoseRunner:
                                 error_message=str(exc))
                 else:
                     if prefix not in self.rows and len(self.rows) >= self.config.max_active_partitions:
-                        o = Outcome(o.record, "ProcessingFailed", error_code="DynamicPartitioning.ActivePartitionExceeded",
-                                    error_message=f"more than {self.config.max_active_partitions} active partitions")
+                        limit = self.config.max_active_partitions
+                        o = Outcome(o.record, "ProcessingFailed",
+                                    error_code="DynamicPartitioning.ActivePartitionExceeded",
+                                    error_message=f"more than {limit} active partitions")
                     else:
                         data = o.data + b"\n" if self.config.append_delimiter or self.config.parquet else o.data
                         self.rows.add(prefix, data, o.record.source, now, o.record.arrival)
@@ -337,8 +340,9 @@ class FirehoseRunner:
             except ConversionError as exc:
                 bad.append(i)
                 record = SourceRecord(f"{sources[i][0]}:{sources[i][1]}", items[i], oldest, sources[i], "")
-                doc = error_document(Outcome(record, "ProcessingFailed", error_code="DataFormatConversion.InvalidSchema",
-                                             error_message=str(exc)), self.config.lambda_arn, datetime.now(UTC))
+                failed = Outcome(record, "ProcessingFailed", error_code="DataFormatConversion.InvalidSchema",
+                                 error_message=str(exc))
+                doc = error_document(failed, self.config.lambda_arn, datetime.now(UTC))
                 self.errors.add("format-conversion-failed", doc, sources[i], time.monotonic(), oldest)
         return good, bad
 
@@ -371,6 +375,21 @@ class FirehoseRunner:
 
     # -- the loop's contract ---------------------------------------------------------------------
     def run_once(self, force: bool = False) -> bool:
+        try:
+            return self._pass(force)
+        except Exception:
+            self._rewind()
+            raise
+
+    def _rewind(self) -> None:
+        """After a failed pass, forget everything past the checkpoint: it is read again (at-least-once)."""
+        self.iterators.clear()
+        self.processor, self.processor_bytes = [], 0
+        self.rows = BufferSet(self.config.buffer_bytes, self.config.buffer_interval_s)
+        self.errors = BufferSet(self.config.buffer_bytes, self.config.buffer_interval_s)
+        self.inflight = InFlight()
+
+    def _pass(self, force: bool) -> bool:
         now = time.monotonic()
         read = 0
         for shard in self._shards():

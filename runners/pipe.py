@@ -211,20 +211,28 @@ class PipeRunner:
     def run_once(self) -> bool:
         moved = 0
         for shard in order_shards(self.shards(), self.checkpoint.finished):
-            records = self._read(shard)
-            for start in range(0, len(records), self.batch_size):
-                batch = records[start:start + self.batch_size]
-                self._put(self._entries(batch))
-                last = batch[-1]["dynamodb"]["SequenceNumber"]
-                self.checkpoint.advance(shard.shard_id, last)
-                self.stats.position[shard.shard_id] = last
-                self.checkpoint.save()
-                moved += len(batch)
-            if not records and shard.shard_id in self.checkpoint.finished:
-                self.checkpoint.save()
+            try:
+                moved += self._move(shard)
+            except Exception:
+                # What was read past the checkpoint is re-read next pass: at-least-once, never a gap.
+                self.iterators[shard.shard_id] = None
+                raise
         self.stats.records_in += moved
         self.stats.records_out += moved
         return moved == 0
+
+    def _move(self, shard: Shard) -> int:
+        records = self._read(shard)
+        for start in range(0, len(records), self.batch_size):
+            batch = records[start:start + self.batch_size]
+            self._put(self._entries(batch))
+            last = batch[-1]["dynamodb"]["SequenceNumber"]
+            self.checkpoint.advance(shard.shard_id, last)
+            self.stats.position[shard.shard_id] = last
+            self.checkpoint.save()
+        if not records and shard.shard_id in self.checkpoint.finished:
+            self.checkpoint.save()
+        return len(records)
 
     def close(self) -> None:
         self.checkpoint.save()

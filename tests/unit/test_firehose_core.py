@@ -45,7 +45,8 @@ def test_config_is_read_from_the_create_delivery_stream_request() -> None:
 
 def test_ok_rows_keep_their_partition_keys() -> None:
     (out,) = parse_response([rec(1)], {"records": [ok(1)]}, {})
-    assert (out.result, out.data, out.partition_keys) == ("Ok", b'{"a":1}', {"year": "2026", "month": "11", "day": "26"})
+    assert (out.result, out.data) == ("Ok", b'{"a":1}')
+    assert out.partition_keys == {"year": "2026", "month": "11", "day": "26"}
 
 
 def test_a_record_missing_from_the_answer_fails_instead_of_vanishing() -> None:

@@ -10,7 +10,8 @@ import pytest
 from lake.keys import PartitionKeyError, evaluate_prefix, object_name
 
 ARRIVAL = datetime(2026, 3, 7, 9, 5, 1, tzinfo=UTC)
-PREFIX = "orders/year=!{partitionKeyFromLambda:year}/month=!{partitionKeyFromLambda:month}/day=!{partitionKeyFromLambda:day}/"
+PREFIX = ("orders/year=!{partitionKeyFromLambda:year}/month=!{partitionKeyFromLambda:month}/"
+          "day=!{partitionKeyFromLambda:day}/")
 
 
 def test_partition_keys_from_the_lambda_fill_the_prefix() -> None:

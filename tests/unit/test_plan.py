@@ -80,7 +80,8 @@ def test_jsonl_output_appends_a_delimiter_and_gzips() -> None:
 def test_pipe_source_is_known_only_after_the_table_exists() -> None:
     pipe = {r.kind: r for r in desired_resources(load_settings(env={}), ACCOUNT)}["pipe"]
     assert pipe.params["Source"] == Ref("table_stream_arn")
-    assert pipe.params["TargetParameters"] == {"KinesisStreamParameters": {"PartitionKey": "$.dynamodb.Keys.order_id.S"}}
+    key = {"KinesisStreamParameters": {"PartitionKey": "$.dynamodb.Keys.order_id.S"}}
+    assert pipe.params["TargetParameters"] == key
     resolved = resolve(pipe.params, {"table_stream_arn": "arn:stream"})
     assert resolved["Source"] == "arn:stream"
     assert resolved["Target"] == pipe.params["Target"]
