@@ -98,6 +98,12 @@ test-browser: install ## Only the headless-browser dashboard test
 lint: install ## ruff
 	$(VENV)/bin/ruff check .
 
+env: ## Print shell exports so aws / awslocal / boto3 reach the stack: eval "$$(make -s env)"
+	@$(CLI) env
+
+awslocal: ## Run awslocal against the stack, e.g. make awslocal ARGS="dynamodb scan --table-name sales_orders"
+	@eval "$$($(CLI) env)" && awslocal $(ARGS)
+
 logs: ## Follow the emulator's and the runners' logs
 	tail -F .state/emulator-$(PORT).log .state/runners/*.log
 

@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -232,6 +233,116 @@ def status(target: TargetOpt = None) -> None:
                       str(s.get("records_out", "-")), str(s.get("objects_out", "-")), str(s.get("pending", "-")),
                       str(s.get("lag_ms", "-")), str(s.get("errors", "-")), s.get("last_error", "")[:60])
     console.table(table)
+
+
+def _crawl(clients, settings: Settings, console: Console) -> None:  # type: ignore[no-untyped-def]
+    """The local crawler on emulated targets; on aws the real Glue crawler, started and awaited."""
+    if settings.emulated:
+        from runners.crawler import crawl as local_crawl
+
+        result = local_crawl(clients, settings, console)
+        console.ok(f"crawled: {result}")
+        return
+    from common.aws import wait_until
+
+    glue = clients.glue
+    if glue.get_crawler(Name=settings.crawler_name)["Crawler"]["State"] == "READY":
+        glue.start_crawler(Name=settings.crawler_name)
+    console.step(f"waiting for the Glue crawler {settings.crawler_name}")
+    wait_until(lambda: glue.get_crawler(Name=settings.crawler_name)["Crawler"]["State"] == "READY",
+               f"crawler {settings.crawler_name} to finish", timeout=900, interval=10)
+    console.ok("crawler finished")
+
+
+@app.command()
+@boundary
+def crawl(target: TargetOpt = None) -> None:
+    """Catalog the lake: create or update the Glue table and its partitions."""
+    settings, console = settings_for(target), Console()
+    _crawl(clients_for(settings), settings, console)
+
+
+@app.command()
+@boundary
+def analyze(
+    target: TargetOpt = None,
+    engine: Annotated[str, typer.Option(help="duckdb (local mirror) | athena (the Athena API)")] = "duckdb",
+    out: Annotated[str, typer.Option(help="where the dashboard page goes")] = "dashboard/index.html",
+    crawl_first: Annotated[bool, typer.Option("--crawl/--no-crawl", help="run the crawler first")] = True,
+) -> None:
+    """Query the lake like Athena does, print the KPIs and write the dashboard page."""
+    from datetime import UTC, datetime
+
+    from analytics.dashboard import write_dashboard
+    from analytics.report import print_report
+
+    if engine not in ("duckdb", "athena"):
+        raise PipelineError(f"--engine {engine!r} is unknown; use duckdb or athena")
+    settings, console = settings_for(target), Console()
+    clients = clients_for(settings)
+    if crawl_first:
+        _crawl(clients, settings, console)
+    if engine == "athena":
+        from analytics.athena import run_athena
+
+        results = run_athena(clients, settings, console)
+        source = f"Athena API ({settings.target})"
+    else:
+        from analytics.engine import open_engine
+        from analytics.kpis import run_kpis
+
+        with open_engine(clients, settings, console) as eng:
+            results = run_kpis(eng.conn)
+            source = f"DuckDB over the Glue table ({eng.access})"
+    print_report(results, console)
+    page = write_dashboard(results, Path(out), generated_at=datetime.now(UTC),
+                           source_note=f"{source}, target {settings.target}")
+    console.ok(f"dashboard written to {page.resolve()}")
+
+
+@app.command()
+@boundary
+def verify(target: TargetOpt = None, crawl_first: Annotated[bool, typer.Option("--crawl/--no-crawl")] = True) -> None:
+    """Reconcile: the lake's current state must equal a DynamoDB scan (exit 1 with a diff otherwise)."""
+    from analytics.engine import open_engine
+    from analytics.verify import reconcile
+
+    settings, console = settings_for(target), Console()
+    clients = clients_for(settings)
+    if crawl_first:
+        _crawl(clients, settings, console)
+    with open_engine(clients, settings, console) as eng:
+        result = reconcile(clients, settings, eng.conn)
+    for line in result.report_lines():
+        (console.ok if result.ok else console.warn)(line)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def env_exports(settings: Settings) -> dict[str, str]:
+    """What a shell needs so the AWS CLI, awslocal and any SDK reach this target."""
+    from bootstrap.emulator import EMULATOR_VENV
+
+    exports = {"AWS_REGION": settings.region, "AWS_DEFAULT_REGION": settings.region}
+    if settings.emulated:
+        endpoint = settings.endpoint_url or ""
+        exports.update(
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_ACCESS_KEY_ID="test",
+            AWS_SECRET_ACCESS_KEY="test",
+            LOCALSTACK_HOST=endpoint.removeprefix("http://"),
+            PATH=f"{EMULATOR_VENV / 'bin'}:$PATH",
+        )
+    return exports
+
+
+@app.command()
+@boundary
+def env(target: TargetOpt = None) -> None:
+    """Print shell exports for the target: `eval "$(make -s env)"`, then aws / awslocal / boto3 just work."""
+    for key, value in env_exports(settings_for(target)).items():
+        quoted = f'"{value}"' if key == "PATH" else f"'{value}'"
+        typer.echo(f"export {key}={quoted}")
 
 
 def main() -> None:

@@ -20,8 +20,10 @@ What AWS's crawler does, and so what this does (emulated targets only; on aws th
   https://docs.aws.amazon.com/glue/latest/dg/incremental-crawls.html
 - Objects outside the Hive layout (or named `_*` / `.*`) are not part of the table; neither is
   anything under the error prefix, which lies outside the include path.
-Deviations: the table is named settings.glue_table (AWS would name it after the folder); MiniStack
-ignores GetPartitions' Expression, so existing partitions are listed and compared client-side.
+- A catalog target (Targets.CatalogTargets) crawls the named table's own Location.
+Deviations: with an S3 target the table is named settings.glue_table (AWS would name it after the
+folder); MiniStack ignores GetPartitions' Expression, so existing partitions are listed and
+compared client-side.
 
 Pure functions (key parsing, type inference and mapping, schema merge, request builders) sit
 apart from the thin S3/Glue shell `crawl`.
@@ -45,22 +47,11 @@ from common.aws import Clients, error_code, retrying
 from common.config import Settings
 from common.console import Console
 from common.errors import TerminalError
+from lake.glue_schema import STORAGE
 from lake.schema import PARTITION_KEYS
 
 Columns = tuple[tuple[str, str], ...]  # (name, Glue type), in table order
 
-STORAGE = {
-    "parquet": {
-        "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-        "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-        "SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
-    },
-    "json": {
-        "InputFormat": "org.apache.hadoop.mapred.TextInputFormat",
-        "OutputFormat": "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
-        "SerializationLibrary": "org.openx.data.jsonserde.JsonSerDe",
-    },
-}
 JSON_SAMPLE_RECORDS = 1000  # records read per JSON object to infer its schema
 PARTITION_BATCH = 100  # BatchCreatePartition accepts at most 100 partitions per call
 SPEC_FILE = "glue_crawler.json"  # the CreateCrawler request the bootstrap keeps for this runner
@@ -104,10 +95,23 @@ def spec_from_settings(settings: Settings, account_id: str) -> CrawlerSpec:
 
 
 def spec_from_request(request: Mapping[str, Any], table: str) -> CrawlerSpec:
-    """Pure: a CreateCrawler request (as the bootstrap sends it to AWS) to the runner's spec."""
-    targets = (request.get("Targets") or {}).get("S3Targets") or []
-    if len(targets) != 1 or not str(targets[0].get("Path", "")).startswith("s3://"):
-        raise TerminalError("the crawler request needs exactly one Targets.S3Targets[].Path s3://bucket/prefix/")
+    """Pure: a CreateCrawler request (as the bootstrap sends it to AWS) to the runner's spec.
+
+    An S3 target names the path (the table is `table`); a catalog target names the table, whose
+    Location `crawl` then reads from Glue (s3_path is left empty here).
+    """
+    targets = request.get("Targets") or {}
+    s3_targets, catalog_targets = targets.get("S3Targets") or [], targets.get("CatalogTargets") or []
+    database = str(request.get("DatabaseName", ""))
+    if len(catalog_targets) == 1 and len(catalog_targets[0].get("Tables") or []) == 1 and not s3_targets:
+        database, table, s3_path = str(catalog_targets[0]["DatabaseName"]), str(catalog_targets[0]["Tables"][0]), ""
+    elif len(s3_targets) == 1 and str(s3_targets[0].get("Path", "")).startswith("s3://") and not catalog_targets:
+        s3_path = str(s3_targets[0]["Path"])
+    else:
+        raise TerminalError(
+            "the crawler request needs exactly one Targets.S3Targets[].Path s3://bucket/prefix/ "
+            "or one Targets.CatalogTargets[] with one table"
+        )
     configuration = request.get("Configuration") or "{}"
     try:
         config = json.loads(configuration) if isinstance(configuration, str) else dict(configuration)
@@ -115,9 +119,9 @@ def spec_from_request(request: Mapping[str, Any], table: str) -> CrawlerSpec:
         raise TerminalError("the crawler's Configuration is not valid JSON; fix the crawler request") from None
     tables = ((config.get("CrawlerOutput") or {}).get("Tables") or {}).get("AddOrUpdateBehavior")
     return CrawlerSpec(
-        database=str(request["DatabaseName"]),
+        database=database,
         table=table,
-        s3_path=str(targets[0]["Path"]),
+        s3_path=s3_path,
         crawler_name=str(request.get("Name", "local-crawler")),
         update_behavior=str((request.get("SchemaChangePolicy") or {}).get("UpdateBehavior", "UPDATE_IN_DATABASE")),
         merge_new_columns=tables == "MergeNewColumns",
@@ -584,6 +588,13 @@ def crawl(clients: Clients, settings: Settings, console: Console | None = None,
     console = console or Console(quiet=True)
     spec = spec or load_spec(clients, settings)
     s3, glue = clients.s3, clients.glue
+    if not spec.s3_path:  # a catalog target crawls its table's own location
+        target = _get_table(glue, spec)
+        if target is None:
+            raise TerminalError(f"the crawler targets table {spec.database}.{spec.table}, which does not exist; "
+                                "create it first (make apply)")
+        location = str(target.get("StorageDescriptor", {}).get("Location", ""))
+        spec = replace(spec, s3_path=location if location.endswith("/") else location + "/")
     console.step(f"crawling {spec.s3_path} into {spec.database}.{spec.table}")
     _ensure_database(glue, spec.database)
     objects, ignored = list_lake(s3, spec)

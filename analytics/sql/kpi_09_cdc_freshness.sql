@@ -1,0 +1,10 @@
+-- title: CDC freshness (event to lake)
+-- Delay from the change in DynamoDB (event_ts) to the row's arrival in the lake pipeline
+-- (arrival_ts), in milliseconds, over every delivered row (redeliveries included: each one
+-- is a real arrival). Percentiles are approximate, as Athena's approx_percentile is.
+SELECT
+    count(*) AS events,
+    approx_percentile(date_diff('millisecond', event_ts, arrival_ts), 0.5) AS p50_ms,
+    approx_percentile(date_diff('millisecond', event_ts, arrival_ts), 0.95) AS p95_ms,
+    max(date_diff('millisecond', event_ts, arrival_ts)) AS max_ms
+FROM sales_orders_cdc

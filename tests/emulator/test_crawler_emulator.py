@@ -1,0 +1,220 @@
+"""The local crawler against MiniStack's S3 and Glue: table, partitions, re-runs, schema changes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime
+
+import pyarrow as pa
+import pytest
+
+from common.aws import Clients
+from common.config import Settings, with_overrides
+from common.console import Console
+from lake import glue_schema
+from lake.schema import ROW_SCHEMA
+from runners.crawler import CrawlerSpec, TypeConflict, crawl, spec_from_request, spec_from_settings
+from tests.fixtures.lake import ROWS, empty_bucket, encode, write_s3_lake
+
+DAYS = [("2024", "03", "01"), ("2024", "03", "02"), ("2024", "03", "03")]
+
+
+def _drop_database(clients: Clients, database: str) -> None:
+    try:
+        for table in clients.glue.get_tables(DatabaseName=database).get("TableList", []):
+            clients.glue.delete_table(DatabaseName=database, Name=table["Name"])
+        clients.glue.delete_database(Name=database)
+    except Exception:  # never created
+        pass
+
+
+def _make_env(emulator_settings: Settings, emulator_clients: Clients, name: str) -> tuple[Settings, CrawlerSpec]:
+    database = f"{name}_db".replace("-", "_")
+    settings = with_overrides(emulator_settings, lake_bucket=f"{name}-lake", glue_database=database,
+                              glue_table="sales_orders_cdc", crawler_name=f"{name}-crawler")
+    return settings, spec_from_settings(settings, emulator_clients.account_id)
+
+
+@pytest.fixture(scope="module")
+def parquet_env(emulator_settings: Settings, emulator_clients: Clients) -> Iterator[tuple[Settings, CrawlerSpec]]:
+    settings, spec = _make_env(emulator_settings, emulator_clients, "crawler-pq")
+    s3 = emulator_clients.s3
+    write_s3_lake(s3, settings.lake_bucket)
+    s3.put_object(Bucket=settings.lake_bucket, Key="errors/processing-failed/2024/03/01/10/bad-record", Body=b"{")
+    s3.put_object(Bucket=settings.lake_bucket, Key="orders/stray.parquet", Body=b"not in a partition")
+    s3.put_object(Bucket=settings.lake_bucket, Key="orders/year=2024/month=03/day=01/_SUCCESS", Body=b"")
+    yield settings, spec
+    empty_bucket(s3, settings.lake_bucket)
+    _drop_database(emulator_clients, settings.glue_database)
+
+
+def _partitions(clients: Clients, spec: CrawlerSpec) -> dict[tuple[str, ...], str]:
+    pages = clients.glue.get_paginator("get_partitions").paginate(DatabaseName=spec.database, TableName=spec.table)
+    return {tuple(p["Values"]): p["StorageDescriptor"]["Location"] for page in pages for p in page["Partitions"]}
+
+
+def _columns(clients: Clients, spec: CrawlerSpec) -> list[tuple[str, str]]:
+    table = clients.glue.get_table(DatabaseName=spec.database, Name=spec.table)["Table"]
+    return [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]]
+
+
+def test_first_crawl_creates_database_table_and_partitions(
+    parquet_env: tuple[Settings, CrawlerSpec], emulator_clients: Clients
+) -> None:
+    settings, spec = parquet_env
+    console = Console(capture=True)
+    result = crawl(emulator_clients, settings, console, spec=spec)
+    assert result.table_created and result.classification == "parquet"
+    assert result.partitions_added == tuple(DAYS) and result.partitions_total == 3
+    assert result.objects_read == 5
+    assert result.ignored_keys == ("orders/stray.parquet",)  # errors/ is outside the include path
+    table = emulator_clients.glue.get_table(DatabaseName=spec.database, Name=spec.table)["Table"]
+    sd = table["StorageDescriptor"]
+    assert table["TableType"] == "EXTERNAL_TABLE"
+    assert table["Parameters"]["classification"] == "parquet"
+    assert sd["Location"] == f"s3://{settings.lake_bucket}/orders/"
+    assert sd["SerdeInfo"]["SerializationLibrary"] == "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    assert sd["InputFormat"] == "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+    assert [(c["Name"], c["Type"]) for c in table["PartitionKeys"]] == [("year", "string"), ("month", "string"),
+                                                                          ("day", "string")]
+    assert [c["Name"] for c in sd["Columns"]] == ROW_SCHEMA.names
+    assert _partitions(emulator_clients, spec) == {
+        d: f"s3://{settings.lake_bucket}/orders/year={d[0]}/month={d[1]}/day={d[2]}/" for d in DAYS
+    }
+    assert any("created table" in line for line in console.lines)
+
+
+def test_rerun_adds_only_new_partitions(parquet_env: tuple[Settings, CrawlerSpec], emulator_clients: Clients) -> None:
+    settings, spec = parquet_env
+    again = crawl(emulator_clients, settings, Console(capture=True), spec=spec)
+    assert (again.table_created, again.table_updated, again.partitions_added) == (False, False, ())
+    key = "orders/year=2024/month=03/day=04/sales-orders-firehose-1-2024-03-04-09-00-00-x.parquet"
+    late = {**ROWS[17], "event_id": "evt-18", "event_ts": datetime(2024, 3, 4, 9, 0)}
+    emulator_clients.s3.put_object(Bucket=settings.lake_bucket, Key=key, Body=encode([late]))
+    third = crawl(emulator_clients, settings, Console(capture=True), spec=spec)
+    assert third.partitions_added == (("2024", "03", "04"),)
+    assert third.partitions_total == 4 and len(_partitions(emulator_clients, spec)) == 4
+
+
+def test_new_column_in_newer_objects_is_added(
+    parquet_env: tuple[Settings, CrawlerSpec], emulator_clients: Clients
+) -> None:
+    settings, spec = parquet_env
+    schema = ROW_SCHEMA.append(pa.field("coupon_code", pa.string()))
+    row = {**ROWS[17], "event_id": "evt-19", "event_ts": datetime(2024, 3, 5, 9, 0), "coupon_code": "SPRING"}
+    key = "orders/year=2024/month=03/day=05/sales-orders-firehose-1-2024-03-05-09-00-00-x.parquet"
+    emulator_clients.s3.put_object(Bucket=settings.lake_bucket, Key=key, Body=encode([row], schema=schema))
+    result = crawl(emulator_clients, settings, Console(capture=True), spec=spec)
+    assert result.table_updated and result.columns_added == ("coupon_code",)
+    assert result.partitions_added == (("2024", "03", "05"),)
+    assert _columns(emulator_clients, spec)[-1] == ("coupon_code", "string")
+    assert len(_columns(emulator_clients, spec)) == len(ROW_SCHEMA) + 1
+
+
+def test_type_change_is_reported_not_applied(emulator_settings: Settings, emulator_clients: Clients) -> None:
+    settings, spec = _make_env(emulator_settings, emulator_clients, "crawler-type")
+    s3 = emulator_clients.s3
+    try:
+        write_s3_lake(s3, settings.lake_bucket)
+        crawl(emulator_clients, settings, Console(capture=True), spec=spec)
+        schema = pa.schema([f if f.name != "quantity" else pa.field("quantity", pa.string()) for f in ROW_SCHEMA])
+        row = {**ROWS[17], "quantity": "two", "event_ts": datetime(2024, 3, 6, 9, 0)}
+        key = "orders/year=2024/month=03/day=06/sales-orders-firehose-1-2024-03-06-09-00-00-x.parquet"
+        s3.put_object(Bucket=settings.lake_bucket, Key=key, Body=encode([row], schema=schema))
+        console = Console(capture=True)
+        result = crawl(emulator_clients, settings, console, spec=spec)
+        assert result.conflicts == (TypeConflict("quantity", "bigint", "string", key),)
+        assert not result.table_updated
+        assert ("quantity", "bigint") in _columns(emulator_clients, spec)
+        assert result.partitions_added == (("2024", "03", "06"),)  # new partitions are added regardless
+        assert f"! type change not applied: column quantity: table has bigint, {key} has string" in console.lines
+    finally:
+        empty_bucket(s3, settings.lake_bucket)
+        _drop_database(emulator_clients, settings.glue_database)
+
+
+def test_gzip_json_lake_is_classified_json(emulator_settings: Settings, emulator_clients: Clients) -> None:
+    settings, spec = _make_env(emulator_settings, emulator_clients, "crawler-json")
+    s3 = emulator_clients.s3
+    try:
+        write_s3_lake(s3, settings.lake_bucket, fmt="json")
+        result = crawl(emulator_clients, settings, Console(capture=True), spec=spec)
+        assert result.table_created and result.classification == "json"
+        table = emulator_clients.glue.get_table(DatabaseName=spec.database, Name=spec.table)["Table"]
+        sd = table["StorageDescriptor"]
+        assert sd["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
+        assert sd["InputFormat"] == "org.apache.hadoop.mapred.TextInputFormat"
+        assert sd["Compressed"] is True and table["Parameters"]["compressionType"] == "gzip"
+        types = dict(_columns(emulator_clients, spec))
+        assert (types["order_ts"], types["order_total"], types["quantity"], types["is_deleted"]) == (
+            "string", "double", "int", "boolean")
+        assert len(_partitions(emulator_clients, spec)) == 3
+    finally:
+        empty_bucket(s3, settings.lake_bucket)
+        _drop_database(emulator_clients, settings.glue_database)
+
+
+def test_empty_lake_creates_no_table(emulator_settings: Settings, emulator_clients: Clients) -> None:
+    settings, spec = _make_env(emulator_settings, emulator_clients, "crawler-empty")
+    emulator_clients.s3.create_bucket(Bucket=settings.lake_bucket)
+    try:
+        console = Console(capture=True)
+        result = crawl(emulator_clients, settings, console, spec=spec)
+        assert (result.table_created, result.partitions_added, result.classification) == (False, (), "")
+        assert console.lines[-1] == f"! no data objects under s3://{settings.lake_bucket}/orders/; nothing to crawl"
+        tables = emulator_clients.glue.get_tables(DatabaseName=spec.database)["TableList"]
+        assert tables == []
+    finally:
+        empty_bucket(emulator_clients.s3, settings.lake_bucket)
+        _drop_database(emulator_clients, settings.glue_database)
+
+
+
+def test_log_policy_and_incremental_recrawl(emulator_settings: Settings, emulator_clients: Clients) -> None:
+    """UpdateBehavior=LOG adds partitions but not columns; CRAWL_NEW_FOLDERS_ONLY reads new folders only."""
+    settings, spec = _make_env(emulator_settings, emulator_clients, "crawler-log")
+    s3 = emulator_clients.s3
+    try:
+        write_s3_lake(s3, settings.lake_bucket)
+        crawl(emulator_clients, settings, Console(capture=True), spec=spec)
+        schema = ROW_SCHEMA.append(pa.field("coupon_code", pa.string()))
+        row = {**ROWS[17], "event_ts": datetime(2024, 3, 7, 9, 0), "coupon_code": "X"}
+        key = "orders/year=2024/month=03/day=07/sales-orders-firehose-1-2024-03-07-09-00-00-x.parquet"
+        s3.put_object(Bucket=settings.lake_bucket, Key=key, Body=encode([row], schema=schema))
+        logged = crawl(emulator_clients, settings, Console(capture=True),
+                       spec=replace(spec, update_behavior="LOG"))
+        assert (logged.table_updated, logged.columns_added) == (False, ())
+        assert logged.partitions_added == (("2024", "03", "07"),)
+        assert logged.notes == ("schema changes logged, not applied (UpdateBehavior=LOG): new column(s) coupon_code",)
+        assert "coupon_code" not in dict(_columns(emulator_clients, spec))
+        incremental = crawl(emulator_clients, settings, Console(capture=True),
+                            spec=replace(spec, recrawl="CRAWL_NEW_FOLDERS_ONLY"))
+        assert (incremental.objects_read, incremental.partitions_added, incremental.table_updated) == (0, (), False)
+    finally:
+        empty_bucket(s3, settings.lake_bucket)
+        _drop_database(emulator_clients, settings.glue_database)
+
+
+def test_catalog_target_registers_partitions_of_the_declared_table(
+    emulator_settings: Settings, emulator_clients: Clients
+) -> None:
+    """The aws-style crawler: the bootstrap declares the table, the crawl only adds its partitions."""
+    settings, spec = _make_env(emulator_settings, emulator_clients, "crawler-catalog")
+    s3, glue = emulator_clients.s3, emulator_clients.glue
+    try:
+        write_s3_lake(s3, settings.lake_bucket)
+        glue.create_database(DatabaseInput={"Name": spec.database})
+        glue.create_table(DatabaseName=spec.database,
+                          TableInput=glue_schema.table_input(spec.table, spec.s3_path, "parquet"))
+        target = {"DatabaseName": spec.database, "Tables": [spec.table]}
+        request = {"Name": "c", "Targets": {"CatalogTargets": [target]},
+                   "SchemaChangePolicy": {"UpdateBehavior": "LOG", "DeleteBehavior": "LOG"}}
+        result = crawl(emulator_clients, settings, Console(capture=True),
+                       spec=spec_from_request(request, "unused"))
+        assert (result.location, result.table_created, result.table_updated) == (spec.s3_path, False, False)
+        assert result.partitions_added == tuple(DAYS) and result.conflicts == ()
+        assert [n for n, _ in _columns(emulator_clients, spec)] == ROW_SCHEMA.names
+    finally:
+        empty_bucket(s3, settings.lake_bucket)
+        _drop_database(emulator_clients, settings.glue_database)
