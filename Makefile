@@ -1,5 +1,5 @@
 # The user's interface to the pipeline. `make help` lists every target.
-# Variables: TARGET (embedded|compose|aws), PORT, ORDERS, RATE, DURATION, SEED, ENGINE, AUTO_APPROVE, USE_DOCKER.
+# Variables: TARGET (embedded|compose|aws), PORT, ORDERS, RATE, DURATION, SEED, DAYS, ENGINE, AUTO_APPROVE, USE_DOCKER.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -15,6 +15,7 @@ ORDERS ?= 2000
 RATE ?=
 DURATION ?=
 SEED ?= 42
+DAYS ?= 14
 ENGINE ?= duckdb
 export TARGET PORT
 
@@ -24,7 +25,7 @@ export TARGET PORT
 
 help: ## List every target, one line each
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
-	@echo "  variables: TARGET=$(TARGET) PORT=$(PORT) ORDERS=$(ORDERS) RATE=$(RATE) DURATION=$(DURATION) SEED=$(SEED) ENGINE=$(ENGINE)"
+	@echo "  variables: TARGET=$(TARGET) PORT=$(PORT) ORDERS=$(ORDERS) RATE=$(RATE) DURATION=$(DURATION) SEED=$(SEED) DAYS=$(DAYS) ENGINE=$(ENGINE)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,8 +64,8 @@ apply: install ## Apply the bootstrap (idempotent)
 destroy: install ## Delete every resource of the pipeline (add EMPTY=1 to delete bucket contents)
 	$(CLI) destroy $(if $(filter 1,$(EMPTY)),--empty-buckets,)
 
-seed: install ## Stream orders and their lifecycle changes into DynamoDB (ORDERS, RATE, DURATION, SEED)
-	$(CLI) seed --orders $(ORDERS) --seed $(SEED) $(if $(RATE),--rate $(RATE),) $(if $(DURATION),--duration $(DURATION),)
+seed: install ## Stream orders and their lifecycle changes into DynamoDB (ORDERS, RATE, DURATION, SEED, DAYS)
+	$(CLI) seed --orders $(ORDERS) --seed $(SEED) --days $(DAYS) $(if $(RATE),--rate $(RATE),) $(if $(DURATION),--duration $(DURATION),)
 
 drain: install ## Wait until the runners have delivered everything to the lake
 	$(CLI) drain

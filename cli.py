@@ -178,14 +178,19 @@ def seed(
     duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
     seed: Annotated[int, typer.Option("--seed", help="the same seed gives the same orders")] = 42,
     threads: Annotated[int, typer.Option(help="writer threads")] = 2,
+    days: Annotated[float, typer.Option(help="the orders' simulated history (order_ts) spans this many days")] = 14,
 ) -> None:
     """Stream orders and their later changes (updates, cancellations, deletes) into DynamoDB."""
+    from generator.lifecycle import LifecycleConfig
     from generator.seed import run_seed, validate_seed_args
 
     validate_seed_args(orders, rate, duration, seed, threads)
+    if not 0 < days <= 3650:
+        raise PipelineError(f"--days must be between 0 and 3650, got {days:g}")
     settings, console = settings_for(target), Console()
+    config = LifecycleConfig(mean_gap_ms=days * 86_400_000 / orders)
     summary = run_seed(clients_for(settings), settings, orders=orders, rate=rate, duration=duration, seed=seed,
-                       console=console, threads=threads)
+                       console=console, threads=threads, config=config)
     counts = ", ".join(f"{n} {kind}" for kind, n in summary.counts.items() if n)
     console.ok(f"{summary.writes} writes in {summary.elapsed:.1f}s ({summary.write_rate:,.0f}/s): {counts}"
                + (" [interrupted]" if summary.interrupted else ""))

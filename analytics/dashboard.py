@@ -178,7 +178,7 @@ def hbar_chart(name: str, title: str, points: Sequence[tuple[str, float, str]]) 
             w = max(w, 2.0)
         parts.append(
             f'<text class="label" x="{_n(label_w - 10)}" y="{_n(y + row_h / 2 + 5)}" '
-            f'text-anchor="end">{_e(_short(label, 22))}</text>'
+            f'text-anchor="end">{_e(_short(label, 20))}</text>'
         )
         parts.append(
             f'<rect class="bar" x="{_n(label_w)}" y="{_n(y + 5)}" width="{_n(w)}" '
