@@ -88,10 +88,13 @@ test: install ## Run the whole test suite (unit, emulator, browser)
 	$(PY) -m pytest -q
 
 test-unit: install ## Only the tests that need no server
-	$(PY) -m pytest -q -m "not emulator and not browser"
+	$(PY) -m pytest -q -m "not emulator and not browser and not moto"
 
 test-emulator: install ## Only the tests against the embedded emulator
 	$(PY) -m pytest -q -m emulator
+
+test-aws: install ## Only the tests against moto (an AWS control-plane stand-in on 127.0.0.1)
+	$(PY) -m pytest -q -m moto
 
 test-browser: install ## Only the headless-browser dashboard test
 	$(PY) -m pytest -q -m browser
@@ -107,6 +110,12 @@ awslocal: ## Run awslocal against the stack, e.g. make awslocal ARGS="dynamodb s
 
 logs: ## Follow the emulator's and the runners' logs
 	tail -F .state/emulator-$(PORT).log .state/runners/*.log
+
+deploy-aws: install ## Deploy to real AWS: print the plan (account, caller, region, names), confirm unless AUTO_APPROVE=1, apply
+	$(CLI) deploy-aws
+
+destroy-aws: install ## Delete every AWS resource tagged with this project (EMPTY=1 also deletes the buckets' objects)
+	$(CLI) destroy-aws $(if $(filter 1,$(EMPTY)),--empty-buckets,)
 
 clean: ## Remove generated state (not the virtualenvs)
 	rm -rf .state results dashboard

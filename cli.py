@@ -67,6 +67,8 @@ def print_plan(plan: Any, console: Console) -> None:
     console.table(table)
     for warning in plan.warnings:
         console.warn(f"AWS would refuse: {warning}")
+    for note in plan.notes:
+        console.warn(note)
     console.info(plan.summary())
 
 
@@ -155,6 +157,33 @@ def destroy(
     if settings.emulated:
         service.stop(settings)
     destroy_all(clients, settings, console, empty_buckets=empty_buckets)
+
+
+@app.command(name="deploy-aws")
+@boundary
+def deploy_aws(
+    yes: Annotated[bool, typer.Option("--yes", envvar="AUTO_APPROVE", help="skip the confirmation")] = False,
+) -> None:
+    """Plan, confirm and apply the pipeline on real AWS (the managed Pipe, Firehose, Glue crawler, Athena)."""
+    from bootstrap.deploy import deploy
+
+    settings, console = settings_for("aws"), Console()
+    deploy(clients_for(settings), settings, console, confirm=lambda q: typer.confirm(q, default=False),
+           auto_approve=yes, show_plan=lambda plan: print_plan(plan, console))
+
+
+@app.command(name="destroy-aws")
+@boundary
+def destroy_aws(
+    empty_buckets: Annotated[bool, typer.Option("--empty-buckets", help="delete the buckets' objects too")] = False,
+    yes: Annotated[bool, typer.Option("--yes", envvar="AUTO_APPROVE", help="skip the confirmation")] = False,
+) -> None:
+    """Delete every AWS resource that carries this project's tags (buckets only if empty, or --empty-buckets)."""
+    from bootstrap.deploy import teardown
+
+    settings, console = settings_for("aws"), Console()
+    teardown(clients_for(settings), settings, console, confirm=lambda q: typer.confirm(q, default=False),
+             auto_approve=yes, empty_buckets=empty_buckets)
 
 
 @app.command()

@@ -85,6 +85,24 @@ class Arns:
     def delivery_stream(self) -> str:
         return self._arn("firehose", f"deliverystream/{self.settings.delivery_stream}")
 
+    def of(self, kind: str, name: str) -> str:
+        """The ARN of one planned resource (what error messages and the tag lookups name)."""
+        by_kind = {
+            "s3_bucket": lambda: self.bucket(name),
+            "dynamodb_table": lambda: self._arn("dynamodb", f"table/{name}"),
+            "kinesis_stream": lambda: self._arn("kinesis", f"stream/{name}"),
+            "iam_role": lambda: self.role(name),
+            "log_group": lambda: self.log_group(name),
+            "lambda_function": lambda: self._arn("lambda", f"function:{name}"),
+            "glue_database": lambda: self._arn("glue", f"database/{name}"),
+            "glue_table": lambda: self._arn("glue", f"table/{self.settings.glue_database}/{name}"),
+            "pipe": lambda: self._arn("pipes", f"pipe/{name}"),
+            "delivery_stream": lambda: self._arn("firehose", f"deliverystream/{name}"),
+            "glue_crawler": lambda: self._arn("glue", f"crawler/{name}"),
+            "athena_workgroup": lambda: self._arn("athena", f"workgroup/{name}"),
+        }
+        return by_kind[kind]() if kind in by_kind else name
+
 
 def partition_of(region: str) -> str:
     """AWS partition for a region: ARNs differ in China and GovCloud."""
@@ -102,6 +120,16 @@ def log_groups(settings: Settings) -> dict[str, str]:
         "firehose": f"/aws/kinesisfirehose/{settings.delivery_stream}",
         "glue": "/aws-glue/crawlers",
     }
+
+
+def managed_log_groups(settings: Settings) -> dict[str, str]:
+    """The log groups the bootstrap creates (with retention) on aws: the Lambda's and Firehose's.
+
+    `/aws-glue/crawlers` is shared by every crawler of the account, so it is not ours to
+    create, set a retention on, or delete.
+    """
+    groups = log_groups(settings)
+    return {"lambda": groups["lambda"], "firehose": groups["firehose"]}
 
 
 def role_names(settings: Settings) -> dict[str, str]:
@@ -154,8 +182,27 @@ def pipes_policy(arns: Arns) -> Document:
     )
 
 
-def firehose_policy(arns: Arns, lake_bucket: str) -> Document:
+def _kms_statement(sid: str, actions: list[str], arns: Arns, key_arn: str, bucket: str) -> Document:
+    """Use of the lake's customer key, only through S3 and only for this bucket's objects.
+
+    With S3 Bucket Keys the encryption context is the bucket ARN, without them the object ARN.
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-key.html
+    """
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": sorted(actions),
+        "Resource": [key_arn],
+        "Condition": {
+            "StringEquals": {"kms:ViaService": f"s3.{arns.region}.amazonaws.com"},
+            "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket, f"{bucket}/*"]},
+        },
+    }
+
+
+def firehose_policy(arns: Arns, lake_bucket: str, kms_key_arn: str = "") -> Document:
     bucket = arns.bucket(lake_bucket)
+    kms = [_kms_statement("EncryptLake", ["kms:Decrypt", "kms:GenerateDataKey"], arns, kms_key_arn, bucket)]
     return _policy(
         _statement(
             "ReadKinesis",
@@ -179,11 +226,13 @@ def firehose_policy(arns: Arns, lake_bucket: str) -> Document:
             [arns.glue_catalog, arns.glue_database, arns.glue_table],
         ),
         _log_statement(arns, log_groups(arns.settings)["firehose"]),
+        *(kms if kms_key_arn else []),
     )
 
 
-def glue_policy(arns: Arns, lake_bucket: str) -> Document:
+def glue_policy(arns: Arns, lake_bucket: str, kms_key_arn: str = "") -> Document:
     bucket = arns.bucket(lake_bucket)
+    kms = [_kms_statement("DecryptLake", ["kms:Decrypt"], arns, kms_key_arn, bucket)]
     return _policy(
         _statement("ListLake", ["s3:ListBucket"], [bucket]),
         _statement("ReadLake", ["s3:GetObject"], [f"{bucket}/{arns.settings.lake_prefix}*"]),
@@ -200,16 +249,17 @@ def glue_policy(arns: Arns, lake_bucket: str) -> Document:
             [arns.log_group(log_groups(arns.settings)["glue"])],
         ),
         _log_statement(arns, log_groups(arns.settings)["glue"]),
+        *(kms if kms_key_arn else []),
     )
 
 
-def role_documents(arns: Arns, lake_bucket: str) -> dict[str, tuple[Document, Document]]:
-    """service -> (trust policy, inline permissions policy)."""
+def role_documents(arns: Arns, lake_bucket: str, kms_key_arn: str = "") -> dict[str, tuple[Document, Document]]:
+    """service -> (trust policy, inline permissions policy); a KMS key adds its use to the S3 roles."""
     return {
         "lambda": (trust_policy("lambda", arns), lambda_policy(arns)),
         "pipes": (trust_policy("pipes", arns), pipes_policy(arns)),
-        "firehose": (trust_policy("firehose", arns), firehose_policy(arns, lake_bucket)),
-        "glue": (trust_policy("glue", arns), glue_policy(arns, lake_bucket)),
+        "firehose": (trust_policy("firehose", arns), firehose_policy(arns, lake_bucket, kms_key_arn)),
+        "glue": (trust_policy("glue", arns), glue_policy(arns, lake_bucket, kms_key_arn)),
     }
 
 

@@ -1,19 +1,25 @@
 """plan / apply / destroy: a plan is a printable value; apply runs its ordered, idempotent steps.
 
 `diff` and `decide` are pure (tested without a server); `observe` and `apply` are the I/O shell.
+Every AWS error leaves here as one line (resources/base.py `explain`): AccessDenied names the
+missing action and the resource. On aws, `destroy` deletes only what carries the project's
+tags: the planned resources that have them, and whatever else the tagging API finds with them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from bootstrap.iam import Arns
 from bootstrap.resources import handler_for
-from bootstrap.resources.base import State
+from bootstrap.resources.base import Handler, State, explain, missing
+from bootstrap.resources.discovery import key_of_arn, tag_lookup_denied, tagged_arns
 from bootstrap.resources.s3 import empty_bucket
-from bootstrap.spec import Ref, Resource, desired_resources, resolve
+from bootstrap.spec import KIND_ORDER, Ref, Resource, desired_resources, owned, resolve, tags
 from common.aws import Clients, error_code
 from common.config import (
     AWS_DYNAMIC_PARTITIONING_MIN_BUFFER_MB,
@@ -23,7 +29,12 @@ from common.config import (
 from common.console import Console
 from common.errors import TerminalError
 
+T = TypeVar("T")
 CREATE, UPDATE, NOOP = "create", "update", "no change"
+CREDENTIAL_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId",
+                              "UnrecognizedClientException", "SignatureDoesNotMatch"})
+NOT_FOUND_CODES = ("ResourceNotFoundException", "NotFoundException", "EntityNotFoundException", "NoSuchEntity",
+                   "NoSuchBucket")
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,7 @@ class Plan:
     account: str
     changes: tuple[Change, ...]
     warnings: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = field(default=())  # aws: resources that exist without the project's tags
 
     @property
     def pending(self) -> tuple[Change, ...]:
@@ -88,21 +100,52 @@ def aws_warnings(settings: Settings) -> tuple[str, ...]:
     return tuple(warnings)
 
 
+def account_of(clients: Clients) -> str:
+    """The account from STS, with one clear line when there are no usable credentials."""
+    try:
+        return clients.account_id
+    except NoCredentialsError as exc:
+        raise TerminalError(
+            "no AWS credentials found; set AWS_PROFILE (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and AWS_REGION"
+        ) from exc
+    except ClientError as exc:
+        if error_code(exc) in CREDENTIAL_CODES:
+            raise TerminalError(
+                f"AWS rejected the credentials ({error_code(exc)}); refresh them (e.g. `aws sso login`)"
+            ) from exc
+        raise
+    except BotoCoreError as exc:
+        raise TerminalError(f"cannot reach AWS STS: {exc}") from exc
+
+
+def guarded(clients: Clients, res: Resource, call: Callable[[], T]) -> T:
+    """Run one handler step; an AWS error becomes one line naming the action and the resource."""
+    try:
+        return call()
+    except ClientError as exc:
+        raise _explained(clients, res, exc) from exc
+
+
 def build_plan(clients: Clients, settings: Settings) -> Plan:
     """Observe every resource and decide what apply would do."""
     warnings = aws_warnings(settings)
+    account = account_of(clients)
     facts: dict[str, Any] = {}
     changes = []
-    for res in desired_resources(settings, clients.account_id):
+    notes = []
+    for res in desired_resources(settings, account):
         handler = handler_for(res.kind, res.local_runner is not None)
         resolved = _resolve_known(res, facts)
-        current = handler.observe(clients, resolved)
+        current = guarded(clients, res, lambda h=handler, r=resolved: h.observe(clients, r))
         if current is not None:
-            facts.update(handler.facts(clients, resolved))
+            facts.update(guarded(clients, res, lambda h=handler, r=resolved: h.facts(clients, r)))
             resolved = _resolve_known(res, facts)
+            if not settings.emulated and not _owned(clients, handler, resolved):
+                notes.append(f"{res.kind} {res.name} already exists without the tags {_tag_text(settings)}: "
+                             "this bootstrap did not create it; check the name before you confirm")
         change = decide(resolved, handler.desired(resolved), current)
         changes.append(Change(res, change.action, change.fields))  # keep Refs for apply
-    return Plan(settings.target, settings.region, clients.account_id, tuple(changes), warnings)
+    return Plan(settings.target, settings.region, account, tuple(changes), warnings, tuple(notes))
 
 
 def apply(clients: Clients, plan: Plan, console: Console) -> Plan:
@@ -114,14 +157,14 @@ def apply(clients: Clients, plan: Plan, console: Console) -> Plan:
         res = Resource(res.kind, res.name, resolve(res.params, facts), res.local_runner)
         if change.action == CREATE:
             console.step(f"create {res.kind} {res.name} {change.served_by}".rstrip())
-            handler.create(clients, res)
+            guarded(clients, res, lambda h=handler, r=res: h.create(clients, r))
         elif change.action == UPDATE:
-            current = handler.observe(clients, res)
+            current = guarded(clients, res, lambda h=handler, r=res: h.observe(clients, r))
             fields = diff(handler.desired(res), current)
             if fields:
                 console.step(f"update {res.kind} {res.name}: {', '.join(fields)}")
-                handler.update(clients, res, list(fields))
-        facts.update(handler.facts(clients, res))
+                guarded(clients, res, lambda h=handler, r=res, f=fields: h.update(clients, r, list(f)))
+        facts.update(guarded(clients, res, lambda h=handler, r=res: h.facts(clients, r)))
     if plan.pending:
         console.ok(f"applied: {plan.summary()}")
     else:
@@ -130,15 +173,27 @@ def apply(clients: Clients, plan: Plan, console: Console) -> Plan:
 
 
 def destroy(clients: Clients, settings: Settings, console: Console, empty_buckets: bool = False) -> int:
-    """Delete what the plan manages, in reverse order; buckets must be empty or emptied on request."""
+    """Delete what the plan manages, in reverse order; buckets must be empty or emptied on request.
+
+    On aws only resources carrying the project's tags are deleted: the planned ones that have
+    them (others are left alone, with a warning) and those the tagging API finds with them.
+    """
+    account = account_of(clients)
+    planned = desired_resources(settings, account)
+    found = [] if settings.emulated else _found_by_tag(clients, settings, planned, console)
     removed = 0
-    for res in reversed(desired_resources(settings, clients.account_id)):
+    for res, by_tag in reversed(_in_kind_order([(r, False) for r in planned] + [(r, True) for r in found])):
         handler = handler_for(res.kind, res.local_runner is not None)
-        if handler.observe(clients, _resolve_known(res, {})) is None:
-            continue
+        if not by_tag:
+            if guarded(clients, res, lambda h=handler, r=res: h.observe(clients, _resolve_known(r, {}))) is None:
+                continue
+            if not settings.emulated and not _owned(clients, handler, res):
+                console.warn(f"{res.kind} {res.name} lacks the tags {_tag_text(settings)}: "
+                             "not created by this bootstrap, left alone")
+                continue
         if res.kind == "s3_bucket" and empty_buckets:
-            empty_bucket(clients, res.name)
-        console.step(f"delete {res.kind} {res.name}")
+            guarded(clients, res, lambda r=res: empty_bucket(clients, r.name))
+        console.step(f"delete {res.kind} {res.name}" + (" (found by its tags)" if by_tag else ""))
         try:
             handler.delete(clients, res)
         except ClientError as exc:
@@ -146,10 +201,55 @@ def destroy(clients: Clients, settings: Settings, console: Console, empty_bucket
                 raise TerminalError(
                     f"bucket {res.name} is not empty; run destroy with --empty-buckets to delete its objects"
                 ) from exc
-            raise
+            if by_tag and missing(exc, *NOT_FOUND_CODES):
+                continue  # the tagging API lags deletions by a few minutes
+            raise _explained(clients, res, exc) from exc
         removed += 1
     console.ok(f"destroyed {removed} resources" if removed else "nothing to destroy")
     return removed
+
+
+def _owned(clients: Clients, handler: Handler, res: Resource) -> bool:
+    """Does the live resource carry the project's tags (i.e. did this bootstrap create it)?"""
+    return owned(guarded(clients, res, lambda: handler.tags(clients, res)), clients.settings)
+
+
+def _explained(clients: Clients, res: Resource, exc: ClientError) -> Exception:
+    arn = Arns.build(clients.settings, clients.account_id).of(res.kind, res.name)
+    return explain(exc, res, arn)
+
+
+def _found_by_tag(clients: Clients, settings: Settings, planned: list[Resource], console: Console) -> list[Resource]:
+    """Resources with the project's tags that the current plan does not name (earlier names, say)."""
+    try:
+        arns = tagged_arns(clients, settings)
+    except ClientError as exc:
+        if not tag_lookup_denied(exc):
+            raise
+        console.warn("AccessDenied on tag:GetResources: only the planned resources are checked; "
+                     "grant it to the deploying identity to find leftovers by tag")
+        return []
+    keys = {r.key for r in planned}
+    found: dict[str, Resource] = {}
+    for arn in arns:
+        key = key_of_arn(arn)
+        if key is None:
+            console.warn(f"{arn} carries the tags {_tag_text(settings)} but is no kind this bootstrap manages: "
+                         "left alone")
+            continue
+        res = Resource(key[0], key[1], {})
+        if res.key not in keys:
+            found.setdefault(res.key, res)
+    return list(found.values())
+
+
+def _in_kind_order(items: list[tuple[Resource, bool]]) -> list[tuple[Resource, bool]]:
+    """Creation order by kind (stable: the plan's own order within a kind)."""
+    return sorted(items, key=lambda item: KIND_ORDER.index(item[0].kind))
+
+
+def _tag_text(settings: Settings) -> str:
+    return ", ".join(f"{k}={v}" for k, v in tags(settings).items())
 
 
 def _resolve_known(res: Resource, facts: dict[str, Any]) -> Resource:

@@ -4,18 +4,41 @@ Each resource carries the very request parameters the `aws` target sends (Create
 CreateDeliveryStream, CreateCrawler...). On the emulated targets the pipe, the delivery stream
 and the crawler are handed to the local runners, which read these same parameters: local and
 cloud cannot drift. Values only known after an earlier step (the table's stream ARN) are `Ref`s.
+
+What only the `aws` target has (DESIGN.md section 1):
+- log groups with a retention for the Lambda and Firehose errors;
+- the Glue table, declared from the row contract (lake/glue_schema.py): Firehose's Parquet
+  conversion reads its schema, so it must exist before the first delivery
+  (https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion.html);
+- a crawler that targets that table (catalog target, schema changes only logged, partitions
+  inherit the table's schema), optionally on a schedule, or no crawler at all when Athena
+  partition projection is chosen
+  (https://docs.aws.amazon.com/glue/latest/dg/crawler-schema-changes-prevent.html);
+- SSE-KMS with a customer key instead of SSE-S3 when one is configured.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from bootstrap.iam import Arns, log_groups, role_documents, role_names, tls_only_bucket_policy
+from bootstrap.iam import Arns, log_groups, managed_log_groups, role_documents, role_names, tls_only_bucket_policy
 from common.config import Settings
+from common.errors import ConfigError
+from lake.glue_schema import table_input
 
 LOCAL_RUNNERS = {"pipe": "pipe runner", "delivery_stream": "firehose runner", "glue_crawler": "crawler"}
+MANAGED_BY = "sales-orders-cdc-bootstrap"
+# Creation order of the kinds; destroy walks it backwards (also for resources found by tag).
+KIND_ORDER = (
+    "s3_bucket", "dynamodb_table", "kinesis_stream", "iam_role", "log_group", "lambda_function",
+    "glue_database", "glue_table", "pipe", "delivery_stream", "glue_crawler", "athena_workgroup",
+)
+FIREHOSE_LOG_STREAM = "DestinationDelivery"
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+_SCHEDULE = re.compile(r"^cron\(\S+( \S+){5}\)$")
 
 
 @dataclass(frozen=True)
@@ -40,9 +63,50 @@ class Resource:
         return f"{self.kind}:{self.name}"
 
 
+@dataclass(frozen=True)
+class CloudOptions:
+    """Choices that exist only on the `aws` target.
+
+    Read from Settings fields of the same names when Settings carries them (KMS_KEY_ARN,
+    CRAWLER_SCHEDULE, PARTITION_PROJECTION); the defaults are SSE-S3, a crawler run on
+    demand, and partitions registered by that crawler.
+    """
+
+    kms_key_arn: str = ""  # SSE-KMS with this customer key on both buckets, Firehose and Athena
+    crawler_schedule: str = ""  # e.g. "cron(15 * * * ? *)"; empty: the crawler runs on demand
+    partition_projection: bool = False  # Athena computes partitions from the layout; no crawler
+
+    @classmethod
+    def of(cls, settings: Settings) -> CloudOptions:
+        return cls(
+            kms_key_arn=str(getattr(settings, "kms_key_arn", "") or ""),
+            crawler_schedule=str(getattr(settings, "crawler_schedule", "") or ""),
+            partition_projection=bool(getattr(settings, "partition_projection", False)),
+        )
+
+    def validate(self) -> CloudOptions:
+        if self.kms_key_arn and not _KMS_KEY_ARN.match(self.kms_key_arn):
+            raise ConfigError(
+                f"KMS_KEY_ARN={self.kms_key_arn!r} is not a KMS key ARN; use arn:aws:kms:REGION:ACCOUNT:key/ID"
+            )
+        if self.crawler_schedule and not _SCHEDULE.match(self.crawler_schedule):
+            raise ConfigError(
+                f"CRAWLER_SCHEDULE={self.crawler_schedule!r} is not a Glue cron expression; "
+                "use e.g. 'cron(15 * * * ? *)' or leave it empty"
+            )
+        if self.crawler_schedule and self.partition_projection:
+            raise ConfigError("CRAWLER_SCHEDULE is set but PARTITION_PROJECTION needs no crawler; unset one")
+        return self
+
+
 def tags(settings: Settings) -> dict[str, str]:
     """Every resource carries these; `destroy` on aws finds what it created by them."""
-    return {"project": settings.project, "managed-by": "sales-orders-cdc-bootstrap"}
+    return {"project": settings.project, "managed-by": MANAGED_BY}
+
+
+def owned(found: dict[str, str] | None, settings: Settings) -> bool:
+    """True when a live resource's tags say this bootstrap created it for this project."""
+    return bool(found) and all(found.get(k) == v for k, v in tags(settings).items())
 
 
 def resolve(value: Any, facts: dict[str, Any]) -> Any:
@@ -56,19 +120,27 @@ def resolve(value: Any, facts: dict[str, Any]) -> Any:
     return value
 
 
-def desired_resources(settings: Settings, account: str) -> list[Resource]:
+def lake_data_format(settings: Settings) -> str:
+    """Glue's name of the lake format: Parquet, or JSON lines (gzip)."""
+    return "parquet" if settings.output_format == "parquet" else "json"
+
+
+def desired_resources(settings: Settings, account: str, options: CloudOptions | None = None) -> list[Resource]:
     """The whole pipeline, in creation order (destroy walks it backwards)."""
+    local = settings.emulated
+    options = CloudOptions() if local else (options or CloudOptions.of(settings)).validate()
     arns = Arns.build(settings, account)
     lake = settings.lake_bucket_for(account)
     results = settings.results_bucket_for(account)
     roles = role_names(settings)
-    docs = role_documents(arns, lake)
+    if options.partition_projection:
+        roles.pop("glue")  # no crawler, so no crawler role
+    docs = role_documents(arns, lake, options.kms_key_arn)
     t = tags(settings)
-    local = settings.emulated
 
     resources = [
-        _bucket(lake, arns, t, versioned=True),
-        _bucket(results, arns, t, versioned=False),
+        _bucket(lake, arns, t, versioned=True, kms_key_arn=options.kms_key_arn),
+        _bucket(results, arns, t, versioned=False, kms_key_arn=options.kms_key_arn),
         Resource("dynamodb_table", settings.table_name, _table(settings, t)),
         Resource("kinesis_stream", settings.stream_name, _kinesis(settings, t)),
     ]
@@ -88,26 +160,39 @@ def desired_resources(settings: Settings, account: str) -> list[Resource]:
             )
         )
     if not local:
-        for group in log_groups(settings).values():
+        for service, group in managed_log_groups(settings).items():
+            streams = [FIREHOSE_LOG_STREAM] if service == "firehose" else []
             resources.append(
-                Resource("log_group", group, {"logGroupName": group,
-                                              "retentionInDays": settings.log_retention_days, "tags": t})
+                Resource("log_group", group, {"logGroupName": group, "retentionInDays": settings.log_retention_days,
+                                              "logStreams": streams, "tags": t})
             )
     resources += [
         Resource("lambda_function", settings.lambda_name, _lambda(settings, arns, roles, t)),
-        Resource("glue_database", settings.glue_database, {"Name": settings.glue_database}),
+        Resource("glue_database", settings.glue_database, _database(settings, t)),
+    ]
+    if not local:
+        resources.append(Resource("glue_table", settings.glue_table, _glue_table(settings, lake, options, t)))
+    resources += [
         Resource("pipe", settings.pipe_name, _pipe(settings, arns, roles, t),
                  LOCAL_RUNNERS["pipe"] if local else None),
-        Resource("delivery_stream", settings.delivery_stream, _firehose(settings, arns, roles, lake, t),
+        Resource("delivery_stream", settings.delivery_stream,
+                 _firehose(settings, arns, roles, lake, t, options.kms_key_arn),
                  LOCAL_RUNNERS["delivery_stream"] if local else None),
-        Resource("glue_crawler", settings.crawler_name, _crawler(settings, arns, roles, lake, t),
-                 LOCAL_RUNNERS["glue_crawler"] if local else None),
-        Resource("athena_workgroup", settings.workgroup, _workgroup(settings, results, t)),
     ]
+    if local:
+        resources.append(Resource("glue_crawler", settings.crawler_name, _crawler(settings, arns, roles, lake, t),
+                                  LOCAL_RUNNERS["glue_crawler"]))
+    elif not options.partition_projection:
+        resources.append(Resource("glue_crawler", settings.crawler_name,
+                                  _catalog_crawler(settings, arns, roles, options, t)))
+    resources.append(Resource("athena_workgroup", settings.workgroup,
+                              _workgroup(settings, results, t, options.kms_key_arn)))
     return resources
 
 
-def _bucket(name: str, arns: Arns, t: dict[str, str], versioned: bool) -> Resource:
+def _bucket(name: str, arns: Arns, t: dict[str, str], versioned: bool, kms_key_arn: str = "") -> Resource:
+    encryption = ({"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": kms_key_arn} if kms_key_arn
+                  else {"SSEAlgorithm": "AES256"})
     return Resource(
         "s3_bucket",
         name,
@@ -120,7 +205,8 @@ def _bucket(name: str, arns: Arns, t: dict[str, str], versioned: bool) -> Resour
                 "BlockPublicPolicy": True,
                 "RestrictPublicBuckets": True,
             },
-            "Encryption": {"SSEAlgorithm": "AES256"},
+            "Encryption": encryption,
+            "BucketKeyEnabled": bool(kms_key_arn),  # S3 Bucket Keys cut KMS requests (and cost)
             "Versioning": "Enabled" if versioned else "Suspended",
             "Policy": tls_only_bucket_policy(arns, name),
             "Tags": t,
@@ -164,8 +250,33 @@ def _lambda(settings: Settings, arns: Arns, roles: dict[str, str], t: dict[str, 
     }
 
 
+def _database(settings: Settings, t: dict[str, str]) -> dict[str, Any]:
+    return {
+        "Name": settings.glue_database,
+        "DatabaseInput": {"Name": settings.glue_database, "Description": "sales-orders CDC lake"},
+        "Tags": t,
+    }
+
+
+def _glue_table(settings: Settings, lake: str, options: CloudOptions, t: dict[str, str]) -> dict[str, Any]:
+    """CreateTable for the lake's change log; Glue tables take no tags, so ours go in its parameters."""
+    location = f"s3://{lake}/{settings.lake_prefix}"
+    return {
+        "DatabaseName": settings.glue_database,
+        "TableInput": table_input(settings.glue_table, location, lake_data_format(settings),
+                                  projection=options.partition_projection, extra_parameters=t),
+        "Tags": t,
+    }
+
+
 def _pipe(settings: Settings, arns: Arns, roles: dict[str, str], t: dict[str, str]) -> dict[str, Any]:
-    """CreatePipe: DynamoDB stream -> Kinesis, one order's changes keep their order (same key)."""
+    """CreatePipe: DynamoDB stream -> Kinesis, one order's changes keep their order (same key).
+
+    Retries are unbounded (-1, AWS's default for stream sources): a change that cannot reach
+    Kinesis yet (throttling, a missing permission) waits in the stream instead of being
+    dropped, so the lake never silently misses a change that the table has.
+    https://docs.aws.amazon.com/eventbridge/latest/pipes-reference/API_PipeSourceDynamoDBStreamParameters.html
+    """
     return {
         "Name": settings.pipe_name,
         "RoleArn": arns.role(roles["pipes"]),
@@ -175,7 +286,8 @@ def _pipe(settings: Settings, arns: Arns, roles: dict[str, str], t: dict[str, st
                 "StartingPosition": "TRIM_HORIZON",
                 "BatchSize": settings.pipe_batch_size,
                 "MaximumBatchingWindowInSeconds": 1,
-                "MaximumRetryAttempts": 185,
+                "MaximumRetryAttempts": -1,
+                "MaximumRecordAgeInSeconds": -1,
                 "OnPartialBatchItemFailure": "AUTOMATIC_BISECT",
             }
         },
@@ -184,6 +296,15 @@ def _pipe(settings: Settings, arns: Arns, roles: dict[str, str], t: dict[str, st
         "DesiredState": "RUNNING",
         "Tags": t,
     }
+
+
+def update_pipe_request(create: dict[str, Any]) -> dict[str, Any]:
+    """UpdatePipe from a CreatePipe request: the source and its starting position cannot change."""
+    request = {k: v for k, v in create.items() if k not in ("Tags", "Source")}
+    stream = dict(request["SourceParameters"]["DynamoDBStreamParameters"])
+    stream.pop("StartingPosition", None)
+    request["SourceParameters"] = {"DynamoDBStreamParameters": stream}
+    return request
 
 
 def lake_prefix_expression(settings: Settings) -> str:
@@ -202,9 +323,13 @@ def error_prefix_expression(settings: Settings) -> str:
 
 
 def _firehose(
-    settings: Settings, arns: Arns, roles: dict[str, str], lake: str, t: dict[str, str]
+    settings: Settings, arns: Arns, roles: dict[str, str], lake: str, t: dict[str, str], kms_key_arn: str = ""
 ) -> dict[str, Any]:
-    """CreateDeliveryStream: Kinesis source, Lambda processor, dynamic partitioning by event day."""
+    """CreateDeliveryStream: Kinesis source, Lambda processor, dynamic partitioning by event day.
+
+    https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning.html
+    https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html
+    """
     role = arns.role(roles["firehose"])
     parquet = settings.output_format == "parquet"
     processors: list[dict[str, Any]] = [
@@ -236,12 +361,16 @@ def _firehose(
         "CloudWatchLoggingOptions": {
             "Enabled": True,
             "LogGroupName": log_groups(settings)["firehose"],
-            "LogStreamName": "DestinationDelivery",
+            "LogStreamName": FIREHOSE_LOG_STREAM,
         },
     }
+    if kms_key_arn:
+        destination["EncryptionConfiguration"] = {"KMSEncryptionConfig": {"AWSKMSKeyARN": kms_key_arn}}
     if parquet:
+        destination["FileExtension"] = ".parquet"  # the lake contract's object names end in .parquet
         destination["DataFormatConversionConfiguration"] = {
             "Enabled": True,
+            # OpenX parses the transform's 'YYYY-MM-DDTHH:MM:SS.sssZ' timestamps as they are.
             "InputFormatConfiguration": {"Deserializer": {"OpenXJsonSerDe": {}}},
             "OutputFormatConfiguration": {"Serializer": {"ParquetSerDe": {"Compression": "SNAPPY"}}},
             "SchemaConfiguration": {
@@ -264,6 +393,7 @@ def _firehose(
 def _crawler(
     settings: Settings, arns: Arns, roles: dict[str, str], lake: str, t: dict[str, str]
 ) -> dict[str, Any]:
+    """The emulated targets' crawler request (read by the local crawler): an S3 target."""
     return {
         "Name": settings.crawler_name,
         "Role": arns.role(roles["glue"]),
@@ -280,13 +410,42 @@ def _crawler(
     }
 
 
-def _workgroup(settings: Settings, results: str, t: dict[str, str]) -> dict[str, Any]:
+def _catalog_crawler(
+    settings: Settings, arns: Arns, roles: dict[str, str], options: CloudOptions, t: dict[str, str]
+) -> dict[str, Any]:
+    """The aws crawler: registers new day partitions of the bootstrap's table, never its schema.
+
+    An S3-target crawler would name the table after the folder (`orders`) and could retype
+    columns that Firehose's conversion relies on; a catalog target crawls the table's own
+    location, and LOG + InheritFromTable keep the declared schema.
+    https://docs.aws.amazon.com/glue/latest/dg/crawler-schema-changes-prevent.html
+    """
+    request: dict[str, Any] = {
+        "Name": settings.crawler_name,
+        "Role": arns.role(roles["glue"]),
+        "Targets": {"CatalogTargets": [{"DatabaseName": settings.glue_database, "Tables": [settings.glue_table]}]},
+        "SchemaChangePolicy": {"UpdateBehavior": "LOG", "DeleteBehavior": "LOG"},
+        "RecrawlPolicy": {"RecrawlBehavior": "CRAWL_EVERYTHING"},
+        "Configuration": json.dumps(
+            {"Version": 1.0, "CrawlerOutput": {"Partitions": {"AddOrUpdateBehavior": "InheritFromTable"}}},
+            sort_keys=True,
+        ),
+        "Tags": t,
+    }
+    if options.crawler_schedule:
+        request["Schedule"] = options.crawler_schedule
+    return request
+
+
+def _workgroup(settings: Settings, results: str, t: dict[str, str], kms_key_arn: str = "") -> dict[str, Any]:
+    encryption = ({"EncryptionOption": "SSE_KMS", "KmsKey": kms_key_arn} if kms_key_arn
+                  else {"EncryptionOption": "SSE_S3"})
     return {
         "Name": settings.workgroup,
         "Configuration": {
             "ResultConfiguration": {
                 "OutputLocation": f"s3://{results}/athena-results/",
-                "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"},
+                "EncryptionConfiguration": encryption,
             },
             "EnforceWorkGroupConfiguration": True,
             "PublishCloudWatchMetricsEnabled": True,

@@ -87,6 +87,10 @@ class Settings:
     crawler_name: str = "sales-orders-crawler"
     workgroup: str = "sales-orders-wg"
     log_retention_days: int = 14
+    # aws only: SSE-KMS instead of SSE-S3, a crawler schedule, Athena partition projection instead of a crawler.
+    kms_key_arn: str = ""
+    crawler_schedule: str = ""
+    partition_projection: bool = False
 
     @property
     def emulated(self) -> bool:

@@ -17,6 +17,7 @@ HANDLERS: dict[str, Handler] = {
     "log_group": logs.LogGroup(),
     "lambda_function": lambdas.Function(),
     "glue_database": glue.Database(),
+    "glue_table": glue.Table(),
     "pipe": tagged.Pipe(),
     "delivery_stream": tagged.DeliveryStream(),
     "glue_crawler": tagged.Crawler(),

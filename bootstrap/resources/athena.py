@@ -5,8 +5,11 @@ https://docs.aws.amazon.com/athena/latest/ug/workgroups-settings-override.html
 
 from __future__ import annotations
 
+from typing import Any
+
 from botocore.exceptions import ClientError
 
+from bootstrap.iam import Arns
 from bootstrap.resources.base import NoFacts, State, missing
 from bootstrap.spec import Resource
 from common.aws import Clients
@@ -17,20 +20,35 @@ class WorkGroup(NoFacts):
         conf = res.params["Configuration"]
         return {
             "OutputLocation": conf["ResultConfiguration"]["OutputLocation"],
+            "Encryption": conf["ResultConfiguration"].get("EncryptionConfiguration"),
             "Enforce": conf["EnforceWorkGroupConfiguration"],
         }
 
-    def observe(self, clients: Clients, res: Resource) -> State | None:
+    def _get(self, clients: Clients, name: str) -> dict[str, Any] | None:
         try:
-            conf = clients.athena.get_work_group(WorkGroup=res.name)["WorkGroup"].get("Configuration", {})
+            found = clients.athena.get_work_group(WorkGroup=name)
         except ClientError as exc:
             if missing(exc, "InvalidRequestException", "ResourceNotFoundException"):
                 return None
             raise
+        return found.get("WorkGroup")  # moto answers an empty body for an unknown workgroup
+
+    def observe(self, clients: Clients, res: Resource) -> State | None:
+        group = self._get(clients, res.name)
+        if group is None:
+            return None
+        conf = group.get("Configuration", {})
+        result = conf.get("ResultConfiguration", {})
         return {
-            "OutputLocation": conf.get("ResultConfiguration", {}).get("OutputLocation"),
+            "OutputLocation": result.get("OutputLocation"),
+            "Encryption": result.get("EncryptionConfiguration"),
             "Enforce": conf.get("EnforceWorkGroupConfiguration", False),
         }
+
+    def tags(self, clients: Clients, res: Resource) -> dict[str, str]:
+        arn = Arns.build(clients.settings, clients.account_id).of("athena_workgroup", res.name)
+        listed = clients.athena.list_tags_for_resource(ResourceARN=arn).get("Tags", [])
+        return {t["Key"]: t.get("Value", "") for t in listed}
 
     def create(self, clients: Clients, res: Resource) -> None:
         p = res.params

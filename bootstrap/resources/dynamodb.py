@@ -1,6 +1,10 @@
 """The orders table: on-demand, encrypted, point-in-time recovery, Streams NEW_AND_OLD_IMAGES.
 
+Waits for what AWS makes eventually consistent: the table ACTIVE, its stream ENABLED (a Pipe
+cannot read a stream still ENABLING), and continuous backups available (UpdateContinuousBackups
+right after CreateTable answers ContinuousBackupsUnavailableException for a while).
 https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Streams.html
+https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateContinuousBackups.html
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from botocore.exceptions import ClientError
 
 from bootstrap.resources.base import State, missing
 from bootstrap.spec import Resource
-from common.aws import Clients, wait_until
+from common.aws import Clients, retrying, wait_until
 from common.errors import TerminalError
+
+BACKUPS_NOT_READY = frozenset({"ContinuousBackupsUnavailableException"})
 
 
 class Table:
@@ -62,7 +68,23 @@ class Table:
             Tags=[{"Key": k, "Value": v} for k, v in p["Tags"].items()],
         )
         clients.dynamodb.get_waiter("table_exists").wait(TableName=res.name)
+        self._wait_stream(clients, res.name)
         self.update(clients, res, ["PointInTimeRecovery"])
+
+    def _wait_stream(self, clients: Clients, name: str) -> None:
+        arn = (self._describe(clients, name) or {}).get("LatestStreamArn")
+        if not arn:
+            return
+        streams = clients.client("dynamodbstreams")
+        wait_until(lambda: streams.describe_stream(StreamArn=arn)["StreamDescription"]["StreamStatus"] == "ENABLED",
+                   f"the stream of table {name} to become ENABLED")
+
+    def tags(self, clients: Clients, res: Resource) -> dict[str, str]:
+        table = self._describe(clients, res.name)
+        if table is None:
+            return {}
+        listed = clients.dynamodb.list_tags_of_resource(ResourceArn=table["TableArn"]).get("Tags", [])
+        return {t["Key"]: t["Value"] for t in listed}
 
     def update(self, clients: Clients, res: Resource, changed: list[str]) -> None:
         p = res.params
@@ -73,7 +95,10 @@ class Table:
         if "StreamSpecification" in changed:
             clients.dynamodb.update_table(TableName=res.name, StreamSpecification=p["StreamSpecification"])
         if "PointInTimeRecovery" in changed:
-            clients.dynamodb.update_continuous_backups(
+            enable = retrying(attempts=10, base=1.0, cap=10.0, codes=BACKUPS_NOT_READY)(
+                clients.dynamodb.update_continuous_backups
+            )
+            enable(
                 TableName=res.name,
                 PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": p["PointInTimeRecovery"]},
             )

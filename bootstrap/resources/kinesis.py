@@ -41,7 +41,14 @@ class Stream(NoFacts):
             Tags=p["Tags"],
         )
         self._wait_active(clients, res.name)
+        self._ensure_tags(clients, res)
         self.update(clients, res, ["Encryption"])
+
+    def _ensure_tags(self, clients: Clients, res: Resource) -> None:
+        """Tags given to CreateStream are not kept by every implementation (moto drops them): add what is missing."""
+        absent = {k: v for k, v in res.params["Tags"].items() if self.tags(clients, res).get(k) != v}
+        if absent:
+            clients.kinesis.add_tags_to_stream(StreamName=res.name, Tags=absent)
 
     def update(self, clients: Clients, res: Resource, changed: list[str]) -> None:
         p = res.params
@@ -56,6 +63,10 @@ class Stream(NoFacts):
                 KeyId=p["Encryption"]["KeyId"],
             )
             self._wait_active(clients, res.name)
+
+    def tags(self, clients: Clients, res: Resource) -> dict[str, str]:
+        listed = clients.kinesis.list_tags_for_stream(StreamName=res.name).get("Tags", [])
+        return {t["Key"]: t.get("Value", "") for t in listed}
 
     def delete(self, clients: Clients, res: Resource) -> None:
         clients.kinesis.delete_stream(StreamName=res.name, EnforceConsumerDeletion=True)

@@ -10,22 +10,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import time
 import zipfile
-from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
 from botocore.exceptions import ClientError
 
 from bootstrap.resources.base import NoFacts, State, missing
+from bootstrap.resources.propagation import retry_while_role_propagates, wait_for_role
 from bootstrap.spec import Resource
-from common.aws import Clients, error_code, wait_until
+from common.aws import Clients, wait_until
 from common.config import ROOT
-from common.errors import TransientError
 
 TRANSFORM_DIR = ROOT / "transform"
 CONFIG_FIELDS = ("Runtime", "Handler", "Role", "Timeout", "MemorySize")
+ROLE_NOT_READY = frozenset({"InvalidParameterValueException"})  # "The role ... cannot be assumed by Lambda"
 
 
 @cache
@@ -69,13 +68,20 @@ class Function(NoFacts):
 
         wait_until(ready, f"Lambda {name} to become Active")
 
+    def tags(self, clients: Clients, res: Resource) -> dict[str, str]:
+        lam = clients.client("lambda")
+        arn = lam.get_function_configuration(FunctionName=res.name)["FunctionArn"]
+        return dict(lam.list_tags(Resource=arn).get("Tags", {}))
+
     def create(self, clients: Clients, res: Resource) -> None:
         p = dict(res.params)
-        _retry_while_role_propagates(
+        wait_for_role(clients, p["Role"])
+        retry_while_role_propagates(
             lambda: clients.client("lambda").create_function(
                 **{k: p[k] for k in (*CONFIG_FIELDS, "FunctionName", "Architectures", "Tags")},
                 Code={"ZipFile": build_zip()},
-            )
+            ),
+            clients, p["Role"], ROLE_NOT_READY,
         )
         self._wait_ready(clients, res.name)
 
@@ -86,23 +92,10 @@ class Function(NoFacts):
             self._wait_ready(clients, res.name)
         config = {k: res.params[k] for k in CONFIG_FIELDS if k in changed}
         if config:
-            _retry_while_role_propagates(lambda: lam.update_function_configuration(FunctionName=res.name, **config))
+            role = res.params["Role"]
+            retry_while_role_propagates(lambda: lam.update_function_configuration(FunctionName=res.name, **config),
+                                        clients, role, ROLE_NOT_READY)
             self._wait_ready(clients, res.name)
 
     def delete(self, clients: Clients, res: Resource) -> None:
         clients.client("lambda").delete_function(FunctionName=res.name)
-
-
-def _retry_while_role_propagates(call: Callable[[], object], timeout: float = 45.0) -> None:
-    """A new IAM role takes seconds to be assumable by Lambda; AWS answers InvalidParameterValue meanwhile."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            call()
-            return
-        except ClientError as exc:
-            if error_code(exc) != "InvalidParameterValueException":
-                raise
-            if time.monotonic() > deadline:
-                raise TransientError(f"IAM role still not assumable by Lambda after {timeout:.0f}s") from exc
-            time.sleep(3)

@@ -28,6 +28,10 @@ class RunnerSpec(NoFacts):
             return None
         return {"params": json.loads(path.read_text())}
 
+    def tags(self, clients: Clients, res: Resource) -> dict[str, str]:
+        """A spec file has no tags; the emulated targets never destroy by tag."""
+        return {}
+
     def create(self, clients: Clients, res: Resource) -> None:
         path = spec_path(clients.settings.runner_dir, res.kind)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -65,10 +65,16 @@ class Role(NoFacts):
                 RoleName=res.name, PolicyName=p["PolicyName"], PolicyDocument=json.dumps(p["PolicyDocument"])
             )
 
+    def tags(self, clients: Clients, res: Resource) -> dict[str, str]:
+        return {t["Key"]: t["Value"] for t in clients.iam.list_role_tags(RoleName=res.name).get("Tags", [])}
+
     def delete(self, clients: Clients, res: Resource) -> None:
-        try:
-            clients.iam.delete_role_policy(RoleName=res.name, PolicyName=res.params["PolicyName"])
-        except ClientError as exc:
-            if not missing(exc, "NoSuchEntity"):
-                raise
-        clients.iam.delete_role(RoleName=res.name)
+        """IAM deletes only a bare role: its inline and attached policies go first, whatever their names."""
+        iam = clients.iam
+        for page in iam.get_paginator("list_role_policies").paginate(RoleName=res.name):
+            for name in page["PolicyNames"]:
+                iam.delete_role_policy(RoleName=res.name, PolicyName=name)
+        for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=res.name):
+            for attached in page["AttachedPolicies"]:
+                iam.detach_role_policy(RoleName=res.name, PolicyArn=attached["PolicyArn"])
+        iam.delete_role(RoleName=res.name)

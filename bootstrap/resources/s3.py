@@ -21,7 +21,8 @@ class Bucket(NoFacts):
         p = res.params
         return {
             "PublicAccessBlock": p["PublicAccessBlock"],
-            "Encryption": p["Encryption"]["SSEAlgorithm"],
+            "Encryption": p["Encryption"],
+            "BucketKeyEnabled": p.get("BucketKeyEnabled", False),
             "Versioning": p["Versioning"],
             "Policy": p["Policy"],
             "Tags": p["Tags"],
@@ -35,12 +36,12 @@ class Bucket(NoFacts):
             if missing(exc, "NoSuchBucket", "404"):
                 return None
             raise
+        rule = _get(lambda: s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0])
         return {
             "PublicAccessBlock": _get(lambda: s3.get_public_access_block(Bucket=bucket)
                                       ["PublicAccessBlockConfiguration"]),
-            "Encryption": _get(lambda: s3.get_bucket_encryption(Bucket=bucket)
-                               ["ServerSideEncryptionConfiguration"]["Rules"][0]
-                               ["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"]),
+            "Encryption": None if rule is None else rule.get("ApplyServerSideEncryptionByDefault"),
+            "BucketKeyEnabled": bool((rule or {}).get("BucketKeyEnabled", False)),
             "Versioning": s3.get_bucket_versioning(Bucket=bucket).get("Status", "Suspended"),
             "Policy": _get(lambda: json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])),
             "Tags": _get(lambda: {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}),
@@ -53,24 +54,30 @@ class Bucket(NoFacts):
         self.update(clients, res, list(self.desired(res)))
 
     def update(self, clients: Clients, res: Resource, changed: list[str]) -> None:
+        """Tags first: a bucket left half-configured by a failure is still found as ours."""
         s3, bucket, want = clients.s3, res.name, self.desired(res)
+        if "Tags" in changed:
+            s3.put_bucket_tagging(
+                Bucket=bucket, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in want["Tags"].items()]}
+            )
         if "PublicAccessBlock" in changed:
             s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=want["PublicAccessBlock"])
-        if "Encryption" in changed:
+        if "Encryption" in changed or "BucketKeyEnabled" in changed:
             s3.put_bucket_encryption(
                 Bucket=bucket,
                 ServerSideEncryptionConfiguration={
-                    "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": want["Encryption"]}}]
+                    "Rules": [{"ApplyServerSideEncryptionByDefault": want["Encryption"],
+                               "BucketKeyEnabled": want["BucketKeyEnabled"]}]
                 },
             )
         if "Versioning" in changed:
             s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": want["Versioning"]})
         if "Policy" in changed:
             s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(want["Policy"]))
-        if "Tags" in changed:
-            s3.put_bucket_tagging(
-                Bucket=bucket, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in want["Tags"].items()]}
-            )
+
+    def tags(self, clients: Clients, res: Resource) -> dict[str, str]:
+        found = _get(lambda: clients.s3.get_bucket_tagging(Bucket=res.name)["TagSet"]) or []
+        return {t["Key"]: t["Value"] for t in found}
 
     def delete(self, clients: Clients, res: Resource) -> None:
         """Only an empty bucket is deleted; `destroy --empty-buckets` empties it first."""

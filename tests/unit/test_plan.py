@@ -39,7 +39,7 @@ def test_emulated_targets_hand_pipe_firehose_and_crawler_to_local_runners() -> N
     cloud = desired_resources(load_settings(env={"TARGET": "aws"}), ACCOUNT)
     assert all(r.local_runner is None for r in cloud)
     assert {r.name for r in cloud if r.kind == "log_group"} == {
-        "/aws/lambda/sales-orders-transform", "/aws/kinesisfirehose/sales-orders-firehose", "/aws-glue/crawlers"}
+        "/aws/lambda/sales-orders-transform", "/aws/kinesisfirehose/sales-orders-firehose"}
 
 
 def test_same_request_for_local_runner_and_aws_except_buffer_interval() -> None:
