@@ -44,7 +44,12 @@ def wait_for_role(
     clients: Clients, role_arn: str, sleep: Callable[[float], None] = time.sleep,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> float:
-    """Let a freshly created role settle before a service is asked to assume it; returns the wait."""
+    """Let a freshly created role settle before a service is asked to assume it; returns the wait.
+
+    Emulators are consistent at once, so only the aws target waits.
+    """
+    if clients.settings.emulated:
+        return 0.0
     age = role_age(clients, role_arn, now())
     wait = max(0.0, SETTLE_SECONDS - age)
     if wait:

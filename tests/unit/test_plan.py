@@ -117,3 +117,13 @@ def test_every_resource_is_tagged_with_the_project() -> None:
             continue  # Glue databases take no tags at creation
         values = tags.values() if isinstance(tags, dict) else [t["Value"] for t in tags]
         assert "sales-orders-cdc" in values, r.key
+
+
+def test_emulators_need_no_iam_propagation_wait() -> None:
+    from bootstrap.resources.propagation import wait_for_role
+    from common.aws import Clients
+
+    slept: list[float] = []
+    # No emulator runs here: an emulated target must return before asking IAM anything.
+    assert wait_for_role(Clients(load_settings(env={"PORT": "9"})), "arn:aws:iam::1:role/r", sleep=slept.append) == 0
+    assert slept == []
