@@ -1,5 +1,6 @@
 # The user's interface to the pipeline. `make help` lists every target.
-# Variables: TARGET (embedded|compose|aws), PORT, ORDERS, RATE, DURATION, SEED, DAYS, ENGINE, AUTO_APPROVE, USE_DOCKER.
+# Variables: TARGET (embedded|compose|aws), PORT, ORDERS, RATE, DURATION, SEED, DAYS, ENGINE, EMULATOR,
+# EMPTY, AUTO_APPROVE, USE_DOCKER.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -17,23 +18,32 @@ DURATION ?=
 SEED ?= 42
 DAYS ?= 14
 ENGINE ?= duckdb
+EMULATOR ?= ministack
 export TARGET PORT
+
+COMPOSE := docker compose -f compose/docker-compose.yml
+PIPELINE_SVC := $(if $(filter localstack,$(EMULATOR)),pipeline-localstack,pipeline)
+# On TARGET=compose the runners live in a container: commands that read their state run there.
+IN_RUNNER := $(if $(filter compose,$(TARGET)),$(COMPOSE) exec $(PIPELINE_SVC) pipeline,$(CLI))
 
 .DEFAULT_GOAL := help
 .PHONY: help install up down plan apply destroy seed drain status crawl analyze verify demo test test-unit \
-        test-emulator test-browser lint bench compact deploy-aws destroy-aws env awslocal logs clean
+        test-emulator test-aws test-browser lint bench compact deploy-aws destroy-aws env awslocal logs clean
 
 help: ## List every target, one line each
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
-	@echo "  variables: TARGET=$(TARGET) PORT=$(PORT) ORDERS=$(ORDERS) RATE=$(RATE) DURATION=$(DURATION) SEED=$(SEED) DAYS=$(DAYS) ENGINE=$(ENGINE)"
+	@echo "  variables: TARGET=$(TARGET) PORT=$(PORT) ORDERS=$(ORDERS) RATE=$(RATE) DURATION=$(DURATION) SEED=$(SEED) DAYS=$(DAYS)"
+	@echo "             ENGINE=$(ENGINE) EMULATOR=$(EMULATOR) EMPTY=$(EMPTY) AUTO_APPROVE=$(AUTO_APPROVE) USE_DOCKER=$(USE_DOCKER)"
 
 $(VENV)/.installed: pyproject.toml
+	@echo "> installing the project's pinned dependencies into $(VENV) (a minute or two the first time)"
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q pip==$(PIP_VERSION)
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	@touch $@
 
 $(VENV_EMU)/.installed: pyproject.toml
+	@echo "> installing the emulator (MiniStack, awscli, awslocal) into $(VENV_EMU)"
 	$(PYTHON) -m venv $(VENV_EMU)
 	$(VENV_EMU)/bin/pip install -q pip==$(PIP_VERSION)
 	$(VENV_EMU)/bin/pip install -q --group emulator
@@ -41,16 +51,26 @@ $(VENV_EMU)/.installed: pyproject.toml
 
 install: $(VENV)/.installed $(VENV_EMU)/.installed ## Create the virtualenvs and install pinned dependencies
 
-up: install ## Start the emulator (embedded or compose), bootstrap every resource, start the local runners
+up: install ## Start the emulator (embedded, or compose with EMULATOR=ministack|localstack), bootstrap, start the runners
 ifeq ($(TARGET),compose)
-	docker compose -f compose/docker-compose.yml up -d --build --wait
+ifeq ($(EMULATOR),localstack)
+	@test -n "$$LOCALSTACK_AUTH_TOKEN" || { \
+	  echo "error: LOCALSTACK_AUTH_TOKEN is not set; export your LocalStack token or use EMULATOR=ministack"; exit 1; }
+endif
+	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { \
+	  echo "error: TARGET=compose needs a running Docker engine; use the default embedded target (make up)"; exit 1; }
+ifeq ($(EMULATOR),localstack)
+	$(COMPOSE) --profile localstack up -d --build --wait localstack pipeline-localstack
+else
+	$(COMPOSE) up -d --build --wait
+endif
 else
 	$(CLI) up
 endif
 
 down: ## Stop the runners and the emulator that `make up` started
 ifeq ($(TARGET),compose)
-	docker compose -f compose/docker-compose.yml down
+	$(COMPOSE) --profile localstack down
 else
 	$(CLI) down
 endif
@@ -68,10 +88,10 @@ seed: install ## Stream orders and their lifecycle changes into DynamoDB (ORDERS
 	$(CLI) seed --orders $(ORDERS) --seed $(SEED) --days $(DAYS) $(if $(RATE),--rate $(RATE),) $(if $(DURATION),--duration $(DURATION),)
 
 drain: install ## Wait until the runners have delivered everything to the lake
-	$(CLI) drain
+	$(IN_RUNNER) drain
 
 status: install ## Show each runner's position, lag, records, objects and errors
-	$(CLI) status
+	$(IN_RUNNER) status
 
 crawl: install ## Catalog the lake's partitions in Glue (the local crawler; the real one on aws)
 	$(CLI) crawl
@@ -102,14 +122,18 @@ test-browser: install ## Only the headless-browser dashboard test
 lint: install ## ruff
 	$(VENV)/bin/ruff check .
 
-env: ## Print shell exports so aws / awslocal / boto3 reach the stack: eval "$$(make -s env)"
+env: ## Print shell exports so aws / awslocal / boto3 reach the stack: eval "$(make -s env)"
 	@$(CLI) env
 
 awslocal: ## Run awslocal against the stack, e.g. make awslocal ARGS="dynamodb scan --table-name sales_orders"
 	@eval "$$($(CLI) env)" && awslocal $(ARGS)
 
 logs: ## Follow the emulator's and the runners' logs
+ifeq ($(TARGET),compose)
+	$(COMPOSE) logs -f
+else
 	tail -F .state/emulator-$(PORT).log .state/runners/*.log
+endif
 
 deploy-aws: install ## Deploy to real AWS: print the plan (account, caller, region, names), confirm unless AUTO_APPROVE=1, apply
 	$(CLI) deploy-aws

@@ -258,15 +258,21 @@ def status(target: TargetOpt = None) -> None:
 
     settings, console = settings_for(target), Console()
     table = Table(title="local runners")
-    for col in ("runner", "pid", "records in", "records out", "objects", "pending", "lag ms", "errors", "last error"):
-        table.add_column(col)
+    for col in ("runner", "state", "in", "out", "objects", "pending", "lag", "errors"):
+        table.add_column(col, justify="left" if col in ("runner", "state") else "right")
+    problems = []
     for name in service.RUNNERS:
         s = read_status(settings.runner_dir, name) or {}
         pid = service.running(settings, name)
-        table.add_row(name, str(pid) if pid else "[red]stopped[/]", str(s.get("records_in", "-")),
-                      str(s.get("records_out", "-")), str(s.get("objects_out", "-")), str(s.get("pending", "-")),
-                      str(s.get("lag_ms", "-")), str(s.get("errors", "-")), s.get("last_error", "")[:60])
+        lag = s.get("lag_ms")
+        table.add_row(name, f"pid {pid}" if pid else "[red]stopped[/]", f"{s.get('records_in', 0):,}",
+                      f"{s.get('records_out', 0):,}", f"{s.get('objects_out', 0):,}", f"{s.get('pending', 0):,}",
+                      "-" if lag is None else f"{lag:,} ms", f"{s.get('errors', 0):,}")
+        if s.get("last_error"):
+            problems.append(f"{name}: {s['last_error']}")
     console.table(table)
+    for line in problems:
+        console.warn(line)
 
 
 def _crawl(clients, settings: Settings, console: Console) -> None:  # type: ignore[no-untyped-def]
