@@ -268,8 +268,9 @@ def status(target: TargetOpt = None) -> None:
         table.add_row(name, f"pid {pid}" if pid else "[red]stopped[/]", f"{s.get('records_in', 0):,}",
                       f"{s.get('records_out', 0):,}", f"{s.get('objects_out', 0):,}", f"{s.get('pending', 0):,}",
                       "-" if lag is None else f"{lag:,} ms", f"{s.get('errors', 0):,}")
+        problems += [f"{name}: DATA LOSS: {line}" for line in s.get("data_loss", [])]
         if s.get("last_error"):
-            problems.append(f"{name}: {s['last_error']}")
+            problems.append(f"{name}: last error: {s['last_error']}")
     console.table(table)
     for line in problems:
         console.warn(line)

@@ -45,6 +45,7 @@ def emulator_env(settings: Settings, persist: bool = False) -> dict[str, str]:
         PERSIST_STATE="1" if persist else "0",
         S3_PERSIST="1" if persist else "0",
         STATE_DIR=str(settings.state_dir / "emulator-data"),
+        S3_DATA_DIR=str(settings.state_dir / "emulator-data" / "s3"),  # default is a shared /tmp folder
         MINISTACK_REGION=settings.region,
     )
     return env

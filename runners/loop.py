@@ -6,6 +6,7 @@ A runner's pass returns how much it did; the loop never knows what a runner is f
 from __future__ import annotations
 
 import json
+import logging
 import random
 import signal
 import threading
@@ -32,8 +33,13 @@ class Stats:
     lag_ms: int | None = None
     position: dict[str, str] = field(default_factory=dict)
     last_error: str = ""
+    data_loss: list[str] = field(default_factory=list)  # never overwritten: each one needs a human
     updated: float = 0.0
-    idle_passes: int = 0
+    idle_passes: int = 0  # consecutive passes that found nothing to do and raised nothing
+    passes: int = 0
+
+
+log = logging.getLogger("runners")
 
 
 class Runner(Protocol):
@@ -86,14 +92,18 @@ def run_forever(
                 idle = runner.run_once()
                 failures = 0
                 runner.stats.idle_passes = runner.stats.idle_passes + 1 if idle else 0
+                runner.stats.passes += 1
             except TerminalError:
                 raise
             except Exception as exc:
                 if not is_transient(exc) and not isinstance(exc, ClientError | OSError):
                     raise
                 failures += 1
+                runner.stats.idle_passes = 0  # a failed pass is not a quiet one: drain must wait
+                runner.stats.passes += 1
                 runner.stats.errors += 1
                 runner.stats.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+                log.warning("%s: %s (retrying, attempt %d)", runner.name, runner.stats.last_error, failures)
                 idle = True
                 stop.wait(random.uniform(0, min(max_backoff, 0.2 * 2**failures)))
             write_status(runner, status_dir)

@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 from common.aws import Clients, error_code
 from common.errors import TerminalError, TransientError
 from runners.checkpoint import Checkpoint
-from runners.loop import Stats
+from runners.loop import Stats, log
 
 GET_RECORDS_LIMIT = 1000  # AWS's maximum for DynamoDB Streams GetRecords
 PUT_RECORDS_MAX = 500  # Kinesis PutRecords: at most 500 records ...
@@ -158,7 +158,13 @@ class PipeRunner:
             if error_code(exc) == "TrimmedDataAccessException":
                 # Our checkpoint is older than the 24 h retention: say so, then go on from the oldest record.
                 self.stats.errors += 1
-                self.stats.last_error = f"shard {shard_id}: records after the checkpoint were trimmed (data lost)"
+                self.stats.last_error = (
+                    f"shard {shard_id}: the stream no longer holds the records after checkpoint {position} "
+                    "(trimmed, or the emulator restarted without them): changes in between are lost; "
+                    "run `make verify` to see which orders differ"
+                )
+                self.stats.data_loss = [*self.stats.data_loss, self.stats.last_error][-5:]
+                log.error("pipe: %s", self.stats.last_error)
                 kwargs = {"StreamArn": self.source_arn, "ShardId": shard_id, "ShardIteratorType": "TRIM_HORIZON"}
                 return self.streams.get_shard_iterator(**kwargs)["ShardIterator"]
             raise
@@ -210,13 +216,14 @@ class PipeRunner:
 
     def run_once(self) -> bool:
         moved = 0
-        for shard in order_shards(self.shards(), self.checkpoint.finished):
-            try:
+        try:
+            for shard in order_shards(self.shards(), self.checkpoint.finished):
                 moved += self._move(shard)
-            except Exception:
-                # What was read past the checkpoint is re-read next pass: at-least-once, never a gap.
-                self.iterators[shard.shard_id] = None
-                raise
+        except Exception:
+            # Re-open every shard from its checkpoint next pass: what was read past it is read again
+            # (at-least-once, never a gap), and an endpoint that came back empty is noticed there.
+            self.iterators.clear()
+            raise
         self.stats.records_in += moved
         self.stats.records_out += moved
         return moved == 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -48,7 +49,8 @@ def build_runner(name: str, clients: Clients, settings: Settings) -> Runner:
 
 
 def run(name: str, settings: Settings) -> None:
-    """Foreground: run one runner until SIGTERM/SIGINT."""
+    """Foreground: run one runner until SIGTERM/SIGINT; its warnings go to stderr (the runner's log)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     clients = Clients(settings)
     clients.ensure_reachable()
     run_forever(build_runner(name, clients, settings), settings.runner_dir)
@@ -151,9 +153,16 @@ def settings_env(settings: Settings) -> dict[str, str]:
 def wait_drained(settings: Settings, timeout: float = 120.0, quiet_passes: int = 3) -> dict[str, dict]:
     """Block until every runner reports idle passes with nothing pending (the pipeline has drained)."""
     deadline = time.monotonic() + timeout
+    started = {name: (read_status(settings.runner_dir, name) or {}).get("passes", 0) for name in RUNNERS}
+
+    def quiet(name: str, status: dict) -> bool:
+        """Only passes made after we started count: a status written before an outage proves nothing."""
+        fresh = status.get("passes", 0) - started[name]
+        return min(fresh, status.get("idle_passes", 0)) >= quiet_passes and status.get("pending", 1) == 0
+
     while True:
         statuses = {name: read_status(settings.runner_dir, name) or {} for name in RUNNERS}
-        if all(s.get("idle_passes", 0) >= quiet_passes and s.get("pending", 1) == 0 for s in statuses.values()):
+        if all(quiet(name, s) for name, s in statuses.items()):
             return statuses
         dead = [n for n in RUNNERS if running(settings, n) is None]
         if dead:
