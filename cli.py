@@ -244,8 +244,14 @@ def drain(target: TargetOpt = None, timeout: float = 180.0) -> None:
     from runners import service
 
     settings, console = settings_for(target), Console()
-    console.step("waiting for the runners to drain")
-    service.wait_drained(settings, timeout=timeout)
+    with console.rich.status("waiting for the runners to drain") as spinner:
+
+        def show(statuses: dict[str, dict]) -> None:
+            pipe, firehose = statuses.get("pipe", {}), statuses.get("firehose", {})
+            spinner.update(f"draining: pipe moved {pipe.get('records_out', 0):,}, firehose delivered "
+                           f"{firehose.get('records_out', 0):,} ({firehose.get('pending', 0):,} buffered)")
+
+        service.wait_drained(settings, timeout=timeout, on_poll=show)
     console.ok("drained: every change written so far is in the lake")
 
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bootstrap.emulator import terminate
@@ -150,7 +151,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def wait_drained(settings: Settings, timeout: float = 120.0, quiet_passes: int = 3) -> dict[str, dict]:
+def wait_drained(
+    settings: Settings, timeout: float = 120.0, quiet_passes: int = 3,
+    on_poll: Callable[[dict[str, dict]], None] | None = None,
+) -> dict[str, dict]:
     """Block until every runner reports idle passes with nothing pending (the pipeline has drained)."""
     deadline = time.monotonic() + timeout
     started = {name: (read_status(settings.runner_dir, name) or {}).get("passes", 0) for name in RUNNERS}
@@ -164,6 +168,8 @@ def wait_drained(settings: Settings, timeout: float = 120.0, quiet_passes: int =
         statuses = {name: read_status(settings.runner_dir, name) or {} for name in RUNNERS}
         if all(quiet(name, s) for name, s in statuses.items()):
             return statuses
+        if on_poll:
+            on_poll(statuses)
         dead = [n for n in RUNNERS if running(settings, n) is None]
         if dead:
             raise TerminalError(f"runner(s) {', '.join(dead)} not running; see {settings.runner_dir}/*.log")
