@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from common.errors import TerminalError
 from lake.schema import PARTITION_KEYS, ROW_SCHEMA
 
 DATA_FORMATS = ("parquet", "json")
@@ -39,21 +40,26 @@ PROJECTION_YEARS = (2024, 2035)
 
 
 def glue_type(arrow: pa.DataType) -> str:
-    """Pure: the Glue/Hive type Athena's Parquet reader (and Firehose's converter) expects."""
+    """Pure: the Glue/Hive type of an Arrow type, as Athena's Parquet reader (and Firehose's converter) expects.
+
+    One mapping for the whole project: the bootstrap's table, the crawler's inference and analytics use it.
+    """
     t = pa.types
-    if t.is_string(arrow) or t.is_large_string(arrow):
+    if t.is_string(arrow) or t.is_large_string(arrow) or t.is_null(arrow):
         return "string"
     if t.is_boolean(arrow):
         return "boolean"
     if t.is_int8(arrow):
         return "tinyint"
-    if t.is_int16(arrow):
+    if t.is_int16(arrow) or t.is_uint8(arrow):
         return "smallint"
-    if t.is_int32(arrow):
+    if t.is_int32(arrow) or t.is_uint16(arrow):
         return "int"
-    if t.is_int64(arrow):
+    if t.is_int64(arrow) or t.is_uint32(arrow):
         return "bigint"
-    if t.is_float32(arrow):
+    if t.is_uint64(arrow):
+        return "decimal(20,0)"
+    if t.is_float16(arrow) or t.is_float32(arrow):
         return "float"
     if t.is_float64(arrow):
         return "double"
@@ -63,7 +69,17 @@ def glue_type(arrow: pa.DataType) -> str:
         return "timestamp"
     if t.is_date(arrow):
         return "date"
-    raise ValueError(f"Arrow type {arrow} has no Glue type in the lake contract; use lake/schema.py types")
+    if t.is_binary(arrow) or t.is_large_binary(arrow) or t.is_fixed_size_binary(arrow):
+        return "binary"
+    if t.is_list(arrow) or t.is_large_list(arrow):
+        return f"array<{glue_type(arrow.value_type)}>"
+    if t.is_map(arrow):
+        return f"map<{glue_type(arrow.key_type)},{glue_type(arrow.item_type)}>"
+    if t.is_struct(arrow):
+        return "struct<" + ",".join(f"{f.name.lower()}:{glue_type(f.type)}" for f in arrow) + ">"
+    if t.is_dictionary(arrow):
+        return glue_type(arrow.value_type)
+    raise TerminalError(f"Parquet type {arrow} has no Glue equivalent; write the lake with lake/schema.py types")
 
 
 def json_line_type(arrow: pa.DataType) -> str:

@@ -47,7 +47,7 @@ from common.aws import Clients, error_code, retrying
 from common.config import Settings
 from common.console import Console
 from common.errors import TerminalError
-from lake.glue_schema import STORAGE
+from lake.glue_schema import STORAGE, glue_type
 from lake.schema import PARTITION_KEYS
 
 Columns = tuple[tuple[str, str], ...]  # (name, Glue type), in table order
@@ -172,46 +172,6 @@ def format_of(key: str, head: bytes = b"") -> tuple[str, bool] | None:
     if head.lstrip()[:1] == b"{":
         return "json", False
     return None
-
-
-def glue_type(arrow: pa.DataType) -> str:
-    """Pure: the Glue/Hive type of an Arrow type, as Athena's Parquet reader expects it."""
-    t = pa.types
-    if t.is_string(arrow) or t.is_large_string(arrow) or t.is_null(arrow):
-        return "string"
-    if t.is_boolean(arrow):
-        return "boolean"
-    if t.is_int8(arrow):
-        return "tinyint"
-    if t.is_int16(arrow) or t.is_uint8(arrow):
-        return "smallint"
-    if t.is_int32(arrow) or t.is_uint16(arrow):
-        return "int"
-    if t.is_int64(arrow) or t.is_uint32(arrow):
-        return "bigint"
-    if t.is_uint64(arrow):
-        return "decimal(20,0)"
-    if t.is_float16(arrow) or t.is_float32(arrow):
-        return "float"
-    if t.is_float64(arrow):
-        return "double"
-    if t.is_decimal(arrow):
-        return f"decimal({arrow.precision},{arrow.scale})"
-    if t.is_timestamp(arrow):
-        return "timestamp"
-    if t.is_date(arrow):
-        return "date"
-    if t.is_binary(arrow) or t.is_large_binary(arrow) or t.is_fixed_size_binary(arrow):
-        return "binary"
-    if t.is_list(arrow) or t.is_large_list(arrow):
-        return f"array<{glue_type(arrow.value_type)}>"
-    if t.is_map(arrow):
-        return f"map<{glue_type(arrow.key_type)},{glue_type(arrow.item_type)}>"
-    if t.is_struct(arrow):
-        return "struct<" + ",".join(f"{f.name.lower()}:{glue_type(f.type)}" for f in arrow) + ">"
-    if t.is_dictionary(arrow):
-        return glue_type(arrow.value_type)
-    raise TerminalError(f"Parquet type {arrow} has no Glue equivalent; write the lake with lake/schema.py types")
 
 
 def parquet_columns(schema: pa.Schema) -> Columns:
