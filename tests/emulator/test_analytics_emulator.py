@@ -15,16 +15,14 @@ from common.aws import Clients
 from common.config import Settings, with_overrides
 from common.console import Console
 from runners.crawler import crawl, spec_from_settings
-from tests.fixtures.lake import EXPECTED_KPIS, counting_filesystem, current_items, empty_bucket, write_s3_lake
-
-
-def _drop_database(clients: Clients, database: str) -> None:
-    try:
-        for table in clients.glue.get_tables(DatabaseName=database).get("TableList", []):
-            clients.glue.delete_table(DatabaseName=database, Name=table["Name"])
-        clients.glue.delete_database(Name=database)
-    except Exception:  # never created
-        pass
+from tests.fixtures.lake import (
+    EXPECTED_KPIS,
+    counting_filesystem,
+    current_items,
+    drop_database,
+    empty_bucket,
+    write_s3_lake,
+)
 
 
 @pytest.fixture(scope="module", params=["parquet", "json"])
@@ -44,7 +42,7 @@ def lake(request: pytest.FixtureRequest, emulator_settings: Settings, emulator_c
     yield settings
     for bucket in (settings.lake_bucket, settings.results_bucket):
         empty_bucket(s3, bucket)
-    _drop_database(emulator_clients, settings.glue_database)
+    drop_database(emulator_clients, settings.glue_database)
 
 
 def test_engine_over_s3_gives_the_hand_computed_kpis(lake: Settings, emulator_clients: Clients) -> None:

@@ -15,18 +15,9 @@ from common.console import Console
 from lake import glue_schema
 from lake.schema import ROW_SCHEMA
 from runners.crawler import CrawlerSpec, TypeConflict, crawl, spec_from_request, spec_from_settings
-from tests.fixtures.lake import ROWS, empty_bucket, encode, write_s3_lake
+from tests.fixtures.lake import ROWS, drop_database, empty_bucket, encode, write_s3_lake
 
 DAYS = [("2024", "03", "01"), ("2024", "03", "02"), ("2024", "03", "03")]
-
-
-def _drop_database(clients: Clients, database: str) -> None:
-    try:
-        for table in clients.glue.get_tables(DatabaseName=database).get("TableList", []):
-            clients.glue.delete_table(DatabaseName=database, Name=table["Name"])
-        clients.glue.delete_database(Name=database)
-    except Exception:  # never created
-        pass
 
 
 def _make_env(emulator_settings: Settings, emulator_clients: Clients, name: str) -> tuple[Settings, CrawlerSpec]:
@@ -46,7 +37,7 @@ def parquet_env(emulator_settings: Settings, emulator_clients: Clients) -> Itera
     s3.put_object(Bucket=settings.lake_bucket, Key="orders/year=2024/month=03/day=01/_SUCCESS", Body=b"")
     yield settings, spec
     empty_bucket(s3, settings.lake_bucket)
-    _drop_database(emulator_clients, settings.glue_database)
+    drop_database(emulator_clients, settings.glue_database)
 
 
 def _partitions(clients: Clients, spec: CrawlerSpec) -> dict[tuple[str, ...], str]:
@@ -131,7 +122,7 @@ def test_type_change_is_reported_not_applied(emulator_settings: Settings, emulat
         assert f"! type change not applied: column quantity: table has bigint, {key} has string" in console.lines
     finally:
         empty_bucket(s3, settings.lake_bucket)
-        _drop_database(emulator_clients, settings.glue_database)
+        drop_database(emulator_clients, settings.glue_database)
 
 
 def test_gzip_json_lake_is_classified_json(emulator_settings: Settings, emulator_clients: Clients) -> None:
@@ -152,7 +143,7 @@ def test_gzip_json_lake_is_classified_json(emulator_settings: Settings, emulator
         assert len(_partitions(emulator_clients, spec)) == 3
     finally:
         empty_bucket(s3, settings.lake_bucket)
-        _drop_database(emulator_clients, settings.glue_database)
+        drop_database(emulator_clients, settings.glue_database)
 
 
 def test_empty_lake_creates_no_table(emulator_settings: Settings, emulator_clients: Clients) -> None:
@@ -167,7 +158,7 @@ def test_empty_lake_creates_no_table(emulator_settings: Settings, emulator_clien
         assert tables == []
     finally:
         empty_bucket(emulator_clients.s3, settings.lake_bucket)
-        _drop_database(emulator_clients, settings.glue_database)
+        drop_database(emulator_clients, settings.glue_database)
 
 
 
@@ -193,7 +184,7 @@ def test_log_policy_and_incremental_recrawl(emulator_settings: Settings, emulato
         assert (incremental.objects_read, incremental.partitions_added, incremental.table_updated) == (0, (), False)
     finally:
         empty_bucket(s3, settings.lake_bucket)
-        _drop_database(emulator_clients, settings.glue_database)
+        drop_database(emulator_clients, settings.glue_database)
 
 
 def test_catalog_target_registers_partitions_of_the_declared_table(
@@ -217,4 +208,4 @@ def test_catalog_target_registers_partitions_of_the_declared_table(
         assert [n for n, _ in _columns(emulator_clients, spec)] == ROW_SCHEMA.names
     finally:
         empty_bucket(s3, settings.lake_bucket)
-        _drop_database(emulator_clients, settings.glue_database)
+        drop_database(emulator_clients, settings.glue_database)
