@@ -1,6 +1,6 @@
--- title: CDC freshness (event to lake)
--- Delay from the change in DynamoDB (event_ts) to the row's arrival in the lake pipeline
--- (arrival_ts), in milliseconds, over every delivered row (redeliveries included: each one
+-- title: CDC freshness (change to Firehose)
+-- Delay from the change in DynamoDB (event_ts, the stream record's time) to the record's
+-- arrival on the Kinesis stream Firehose reads (arrival_ts), in milliseconds, over every delivered row (redeliveries included: each one
 -- is a real arrival). Percentiles are approximate, as Athena's approx_percentile is.
 SELECT
     count(*) AS events,
