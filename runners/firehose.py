@@ -293,7 +293,7 @@ class FirehoseRunner:
                                     error_code="DynamicPartitioning.ActivePartitionExceeded",
                                     error_message=f"more than {limit} active partitions")
                     else:
-                        data = o.data + b"\n" if self.config.append_delimiter or self.config.parquet else o.data
+                        data = o.data + b"\n" if self.config.append_delimiter else o.data
                         self.rows.add(prefix, data, o.record.source, now, o.record.arrival)
                         continue
             kind = "partitioning-failed" if o.error_code.startswith("DynamicPartitioning") else "processing-failed"
@@ -317,34 +317,42 @@ class FirehoseRunner:
             self._write(prefix + name, body)
             self.stats.records_out += len(items)
             return
-        rows = decode_rows(items)
-        try:
-            body = encode_parquet(rows)
-        except ConversionError:
-            good, _bad = self._isolate(rows, items, sources, oldest)
-            if not good:
-                return
-            rows, sources = [rows[i] for i in good], [sources[i] for i in good]
-            body = encode_parquet(rows)
-        self._write(prefix + name, body)
-        self.stats.records_out += len(rows)
-
-    def _isolate(self, rows: list[dict], items: list[bytes], sources: list[SourceRef],
-                 oldest: datetime) -> tuple[list[int], list[int]]:
-        """Find the rows that break the schema; they go to format-conversion-failed with their data."""
-        good, bad = [], []
-        for i, row in enumerate(rows):
+        decoded: list[tuple[dict, bytes, SourceRef]] = []
+        for item, source in zip(items, sources, strict=True):
             try:
-                check_row(row)
-                good.append(i)
-            except ConversionError as exc:
-                bad.append(i)
-                record = SourceRecord(f"{sources[i][0]}:{sources[i][1]}", items[i], oldest, sources[i], "")
-                failed = Outcome(record, "ProcessingFailed", error_code="DataFormatConversion.InvalidSchema",
-                                 error_message=str(exc))
-                doc = error_document(failed, self.config.lambda_arn, datetime.now(UTC))
-                self.errors.add("format-conversion-failed", doc, sources[i], time.monotonic(), oldest)
-        return good, bad
+                row = decode_rows([item])[0]
+            except ValueError as exc:  # the transform's output is not JSON
+                self._conversion_failed(item, source, oldest, f"not JSON: {exc}")
+                continue
+            if isinstance(row, dict):
+                decoded.append((row, item, source))
+            else:
+                self._conversion_failed(item, source, oldest, f"a JSON {type(row).__name__}, not an object")
+        try:
+            rows = [row for row, _, _ in decoded]
+            body = encode_parquet(rows)
+        except ConversionError:  # rare: find the rows that break the schema, one by one
+            rows = [row for row, item, source in decoded if self._fits_schema(row, item, source, oldest)]
+            body = encode_parquet(rows)
+        if rows:
+            self._write(prefix + name, body)
+            self.stats.records_out += len(rows)
+
+    def _fits_schema(self, row: dict, item: bytes, source: SourceRef, oldest: datetime) -> bool:
+        try:
+            check_row(row)
+            return True
+        except ConversionError as exc:
+            self._conversion_failed(item, source, oldest, str(exc))
+            return False
+
+    def _conversion_failed(self, item: bytes, source: SourceRef, oldest: datetime, message: str) -> None:
+        """A row Parquet conversion refuses goes to format-conversion-failed with the data it had."""
+        record = SourceRecord(f"{source[0]}:{source[1]}", item, oldest, source, "")
+        failed = Outcome(record, "ProcessingFailed", error_code="DataFormatConversion.InvalidSchema",
+                         error_message=message)
+        doc = error_document(failed, self.config.lambda_arn, datetime.now(UTC))
+        self.errors.add("format-conversion-failed", doc, source, time.monotonic(), oldest)
 
     def _flush(self, now: float, force: bool) -> int:
         flushed = 0

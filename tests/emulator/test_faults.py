@@ -151,6 +151,28 @@ def test_a_failing_lambda_is_retried_then_records_go_to_errors_with_their_payloa
     assert {d["errorCode"] for d in mine} == {"Lambda.FunctionError"}
 
 
+def test_ok_rows_that_are_not_json_objects_go_to_format_conversion_failed(settings: Settings) -> None:
+    clients = Clients(settings)
+    source = ("import base64\n"
+              "def handler(event, context):\n"
+              "    print('returning rows Parquet conversion cannot read')\n"
+              "    keys = {'partitionKeys': {'year': '2026', 'month': '11', 'day': '26'}}\n"
+              "    return {'records': [{'recordId': r['recordId'], 'result': 'Ok', 'metadata': keys,\n"
+              "                         'data': base64.b64encode(b'[1, 2]' if base64.b64decode(r['data']) == b'g-1'\n"
+              "                                                  else b'not json').decode()}\n"
+              "                        for r in event['records']]}\n")
+    arn = deploy_lambda(clients, "ft-garbage", source)
+    for data in (b"g-1", b"g-2"):
+        clients.kinesis.put_record(StreamName="ft-orders-cdc", Data=data, PartitionKey="k")
+    _, firehose = runners(clients, settings, "garbage", lambda_arn=arn)
+    before = len(error_docs(clients, "format-conversion-failed"))
+    pump(None, firehose)
+    docs = error_docs(clients, "format-conversion-failed")[before:]
+    messages = {base64.b64decode(d["rawData"]): d["errorMessage"] for d in docs}
+    assert messages[b"[1, 2]"] == "a JSON list, not an object"
+    assert messages[b"not json"].startswith("not JSON: ")
+
+
 def test_a_lambda_answer_missing_records_fails_them_instead_of_losing_them(settings: Settings) -> None:
     clients = Clients(settings)
     # Answers a-1 with a result string that is not in the contract, and leaves every other record out.
