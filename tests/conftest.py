@@ -19,7 +19,7 @@ from bootstrap import emulator
 from common.aws import Clients
 from common.config import Settings, load_settings
 
-MINISTACK_IMAGE = "ministackorg/ministack:1.5.33"
+MINISTACK_IMAGE = "ministackorg/ministack:1.5.33-full"  # as compose: DuckDB inside, Athena runs SQL
 
 
 def free_port() -> int:
