@@ -27,7 +27,7 @@ PIPELINE_SVC := $(if $(filter localstack,$(EMULATOR)),pipeline-localstack,pipeli
 IN_RUNNER := $(if $(filter compose,$(TARGET)),$(COMPOSE) exec $(PIPELINE_SVC) pipeline,$(CLI))
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down plan apply destroy seed drain status crawl analyze verify demo test test-unit \
+.PHONY: help _guard install up down plan apply destroy seed drain status crawl analyze verify demo test test-unit \
         test-emulator test-aws test-browser lint bench compact deploy-aws destroy-aws env awslocal logs clean
 
 help: ## List every target, one line each
@@ -51,14 +51,8 @@ $(VENV_EMU)/.installed: pyproject.toml
 
 install: $(VENV)/.installed $(VENV_EMU)/.installed ## Create the virtualenvs and install pinned dependencies
 
-up: install ## Start the emulator (embedded, or compose with EMULATOR=ministack|localstack), bootstrap, start the runners
+up: _guard install ## Start the emulator (embedded, or compose with EMULATOR=ministack|localstack), bootstrap, start the runners
 ifeq ($(TARGET),compose)
-ifeq ($(EMULATOR),localstack)
-	@test -n "$$LOCALSTACK_AUTH_TOKEN" || { \
-	  echo "error: LOCALSTACK_AUTH_TOKEN is not set; export your LocalStack token or use EMULATOR=ministack"; exit 1; }
-endif
-	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { \
-	  echo "error: TARGET=compose needs a running Docker engine; use the default embedded target (make up)"; exit 1; }
 ifeq ($(EMULATOR),localstack)
 	$(COMPOSE) --profile localstack up -d --build --wait localstack pipeline-localstack
 else
@@ -66,6 +60,17 @@ else
 endif
 else
 	$(CLI) up
+endif
+
+# Misuse is caught before anything is installed or started.
+_guard:
+ifeq ($(TARGET),compose)
+ifeq ($(EMULATOR),localstack)
+	@test -n "$$LOCALSTACK_AUTH_TOKEN" || { \
+	  echo "error: LOCALSTACK_AUTH_TOKEN is not set; export your LocalStack token or use EMULATOR=ministack"; exit 1; }
+endif
+	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { \
+	  echo "error: TARGET=compose needs a running Docker engine; use the default embedded target (make up)"; exit 1; }
 endif
 
 down: ## Stop the runners and the emulator that `make up` started
@@ -134,6 +139,12 @@ ifeq ($(TARGET),compose)
 else
 	tail -F .state/emulator-$(PORT).log .state/runners/*.log
 endif
+
+bench: install ## Benchmarks, as ratios against references measured in the same run (ARGS="--quick" for a short run)
+	$(PY) -m bench $(ARGS)
+
+compact: install ## Rewrite many small lake objects into few large Parquet files (DAY=YYYY-MM-DD for one day)
+	$(CLI) compact $(if $(DAY),--day $(DAY),)
 
 deploy-aws: install ## Deploy to real AWS: print the plan (account, caller, region, names), confirm unless AUTO_APPROVE=1, apply
 	$(CLI) deploy-aws

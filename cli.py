@@ -349,6 +349,30 @@ def analyze(
 
 @app.command()
 @boundary
+def compact(
+    target: TargetOpt = None,
+    day: Annotated[str | None, typer.Option(help="YYYY-MM-DD: one day's partition (default: every busy one)")] = None,
+    more_than: Annotated[int, typer.Option(help="compact partitions holding more small objects than this")] = 10,
+    grace: Annotated[float, typer.Option(help="seconds between writing the new files and deleting the old")] = 0.0,
+) -> None:
+    """Rewrite many small lake objects into few large Parquet files (readers never lose a row)."""
+    from lake.compact import compact_all, compact_partition, parse_day
+
+    part = parse_day(day) if day else None  # a bad day fails before anything is touched
+    settings, console = settings_for(target), Console()
+    clients = clients_for(settings)
+    if part:
+        results = [compact_partition(clients, settings, year=part.year, month=part.month, day=part.day,
+                                     console=console, grace_s=grace)]
+    else:
+        results = compact_all(clients, settings, console=console, more_than=more_than, grace_s=grace)
+    done = [r for r in results if r.outputs]
+    console.ok(f"compacted {len(done)} partition(s): "
+               + (", ".join(f"{r.partition} {r.inputs}->{len(r.outputs)} objects" for r in done) or "nothing to do"))
+
+
+@app.command()
+@boundary
 def verify(target: TargetOpt = None, crawl_first: Annotated[bool, typer.Option("--crawl/--no-crawl")] = True) -> None:
     """Reconcile: the lake's current state must equal a DynamoDB scan (exit 1 with a diff otherwise)."""
     from analytics.engine import open_engine
