@@ -7,6 +7,7 @@ on `aws` both come from boto3's standard chain. Everything else receives clients
 from __future__ import annotations
 
 import functools
+import json
 import random
 import time
 import urllib.error
@@ -15,8 +16,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.httpsession import URLLib3Session
 
 from common.config import Settings
 from common.errors import EmulatorDownError, TransientError
@@ -65,6 +69,7 @@ class Clients:
         )
         self._cache: dict[str, Any] = {}
         self._account_id: str | None = None
+        self._http: URLLib3Session | None = None
 
     def client(self, service: str) -> Any:
         if service not in self._cache:
@@ -78,6 +83,39 @@ class Clients:
         if service.startswith("_"):
             raise AttributeError(service)
         return self.client(service.replace("_", "-"))
+
+    def raw_json(self, service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Call a JSON-protocol operation and parse the answer with json.loads, in AWS's wire form.
+
+        Why: botocore walks every attribute of a response against the service model; for
+        DynamoDB Streams GetRecords that costs more than the rest of the pipe runner together
+        (DESIGN.md: GetRecords is bounded by client-side parsing). The request is signed with
+        botocore's own SigV4 signer and sent over botocore's HTTP session; errors come back as
+        ClientError with AWS's code, so callers handle them exactly as with a boto3 client.
+        """
+        client = self.client(service)
+        model = client.meta.service_model
+        request = AWSRequest(
+            method="POST",
+            url=client.meta.endpoint_url.rstrip("/") + "/",
+            data=json.dumps(params).encode(),
+            headers={
+                "Content-Type": f"application/x-amz-json-{model.metadata['jsonVersion']}",
+                "X-Amz-Target": f"{model.metadata['targetPrefix']}.{operation}",
+            },
+        )
+        credentials = self._session.get_credentials().get_frozen_credentials()
+        SigV4Auth(credentials, model.signing_name, self.settings.region).add_auth(request)
+        if self._http is None:
+            self._http = URLLib3Session(timeout=70, max_pool_connections=4)
+        response = self._http.send(request.prepare())
+        body = json.loads(response.content or b"{}")
+        if response.status_code >= 300:
+            code = str(body.get("__type", "UnknownError")).rsplit("#", 1)[-1]
+            error = {"Code": code, "Message": body.get("message", body.get("Message", ""))}
+            raise ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": response.status_code}},
+                              operation)
+        return body
 
     @property
     def account_id(self) -> str:

@@ -58,30 +58,31 @@ def json_path(document: dict[str, Any], path: str) -> str:
     return str(value)
 
 
-def _plain(value: Any) -> Any:
-    """Botocore decodes B/BS to bytes: put them back as the base64 text of the wire format."""
+def wire_form(value: Any) -> Any:
+    """A record as boto3 parses it, back in AWS's wire form: epoch seconds, base64 binary.
+
+    The runner reads GetRecords raw (already wire form); this serves records that went through boto3.
+    """
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode()
+    if isinstance(value, datetime):
+        return value.timestamp()
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: wire_form(v) for k, v in value.items()}
     if isinstance(value, list | set | tuple):
-        return [_plain(v) for v in value]
+        return [wire_form(v) for v in value]
     return value
 
 
 def pipe_event(record: dict[str, Any], source_arn: str) -> dict[str, Any]:
-    """The event a Pipe delivers for one stream record (the record, plus its source ARN)."""
-    ddb = dict(record["dynamodb"])
-    created = ddb.get("ApproximateCreationDateTime")
-    if isinstance(created, datetime):
-        ddb["ApproximateCreationDateTime"] = created.timestamp()
+    """The event a Pipe delivers for one stream record in wire form (the record, plus its source ARN)."""
     event = {
         "eventID": record["eventID"],
         "eventName": record["eventName"],
         "eventVersion": record.get("eventVersion", "1.1"),
         "eventSource": record.get("eventSource", "aws:dynamodb"),
         "awsRegion": record.get("awsRegion"),
-        "dynamodb": _plain(ddb),
+        "dynamodb": record["dynamodb"],
         "eventSourceARN": source_arn,
     }
     if "userIdentity" in record:
@@ -119,6 +120,7 @@ class PipeRunner:
     name = "pipe"
 
     def __init__(self, clients: Clients, spec: dict[str, Any], checkpoint_path: Path) -> None:
+        self.clients = clients
         self.streams = clients.client("dynamodbstreams")
         self.kinesis = clients.kinesis
         self.source_arn: str = spec["Source"]
@@ -173,7 +175,8 @@ class PipeRunner:
         if self.iterators.get(shard.shard_id) is None:
             self.iterators[shard.shard_id] = self._iterator(shard.shard_id)
         try:
-            resp = self.streams.get_records(ShardIterator=self.iterators[shard.shard_id], Limit=GET_RECORDS_LIMIT)
+            resp = self.clients.raw_json("dynamodbstreams", "GetRecords",
+                                         {"ShardIterator": self.iterators[shard.shard_id], "Limit": GET_RECORDS_LIMIT})
         except ClientError as exc:
             if error_code(exc) in ("ExpiredIteratorException", "TrimmedDataAccessException"):
                 self.iterators[shard.shard_id] = None  # re-open from the checkpoint next pass

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from common.errors import TerminalError
-from runners.pipe import Shard, chunk_entries, json_path, order_shards, pipe_event, stream_name_from_arn
+from runners.pipe import Shard, chunk_entries, json_path, order_shards, pipe_event, stream_name_from_arn, wire_form
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -30,7 +30,7 @@ def boto_record() -> dict:
 
 
 def test_pipe_event_is_the_stream_record_in_wire_form() -> None:
-    event = pipe_event(boto_record(), "arn:aws:dynamodb:us-east-1:1:table/t/stream/x")
+    event = pipe_event(wire_form(boto_record()), "arn:aws:dynamodb:us-east-1:1:table/t/stream/x")
     assert event["dynamodb"]["ApproximateCreationDateTime"] == datetime(2026, 11, 26, 12, 0, 1, tzinfo=UTC).timestamp()
     assert event["dynamodb"]["NewImage"]["blob"] == {"B": "AAE="}
     assert event["dynamodb"]["NewImage"]["tags"] == {"BS": ["YQ=="]}
@@ -39,7 +39,7 @@ def test_pipe_event_is_the_stream_record_in_wire_form() -> None:
 
 
 def test_partition_key_comes_from_the_json_path() -> None:
-    event = pipe_event(boto_record(), "arn")
+    event = pipe_event(wire_form(boto_record()), "arn")
     assert json_path(event, "$.dynamodb.Keys.order_id.S") == "o-1"
     assert json_path(event, "static-key") == "static-key"
     with pytest.raises(TerminalError, match=r"PartitionKey path \$.dynamodb.Keys.nope.S does not exist"):
