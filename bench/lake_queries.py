@@ -1,0 +1,268 @@
+"""Figures 4 and 5: KPI queries through S3 vs the same Parquet files on local disk, partition
+pruning, and a many-small-files day before and after `compact`.
+
+The lake is written once (bench/biglake.py) to a local directory and uploaded to a bucket of the
+benchmark's emulator, object for object, so both engines read identical files: DuckDB over an
+Arrow dataset (analytics.engine.open_engine with the Arrow S3 path, the default on emulated
+targets) vs open_local_engine. Every KPI runs on both, alternately; the ratio S3/local is
+judged (<= 3x). Objects opened per query are counted by wrapping Arrow's S3 filesystem; the
+emulator's and this process's CPU seconds per query say where the S3 time goes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from analytics.catalog import local_table_info
+from analytics.engine import Engine, open_engine, open_local_engine, s3_filesystem
+from analytics.kpis import run_kpi
+from analytics.views import kpi_queries
+from bench import biglake
+from bench.procs import tree_usage, usage
+from bench.report import Figure, Target, rows_match
+from common.aws import Clients
+from common.config import Settings, with_overrides
+from common.console import Console
+from lake.compact import compact_all, compact_partition
+
+KPI_TARGET = Target("ratio", "<=", 3.0)
+BUCKET = "bench-analytics-lake"
+PREFIX = "orders/"
+
+
+class CountingHandler(pafs.FileSystemHandler):
+    """An Arrow filesystem that counts the objects opened for reading (the pruning measure)."""
+
+    def __init__(self, inner: pafs.FileSystem) -> None:
+        self.inner = inner
+        self.opened: list[str] = []
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __ne__(self, other: object) -> bool:
+        return self is not other
+
+    __hash__ = object.__hash__
+
+    def get_type_name(self) -> str:
+        return "counting+" + self.inner.type_name
+
+    def normalize_path(self, path: str) -> str:
+        return self.inner.normalize_path(path)
+
+    def get_file_info(self, paths: list[str]) -> list[pafs.FileInfo]:
+        return self.inner.get_file_info(paths)
+
+    def get_file_info_selector(self, selector: pafs.FileSelector) -> list[pafs.FileInfo]:
+        return self.inner.get_file_info(selector)
+
+    def open_input_stream(self, path: str) -> Any:
+        self.opened.append(path)
+        return self.inner.open_input_stream(path)
+
+    def open_input_file(self, path: str) -> Any:
+        self.opened.append(path)
+        return self.inner.open_input_file(path)
+
+    def _read_only(self, *args: Any) -> Any:
+        raise OSError("the benchmark's lake filesystem is read-only")
+
+    create_dir = delete_dir = delete_dir_contents = delete_root_dir_contents = _read_only
+    delete_file = move = copy_file = open_output_stream = open_append_stream = _read_only
+
+
+def one_day_sql(day: str) -> str:
+    """Athena SQL over the raw change log, restricted by the partition columns (strings)."""
+    year, month, dd = day.split("-")
+    return ("SELECT count(*) AS events, count(DISTINCT order_id) AS orders, sum(order_total) AS amount\n"
+            f"FROM sales_orders_cdc WHERE year = '{year}' AND month = '{month}' AND day = '{dd}'")
+
+
+class Timed:
+    """Run one query on an engine: seconds, rows, objects opened, emulator and client CPU seconds."""
+
+    def __init__(self, engine: Engine, counter: CountingHandler | None, emulator_pid: int) -> None:
+        self.engine, self.counter, self.emulator_pid = engine, counter, emulator_pid
+
+    def __call__(self, sql: str, name: str) -> dict[str, Any]:
+        if self.counter is not None:
+            self.counter.opened.clear()
+        emu0, me0 = tree_usage(self.emulator_pid).cpu_s, usage(_self_pid()).cpu_s
+        start = time.perf_counter()
+        result = run_kpi(self.engine.conn, sql, name)
+        seconds = time.perf_counter() - start
+        return {"seconds": seconds, "rows": result.rows,
+                "opened": len(self.counter.opened) if self.counter is not None else None,
+                "emulator_cpu_s": round(tree_usage(self.emulator_pid).cpu_s - emu0, 2),
+                "client_cpu_s": round(usage(_self_pid()).cpu_s - me0, 2)}
+
+
+def _self_pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def best(run: Callable[[], dict[str, Any]], repeats: int) -> dict[str, Any]:
+    runs = [run() for _ in range(max(repeats, 1))]
+    fastest = min(runs, key=lambda r: r["seconds"])
+    return {**fastest, "all_s": [round(r["seconds"], 3) for r in runs]}
+
+
+def measure(settings: Settings, emulator_pid: int, spec: biglake.LakeSpec, work: Path, *, repeats: int,
+            target_rows: int, console: Console) -> tuple[list[Figure], dict[str, Any], dict[str, str]]:
+    clients = Clients(settings)
+    lake_settings = with_overrides(settings, lake_bucket=BUCKET, lake_prefix=PREFIX)
+    root = work / "lake"
+    console.step(f"analytics: writing {spec.events:,} change events over {spec.days} days "
+                 f"({spec.objects_per_day} objects a day) + a day of {spec.small_files} small objects")
+    started = time.perf_counter()
+    written = biglake.build(root, spec)
+    built_s = time.perf_counter() - started
+    clients.s3.create_bucket(Bucket=BUCKET)
+    started = time.perf_counter()
+    uploaded = biglake.upload(clients.s3, BUCKET, PREFIX, root)
+    upload_s = time.perf_counter() - started
+    console.info(f"  {written['rows']:,} rows in {written['objects']:,} objects ({written['bytes'] / 1e6:,.0f} MB)"
+                 f" built in {built_s:.1f}s, uploaded in {upload_s:.1f}s")
+
+    counter = CountingHandler(s3_filesystem(settings))
+    table = local_table_info(f"s3://{BUCKET}/{PREFIX}")
+    figures: list[Figure] = []
+    kpis: list[dict[str, Any]] = []
+    days = sorted(written["days"])
+    regular_day = days[len(days) // 2 - 1] if len(days) > 2 else days[0]
+    small_day = f"{spec.small_day:%Y-%m-%d}"
+    with open_local_engine(root) as local, open_engine(clients, settings, table=table, access="arrow",
+                                                        filesystem=pafs.PyFileSystem(counter)) as remote:
+        on_local, on_s3 = Timed(local, None, emulator_pid), Timed(remote, counter, emulator_pid)
+        for query in kpi_queries():
+            console.info(f"  KPI {query.name}")
+            loc = best(lambda q=query: on_local(q.sql, q.name), repeats)
+            rem = best(lambda q=query: on_s3(q.sql, q.name), repeats)
+            same = rows_match(loc.pop("rows"), rem.pop("rows"))
+            kpis.append({"name": query.name, "local": loc, "s3": rem, "same_rows": same})
+            figures.append(Figure(f"kpi_{query.name}", f"KPI {query.name}", rem["seconds"], "s",
+                                  loc["seconds"], "the same query on local disk (s); value: via S3", KPI_TARGET,
+                                  notes=f"{rem['opened']} objects opened" + ("" if same else "; RESULTS DIFFER")))
+
+        console.info(f"  one-day query on {regular_day}")
+        day_sql = one_day_sql(regular_day)
+        loc = best(lambda: on_local(day_sql, "one_day"), repeats)
+        rem = best(lambda: on_s3(day_sql, "one_day"), repeats)
+        in_day = written["days"][regular_day]["objects"]
+        pruning = {"day": regular_day, "objects_in_day": in_day, "objects_in_lake": uploaded,
+                   "fragments_after_filter": _fragments(remote, regular_day), "local": loc, "s3": rem,
+                   "same_rows": loc.pop("rows") == rem.pop("rows")}
+        figures.append(Figure("pruning", "one-day query, objects read", rem["opened"],
+                              "objects", float(uploaded), "objects in the lake", Target("value", "<=", in_day),
+                              notes=f"{regular_day}: {in_day} objects in that day; {rem['seconds']:.2f}s via S3, "
+                                    f"{loc['seconds']:.2f}s local"))
+
+        console.step(f"compaction: {small_day}, {written['days'][small_day]['objects']} small objects")
+        small_sql = one_day_sql(small_day)
+        before = best(lambda: on_s3(small_sql, "small_day"), repeats)
+        ids_sql = ("SELECT event_id, count(*) AS n FROM sales_orders_cdc WHERE year = '{}' AND month = '{}' "
+                   "AND day = '{}' GROUP BY event_id ORDER BY event_id").format(*small_day.split("-"))
+        ids_before = on_s3(ids_sql, "ids")["rows"]
+        year, month, dd = small_day.split("-")
+        started = time.perf_counter()
+        result = compact_partition(clients, lake_settings, year=year, month=month, day=dd, console=Console(quiet=True),
+                                   target_rows=target_rows)
+        compact_s = time.perf_counter() - started
+    # A new dataset: Arrow lists the objects when the dataset is made, as a new Athena query would.
+    counter.opened.clear()
+    with open_engine(clients, settings, table=table, access="arrow", filesystem=pafs.PyFileSystem(counter)) as fresh:
+        on_fresh = Timed(fresh, counter, emulator_pid)
+        after = best(lambda: on_fresh(small_sql, "small_day"), repeats)
+        ids_after = on_fresh(ids_sql, "ids")["rows"]
+    same = before.pop("rows") == after.pop("rows") and ids_before == ids_after
+    compaction = {"day": small_day, "objects_before": result.inputs + result.kept, "outputs": len(result.outputs),
+                  "rows": result.rows, "compact_s": round(compact_s, 2),
+                  "duplicate_window_s": round(result.duplicate_window_s, 3), "before": before, "after": after,
+                  "same_rows_and_event_ids": same, "target_rows": target_rows}
+    figures.insert(len(kpis), Figure(
+        "kpis_total", "all KPIs (sum)", sum(k["s3"]["seconds"] for k in kpis), "s",
+        sum(k["local"]["seconds"] for k in kpis), "the same queries on local disk (s); value: via S3", KPI_TARGET,
+        notes=f"{len(kpis)} KPIs over {written['rows']:,} rows in {uploaded:,} objects"))
+    figures.append(Figure("compaction", "small-files day after compact", after["seconds"], "s", before["seconds"],
+                          f"the same one-day query before compact (s), {before['opened']} -> {after['opened']} "
+                          "objects", None,
+                          notes=f"speed-up {before['seconds'] / after['seconds']:.1f}x; compacting took "
+                                f"{compact_s:.1f}s" + ("" if same else "; ROWS DIFFER")))
+
+    console.step("compaction: every day of the lake (compact_all), then every KPI again")
+    started = time.perf_counter()
+    everything = compact_all(clients, lake_settings, console=Console(quiet=True), more_than=1, target_rows=target_rows)
+    compact_all_s = time.perf_counter() - started
+    objects_after = sum(len(r.outputs) + r.kept for r in everything if not r.skipped)
+    kpis_after = []
+    counter.opened.clear()
+    compacted_root = local_copy_compacted(root, work / "lake-compacted", target_rows)
+    with open_local_engine(compacted_root) as local, open_engine(clients, settings, table=table, access="arrow",
+                                                        filesystem=pafs.PyFileSystem(counter)) as remote:
+        on_local, on_s3 = Timed(local, None, emulator_pid), Timed(remote, counter, emulator_pid)
+        for query in kpi_queries():
+            loc = best(lambda q=query: on_local(q.sql, q.name), repeats)
+            rem = best(lambda q=query: on_s3(q.sql, q.name), repeats)
+            same = rows_match(loc.pop("rows"), rem.pop("rows"))
+            kpis_after.append({"name": query.name, "local": loc, "s3": rem, "same_rows": same})
+    opened_after = max((k["s3"]["opened"] or 0) for k in kpis_after) if kpis_after else 0
+    figures.append(Figure(
+        "kpis_total_compacted", "all KPIs (sum) after compact", sum(k["s3"]["seconds"] for k in kpis_after), "s",
+        sum(k["local"]["seconds"] for k in kpis_after),
+        "the same queries on local disk, compacted alike (s); value: via S3", KPI_TARGET,
+        notes=f"compact_all: {sum(r.inputs for r in everything):,} objects -> {objects_after:,} in "
+              f"{compact_all_s:.0f}s; each KPI now opens {opened_after} objects"))
+    compaction["all"] = {"partitions": len(everything), "inputs": sum(r.inputs for r in everything),
+                         "objects_after": objects_after, "seconds": round(compact_all_s, 1),
+                         "kpis_after": kpis_after}
+    section = {"lake": {k: v for k, v in written.items() if k != "days"}, "days": len(written["days"]),
+               "built_s": round(built_s, 1), "upload_s": round(upload_s, 1), "kpis": kpis, "pruning": pruning,
+               "compaction": compaction, "emulator_after": tree_usage(emulator_pid).as_dict()}
+    profiles = {}
+    missed = [f for f in figures if f.key.startswith("kpi") and f.met is False]
+    if missed:
+        lines = ["KPI via S3: where the time goes (per query: wall s, emulator CPU s, client CPU s, objects, "
+                 "ms per object)"]
+        for k in kpis:
+            s3 = k["s3"]
+            per_object = 1000 * s3["seconds"] / s3["opened"] if s3["opened"] else 0
+            lines.append(f"  {k['name']:<28} {s3['seconds']:7.2f} {s3['emulator_cpu_s']:7.2f} "
+                         f"{s3['client_cpu_s']:7.2f} {s3['opened']:6d} {per_object:7.1f}  "
+                         f"(local {k['local']['seconds']:.2f}s)")
+        profiles["analytics"] = "\n".join(lines)
+    return figures, section, profiles
+
+
+def local_copy_compacted(root: Path, target: Path, target_rows: int) -> Path:
+    """The local reference after compaction: each day's files rewritten as lake.compact would."""
+    import pyarrow.parquet as pq
+
+    from lake.compact import RowBatcher, sort_rows
+
+    for day_dir in sorted({p.parent for p in root.rglob("*.parquet")}):
+        batcher = RowBatcher(target_rows)
+        tables = [t for path in sorted(day_dir.glob("*.parquet")) for t in batcher.add(pq.read_table(path))]
+        out = target / day_dir.relative_to(root)
+        out.mkdir(parents=True, exist_ok=True)
+        for i, table in enumerate([*tables, *batcher.finish()]):
+            pq.write_table(sort_rows(table), out / f"compacted-{i:04d}.parquet", compression="snappy")
+    return target
+
+
+def _fragments(engine: Engine, day: str) -> int | None:
+    """Fragments the dataset keeps for a one-day filter (no object is opened to count them)."""
+    import pyarrow.dataset as ds
+
+    if engine.dataset is None:
+        return None
+    year, month, dd = day.split("-")
+    expression = (ds.field("year") == year) & (ds.field("month") == month) & (ds.field("day") == dd)
+    return sum(1 for _ in engine.dataset.get_fragments(filter=expression))

@@ -1,0 +1,408 @@
+"""Figure 3: change events/s end to end (DynamoDB write -> object listable in the lake) and freshness.
+
+A whole pipeline per size (its own table, streams, Lambda, runners and bucket), buffering hints
+at their minimum, runners as `make up` runs them (separate processes). While the generator
+writes as fast as it can:
+- every BatchWriteItem response is timestamped per item (the write time of each change event);
+- a poller lists the lake prefix every `poll_s` and notes when each object first appears;
+- afterwards each object is read back and each of its rows matched to its write, so an event's
+  freshness is (object first listed) - (its write acknowledged), to within `poll_s`.
+End-to-end rate = distinct events in the lake / (last object listed - seeding started); the
+reference is the generator's own write rate in the same run (DESIGN.md's ceiling). Freshness is
+judged on a paced run (short lifecycles, a rate well below capacity), because at full speed it
+measures the backlog rather than the buffering. Where time goes: CPU seconds per process over
+the run (1.0 per second of wall = one full core), and each runner stage alone, in process, over
+the same records (cProfile'd on a miss or with --profile).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from bench.procs import Usage, available_mb, descendants, tree_usage, usage
+from bench.profiling import profile_call
+from bench.report import Figure, Target, percentiles, rate
+from bench.stack import pipeline_settings
+from bootstrap.plan import apply, build_plan
+from common.aws import Clients
+from common.config import Settings
+from common.console import Console
+from generator.lifecycle import DEFAULT_DELAYS_MS, LifecycleConfig
+from generator.seed import run_seed
+from runners import service
+from runners.firehose import FirehoseRunner
+from runners.firehose_config import parse_config
+from runners.loop import read_status
+from runners.pipe import PipeRunner
+
+EmulatorFactory = Callable[[], AbstractContextManager[tuple[Settings, int]]]
+RATE_TARGET = Target("value", ">=", 2000)
+FRESHNESS_TARGET = Target("ratio", "<=", 2.0)
+SHORT_LIFECYCLE = LifecycleConfig(delays_ms={kind: (1, 1000) for kind in DEFAULT_DELAYS_MS})
+
+
+def write_key(request: dict[str, Any]) -> tuple[str, str]:
+    """The change event a BatchWriteItem request produces: (order_id, updated_ts) or (order_id, REMOVE)."""
+    if "PutRequest" in request:
+        item = request["PutRequest"]["Item"]
+        return item["order_id"]["S"], item["updated_ts"]["S"]
+    return request["DeleteRequest"]["Key"]["order_id"]["S"], "REMOVE"
+
+
+def row_key(row: dict[str, Any]) -> tuple[str, str]:
+    """The same key from a lake row (REMOVE rows carry the old image, so they match by kind)."""
+    if row["event_type"] == "REMOVE":
+        return row["order_id"], "REMOVE"
+    ts: datetime = row["updated_ts"]
+    return row["order_id"], f"{ts:%Y-%m-%dT%H:%M:%S}.{ts.microsecond // 1000:03d}Z"
+
+
+class RecordingDynamo:
+    """A DynamoDB client that timestamps every item a BatchWriteItem call has written."""
+
+    def __init__(self, inner: Any, written: dict[tuple[str, str], float]) -> None:
+        self._inner, self._written = inner, written
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def batch_write_item(self, **kwargs: Any) -> Any:
+        response = self._inner.batch_write_item(**kwargs)
+        done = time.time()
+        for table, requests in kwargs["RequestItems"].items():
+            unprocessed = response.get("UnprocessedItems", {}).get(table) or []
+            left = {write_key(r) for r in unprocessed}
+            for request in requests:
+                key = write_key(request)
+                if key not in left:
+                    self._written[key] = done
+        return response
+
+
+class RecordingClients(Clients):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.written: dict[tuple[str, str], float] = {}
+
+    def client(self, service_name: str) -> Any:
+        inner = super().client(service_name)
+        return RecordingDynamo(inner, self.written) if service_name == "dynamodb" else inner
+
+
+class ObjectPoller:
+    """Lists the lake prefix every `interval` s; first-seen wall time per new object key."""
+
+    def __init__(self, settings: Settings, bucket: str, prefix: str, interval: float) -> None:
+        self.s3 = Clients(settings).s3
+        self.bucket, self.prefix, self.interval = bucket, prefix, interval
+        self.seen: dict[str, float] = {}
+        self.baseline: set[str] = set()
+        self.lists = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lake-poller", daemon=True)
+
+    def keys(self) -> list[str]:
+        keys = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
+            keys += [o["Key"] for o in page.get("Contents", [])]
+        self.lists += 1
+        return keys
+
+    def start(self) -> ObjectPoller:
+        self.baseline = set(self.keys())
+        self._thread.start()
+        return self
+
+    def poll(self) -> None:
+        listed = self.keys()
+        now = time.time()
+        for key in listed:
+            if key not in self.baseline and key not in self.seen:
+                self.seen[key] = now
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            with contextlib.suppress(Exception):  # a failed listing is retried next tick
+                self.poll()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.poll()
+
+
+def wait_for_runners(settings: Settings, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while any(read_status(settings.runner_dir, n) is None for n in service.RUNNERS):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"runners did not start within {timeout:.0f}s; see {settings.runner_dir}/*.log")
+        time.sleep(0.2)
+
+
+def runner_out(settings: Settings) -> int:
+    return int((read_status(settings.runner_dir, "firehose") or {}).get("records_out", 0))
+
+
+def processes(emulator_pid: int, settings: Settings) -> dict[str, int]:
+    pids = {"emulator": emulator_pid}
+    for name in service.RUNNERS:
+        pid = service.running(settings, name)
+        if pid:
+            pids[f"{name} runner"] = pid
+    return pids
+
+
+def cpu_snapshot(pids: dict[str, int]) -> dict[str, Usage]:
+    snap = {name: usage(pid) for name, pid in pids.items()}
+    snap["lambda workers"] = sum((usage(p) for p in descendants(pids["emulator"])), Usage())
+    snap["bench (generator, poller)"] = usage(os.getpid())
+    return snap
+
+
+def cpu_shares(before: dict[str, Usage], after: dict[str, Usage], wall_s: float) -> dict[str, dict[str, float]]:
+    return {name: {"cpu_s": round(after[name].cpu_s - before.get(name, Usage()).cpu_s, 2),
+                   "cores": round((after[name].cpu_s - before.get(name, Usage()).cpu_s) / wall_s, 2),
+                   "peak_rss_mb": round(after[name].hwm_kb / 1024, 1)}
+            for name in after}
+
+
+def lake_events(clients: Clients, bucket: str, keys: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """(object key, row) for the event columns of every Parquet object listed."""
+    out = []
+    for key in keys:
+        if not key.endswith(".parquet"):
+            continue
+        body = clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        table = pq.read_table(io.BytesIO(body), columns=["order_id", "updated_ts", "event_type", "event_id"])
+        out += [(key, row) for row in table.to_pylist()]
+    return out
+
+
+def seed_and_follow(settings: Settings, emulator_pid: int, *, orders: int, seed: int, rate_: float | None,
+                    config: LifecycleConfig | None, poll_s: float, timeout_s: float) -> dict[str, Any]:
+    """One seeding run through a running pipeline, followed until every write is in the lake."""
+    clients = RecordingClients(settings)
+    bucket = settings.lake_bucket_for(clients.account_id)
+    baseline_out = runner_out(settings)
+    poller = ObjectPoller(settings, bucket, settings.lake_prefix, poll_s).start()
+    pids = processes(emulator_pid, settings)
+    before = cpu_snapshot(pids)
+    began, load_before = time.time(), os.getloadavg()[0]
+    summary = run_seed(clients, settings, orders=orders, rate=rate_, duration=None, seed=seed,
+                       console=Console(quiet=True), config=config)
+    if summary.interrupted:  # run_seed turns Ctrl-C / SIGTERM into a clean stop: the benchmark stops too
+        poller.stop()
+        raise KeyboardInterrupt
+    complete = True
+    deadline = time.monotonic() + timeout_s
+    while runner_out(settings) < baseline_out + summary.writes:
+        if time.monotonic() > deadline or any(service.running(settings, n) is None for n in service.RUNNERS):
+            complete = False
+            break
+        time.sleep(0.1)
+    poller.stop()
+    after = cpu_snapshot(pids)
+    wall = time.time() - began
+    rows = lake_events(Clients(settings), bucket, sorted(poller.seen))
+    latencies, unmatched, ids = [], 0, set()
+    for key, row in rows:
+        ids.add(row["event_id"])
+        written = clients.written.get(row_key(row))
+        if written is None:
+            unmatched += 1
+        else:
+            latencies.append(poller.seen[key] - written)
+    last_seen = max(poller.seen.values(), default=began)
+    return {
+        "orders": orders, "writes": summary.writes, "events_in_lake": len(ids), "rows_in_lake": len(rows),
+        "unmatched_rows": unmatched, "complete": complete and len(ids) >= summary.writes,
+        "objects": len(poller.seen), "seed_s": round(summary.elapsed, 2), "write_rate": summary.write_rate,
+        "end_to_end_s": round(last_seen - began, 2), "events_per_s": rate(len(ids), last_seen - began),
+        "freshness_s": percentiles(latencies), "poll_s": poll_s, "listings": poller.lists,
+        "processes": cpu_shares(before, after, wall), "wall_s": round(wall, 2),
+        "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # machine load before / after
+    }
+
+
+def stage_alone(clients: Clients, settings: Settings, records: int, profile: bool) -> dict[str, Any]:
+    """Each runner in this process over the records already in its source, from the start, capped.
+
+    The pipe re-puts into its (no longer read) Kinesis stream; the firehose writes under
+    bench-profile/ in the lake: nothing the figures above read. Runners must be stopped.
+    """
+    with tempfile.TemporaryDirectory(prefix="bench-stage-") as tmp:
+        return _stages(clients, settings, records, profile, Path(tmp))
+
+
+def _stages(clients: Clients, settings: Settings, records: int, profile: bool, work: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {"records": records}
+
+    def pipe_pass(limit: int, tag: str) -> int:
+        runner = PipeRunner(clients, service.load_spec(settings, "pipe"), work / f"pipe-{tag}.json")
+        moved = 0
+        while moved < limit:
+            runner.run_once()
+            if runner.stats.records_out == moved:
+                break
+            moved = runner.stats.records_out
+        return moved
+
+    def firehose_pass(limit: int, tag: str) -> int:
+        config = parse_config(service.load_spec(settings, "firehose"), settings.max_active_partitions)
+        config = replace(config, prefix=f"bench-profile/{tag}/" + config.prefix,
+                         error_prefix=f"bench-profile/{tag}-errors/" + config.error_prefix)
+        runner = FirehoseRunner(clients, config, work / f"firehose-{tag}.json")
+        idle = 0
+        while runner.stats.records_in < limit and idle < 3:
+            idle = idle + 1 if runner.run_once() else 0
+        runner.close()
+        return runner.stats.records_out
+
+    for name, step in (("pipe", pipe_pass), ("firehose", firehose_pass)):
+        start = time.perf_counter()
+        moved = step(records, "plain")
+        seconds = time.perf_counter() - start
+        out[name] = {"records": moved, "seconds": round(seconds, 2), "records_per_s": rate(moved, seconds)}
+        if profile:
+            _, text = profile_call(lambda s=step: s(max(records // 2, 1), "profiled"), top=20)
+            out[name]["profile"] = text
+    return out
+
+
+def projected_rss_mb(rss_now_mb: float, previous: dict[str, Any] | None, orders: int) -> float | None:
+    """Pure: the emulator's RSS after `orders` more orders, from the previous run's growth per event.
+
+    MiniStack keeps every stream and Kinesis record in memory (DESIGN.md), so memory grows with
+    events; None when there is no previous run to learn from.
+    """
+    if not previous or not previous.get("events_in_lake") or previous.get("emulator_before") is None:
+        return None
+    grown = max(previous["emulator_after"]["rss_mb"] - previous["emulator_before"]["rss_mb"], 0.0)
+    per_event = grown / previous["events_in_lake"]
+    events = orders * previous["events_in_lake"] / previous["orders"]
+    return rss_now_mb + per_event * events
+
+
+def growth_table(runs: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], list[list[Any]]]:
+    """Pure: how cost grows with volume, one column per run (label, run) -> (columns, rows)."""
+    columns = ["", *[label for label, _ in runs]]
+
+    def row(name: str, value: Callable[[dict[str, Any]], Any]) -> list[Any]:
+        return [name, *[value(r) for _, r in runs]]
+
+    def fmt(x: float | None, spec: str = ",.0f") -> str:
+        return "-" if x is None else format(x, spec)
+
+    rows = [
+        row("change events", lambda r: f"{r['events_in_lake']:,}"),
+        row("end to end (s)", lambda r: fmt(r["end_to_end_s"], ".1f")),
+        row("events/s end to end", lambda r: fmt(r["events_per_s"])),
+        row("generator writes/s", lambda r: fmt(r["write_rate"])),
+        row("freshness p50 / p95 / p99 (s)", lambda r: " / ".join(fmt(r["freshness_s"][p], ".2f")
+                                                                 for p in ("p50", "p95", "p99"))),
+        row("lake objects", lambda r: f"{r['objects']:,}"),
+        row("emulator RSS after (MB)", lambda r: fmt((r.get("emulator_after") or {}).get("rss_mb"))),
+    ]
+    names = list(runs[0][1]["processes"]) if runs else []
+    for name in names:
+        rows.append(row(f"{name}: CPU ms/event (cores)", lambda r, n=name: (
+            f"{1000 * r['processes'][n]['cpu_s'] / max(r['events_in_lake'], 1):.2f} "
+            f"({r['processes'][n]['cores']:.2f})")))
+    for name in names:
+        rows.append(row(f"{name}: peak RSS (MB)", lambda r, n=name: fmt(r["processes"][n]["peak_rss_mb"])))
+    return columns, rows
+
+
+def measure(emulator: EmulatorFactory, sizes: list[int], *, buffer_interval_s: int, seed: int,
+            poll_s: float, fresh_rate: float, fresh_orders: int, timeout_s: float, stage_records: int,
+            profile: bool, console: Console,
+            memory_budget_mb: float = math.inf) -> tuple[list[Figure], dict[str, Any], dict[str, str]]:
+    """One fresh emulator per size, so each size's cost is its own (MiniStack keeps every stream
+    record, even of deleted tables, for 24 h: a shared emulator would carry the earlier sizes).
+    The paced freshness run and the stages alone follow the first size on its emulator. A size
+    whose projected emulator memory exceeds the budget (or 80% of what is free) is skipped."""
+    runs: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    fresh: dict[str, Any] | None = None
+    stages: dict[str, Any] = {}
+    profiles: dict[str, str] = {}
+    for n, orders in enumerate(sizes):
+        projected = projected_rss_mb(runs[-1]["emulator_before"]["rss_mb"] if runs else 0.0,
+                                     runs[-1] if runs else None, orders)
+        budget = min(memory_budget_mb, 0.8 * available_mb())
+        if projected is not None and projected > budget:
+            console.warn(f"pipeline: {orders:,} orders skipped: the emulator would grow to ~{projected / 1024:.1f} GB, "
+                         f"over the budget of {budget / 1024:.1f} GB (--memory-budget-gb, or free memory)")
+            skipped.append({"orders": orders, "projected_emulator_mb": round(projected), "budget_mb": round(budget)})
+            continue
+        with emulator() as (base, emulator_pid):
+            settings = pipeline_settings(base, f"p{n}", buffer_interval_s=buffer_interval_s)
+            clients = Clients(settings)
+            apply(clients, build_plan(clients, settings), Console(quiet=True))
+            try:
+                service.start(settings)
+                wait_for_runners(settings)
+                console.step(f"pipeline: {orders:,} orders as fast as the generator writes")
+                before = tree_usage(emulator_pid).as_dict()
+                run = seed_and_follow(settings, emulator_pid, orders=orders, seed=seed + n, rate_=None, config=None,
+                                      poll_s=poll_s, timeout_s=timeout_s)
+                run["emulator_before"], run["emulator_after"] = before, tree_usage(emulator_pid).as_dict()
+                run["projected_emulator_mb"] = None if projected is None else round(projected)
+                runs.append(run)
+                console.info(f"  {run['events_in_lake']:,} events in {run['end_to_end_s']}s "
+                             f"({run['events_per_s'] or 0:,.0f}/s end to end; generator {run['write_rate']:,.0f}/s; "
+                             f"emulator {run['emulator_after']['rss_mb']:,.0f} MB)")
+                if n == 0 and fresh_orders:
+                    console.step(f"pipeline: freshness at {fresh_rate:g} orders/s ({fresh_orders:,} orders)")
+                    fresh = seed_and_follow(settings, emulator_pid, orders=fresh_orders, seed=seed + 100,
+                                            rate_=fresh_rate, config=SHORT_LIFECYCLE, poll_s=poll_s,
+                                            timeout_s=timeout_s)
+                service.stop(settings)
+                if n == 0 and stage_records:
+                    missed = RATE_TARGET.met(run["events_per_s"], None) is False
+                    console.step(f"pipeline: each runner stage alone over {stage_records:,} records"
+                                 + (" (with cProfile)" if profile or missed else ""))
+                    stages = stage_alone(clients, settings, min(stage_records, run["events_in_lake"]),
+                                         profile or missed)
+                    for name in ("pipe", "firehose"):
+                        if "profile" in stages.get(name, {}):
+                            profiles[f"{name} runner"] = stages[name].pop("profile")
+            finally:
+                service.stop(settings)
+    figures = []
+    for run in runs:
+        figures.append(Figure(
+            f"pipeline_{run['orders']}", f"end to end, {run['orders']:,} orders", run["events_per_s"], "events/s",
+            run["write_rate"], "the generator's own write rate in that run (writes/s), the ceiling", RATE_TARGET,
+            notes=f"{run['events_in_lake']:,} events, {run['objects']:,} objects, {run['end_to_end_s']}s"
+                  + ("" if run["complete"] else " INCOMPLETE"),
+        ))
+    if runs:
+        p95 = runs[-1]["freshness_s"]["p95"]
+        figures.append(Figure(f"freshness_full_speed_{runs[-1]['orders']}",
+                              f"freshness p95, full speed ({runs[-1]['orders']:,})", p95, "s",
+                              float(buffer_interval_s), "the buffer interval (s)", None,
+                              notes="dominated by the backlog when writes outpace the pipeline"))
+    if fresh:
+        figures.append(Figure("freshness", f"freshness p95, paced ({fresh['write_rate']:,.0f} writes/s)",
+                              fresh["freshness_s"]["p95"], "s", float(buffer_interval_s), "the buffer interval (s)",
+                              FRESHNESS_TARGET, notes=f"p50 {fresh['freshness_s']['p50']:.2f}s, "
+                              f"p99 {fresh['freshness_s']['p99']:.2f}s, poll {poll_s}s"))
+    section = {"buffer_interval_s": buffer_interval_s, "processor_interval_s": 0, "runs": runs, "paced": fresh,
+               "skipped": skipped,
+               "stages_alone": stages, "measured_at": datetime.now(UTC).isoformat()}
+    return figures, section, profiles

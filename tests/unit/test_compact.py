@@ -1,0 +1,215 @@
+"""Compaction's pure parts: which objects are rewritten, into how many files, named how, and
+what a journal left by another run means."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pytest
+
+from common.errors import ConfigError
+from lake.compact import (
+    LakeObject,
+    Partition,
+    RowBatcher,
+    chunk_sizes,
+    compacted_rows,
+    journal_partition,
+    object_format,
+    output_count,
+    output_key,
+    parse_day,
+    partition,
+    partition_of,
+    partitions_to_compact,
+    plan_partition,
+    recovery_action,
+    sort_rows,
+    split_lines,
+)
+
+P = "orders/year=2026/month=01/day=05/"
+MB = 1024 * 1024
+
+
+def obj(name: str, size: int = 1000, prefix: str = P) -> LakeObject:
+    return LakeObject(prefix + name, size, f'"{name}"')
+
+
+def test_partition_pads_and_names_its_prefix_and_journal() -> None:
+    part = partition(2026, 1, "5")
+    assert part == Partition("2026", "01", "05")
+    assert part.prefix("orders/") == P
+    assert part.journal_key("orders/") == "_compaction/orders/year=2026/month=01/day=05.json"
+    assert str(part) == "2026-01-05"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((2026, 13, 1), "--month must be a number from 1 to 12, got 13"),
+        ((2026, 1, "x"), "--day must be a number from 1 to 31, got 'x'"),
+        ((0, 1, 1), "--year must be a number from 1 to 9999, got 0"),
+        ((2026, 2, 30), "2026-02-30 is not a calendar day; fix --day"),
+    ],
+)
+def test_partition_rejects_bad_days_in_one_line(args: tuple, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        partition(*args)
+    assert str(info.value) == message
+
+
+def test_parse_day_reads_iso_days_only() -> None:
+    assert parse_day("2026-01-05") == Partition("2026", "01", "05")
+    with pytest.raises(ConfigError, match="--day must be a UTC day written YYYY-MM-DD, got '05/01/2026'"):
+        parse_day("05/01/2026")
+    with pytest.raises(ConfigError, match="--month must be a number from 1 to 12, got '13'"):
+        parse_day("2026-13-01")
+
+
+@pytest.mark.parametrize(
+    ("key", "fmt"),
+    [
+        (P + "sales-orders-firehose-1-2026-01-05-10-00-00-1a2b.parquet", "parquet"),
+        (P + "sales-orders-firehose-1-2026-01-05-10-00-00-1a2b.gz", "jsonl.gz"),
+        (P + "sales-orders-firehose-1-2026-01-05-10-00-00-4f1c9a2e-77aa-4b6e-9d2f-0c1d2e3f4a5b", "jsonl"),
+        (P + "_SUCCESS", None),
+        (P + ".hidden.parquet", None),
+        (P + "notes.txt", None),
+        (P, None),
+    ],
+)
+def test_object_format_by_name(key: str, fmt: str | None) -> None:
+    assert object_format(key) == fmt
+
+
+def test_partition_of_reads_the_hive_layout_only_under_the_lake_prefix() -> None:
+    assert partition_of(P + "a.parquet", "orders/") == Partition("2026", "01", "05")
+    assert partition_of("errors/year=2026/month=01/day=05/a.parquet", "orders/") is None
+    assert partition_of("orders/year=2026/month=01/a.parquet", "orders/") is None
+    assert partition_of(P + "nested/a.parquet", "orders/") is None
+    assert journal_partition("_compaction/orders/year=2026/month=01/day=05.json", "orders/") == Partition(
+        "2026", "01", "05")
+    assert journal_partition("orders/year=2026/month=01/day=05.json", "orders/") is None
+
+
+def test_plan_takes_small_objects_per_format_and_keeps_large_hidden_and_lonely_ones() -> None:
+    small = [obj(f"s-{i}.parquet") for i in (3, 1, 2)]
+    big = obj("compacted-old-0001.parquet", 70 * MB)
+    lonely_gz = obj("j-1.gz")
+    hidden = obj("_SUCCESS", 0)
+    plan = plan_partition([*small, big, lonely_gz, hidden], large_bytes=64 * MB)
+    assert plan.groups == {"parquet": tuple(sorted(small, key=lambda o: o.key))}
+    assert [o.key.rsplit("/", 1)[1] for o in plan.inputs] == ["s-1.parquet", "s-2.parquet", "s-3.parquet"]
+    assert [o.key.rsplit("/", 1)[1] for o in plan.kept] == ["_SUCCESS", "compacted-old-0001.parquet", "j-1.gz"]
+
+
+def test_plan_with_two_formats_compacts_each_on_its_own() -> None:
+    objects = [obj("a.parquet"), obj("b.parquet"), obj("c.gz"), obj("d.gz"), obj("e.gz")]
+    plan = plan_partition(objects, min_objects=3)
+    assert list(plan.groups) == ["jsonl.gz"]
+    assert len(plan.groups["jsonl.gz"]) == 3
+    assert {o.key for o in plan.kept} == {P + "a.parquet", P + "b.parquet"}
+
+
+def test_a_single_small_object_is_never_worth_rewriting() -> None:
+    plan = plan_partition([obj("a.parquet")], min_objects=1)
+    assert plan.groups == {}
+    assert plan.kept == (obj("a.parquet"),)
+
+
+@pytest.mark.parametrize(
+    ("total", "target", "sizes"),
+    [(0, 10, []), (9, 10, [9]), (10, 10, [10]), (25, 10, [10, 10, 5]), (3, 1, [1, 1, 1])],
+)
+def test_chunk_sizes_and_output_count(total: int, target: int, sizes: list[int]) -> None:
+    assert chunk_sizes(total, target) == sizes
+    assert output_count(total, target) == len(sizes)
+
+
+def test_chunk_sizes_rejects_a_zero_target() -> None:
+    with pytest.raises(ConfigError, match="--target-rows must be at least 1, got 0"):
+        chunk_sizes(5, 0)
+
+
+def test_output_key_is_distinct_from_firehose_names_visible_and_carries_its_rows() -> None:
+    stamp = datetime(2026, 1, 5, 23, 59, 7, tzinfo=UTC)
+    key = output_key(P, stamp, "ab12cd34", 3, 25000, "parquet")
+    assert key == P + "compacted-2026-01-05-23-59-07-ab12cd34-0003-25000rows.parquet"
+    assert object_format(key) == "parquet"
+    assert compacted_rows(key) == 25000
+    gz = output_key(P, stamp, "ab12cd34", 1, 7, "jsonl.gz")
+    assert gz.endswith("-0001-7rows.gz") and compacted_rows(gz) == 7 and object_format(gz) == "jsonl.gz"
+    assert object_format(output_key(P, stamp, "ab12cd34", 1, 7, "jsonl")) == "jsonl"
+    assert compacted_rows(P + "sales-orders-firehose-1-2026-01-05-10-00-00-1a2b.parquet") is None
+
+
+def test_full_compacted_files_are_settled_and_not_rewritten() -> None:
+    full = obj("compacted-2026-01-05-23-59-07-ab12cd34-0001-100rows.parquet")
+    partial = obj("compacted-2026-01-05-23-59-07-ab12cd34-0002-40rows.parquet")
+    fresh = obj("sales-orders-firehose-1-2026-01-06-00-00-01-9f.parquet")
+    plan = plan_partition([full, partial, fresh], target_rows=100)
+    assert plan.groups == {"parquet": (partial, fresh)}
+    assert plan.kept == (full,)
+    assert plan_partition([full, partial], target_rows=100).groups == {}
+    assert plan_partition([full, partial], target_rows=1000).groups == {"parquet": (full, partial)}
+
+
+def test_partitions_to_compact_counts_small_data_objects_only() -> None:
+    day6 = "orders/year=2026/month=01/day=06/"
+    objects = (
+        [obj(f"a{i}.parquet") for i in range(3)]
+        + [obj(f"b{i}.parquet", prefix=day6) for i in range(2)]
+        + [obj("_SUCCESS", prefix=day6), obj("big.parquet", 100 * MB, prefix=day6)]
+        + [LakeObject("errors/processing-failed/2026/01/05/10/x", 10, '"e"')]
+    )
+    assert partitions_to_compact(objects, "orders/", more_than=2) == [Partition("2026", "01", "05")]
+    assert partitions_to_compact(objects, "orders/", more_than=1) == [
+        Partition("2026", "01", "05"), Partition("2026", "01", "06")]
+
+
+def test_recovery_action_respects_the_lease_then_follows_the_state() -> None:
+    now = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+    fresh = (now - timedelta(seconds=30)).isoformat()
+    stale = (now - timedelta(seconds=1000)).isoformat()
+    assert recovery_action({"state": "committed", "updated": fresh}, now, lease_s=900) == "skip"
+    assert recovery_action({"state": "committed", "updated": stale}, now, lease_s=900) == "roll-forward"
+    assert recovery_action({"state": "writing", "updated": stale}, now, lease_s=900) == "roll-back"
+    assert recovery_action({"state": "planning", "updated": stale}, now, lease_s=900) == "discard"
+    # a recovery that crashed half way is finished the same way
+    assert recovery_action({"state": "recovering-committed", "updated": stale}, now, lease_s=900) == "roll-forward"
+    assert recovery_action({"state": "recovering-writing", "updated": stale}, now, lease_s=900) == "roll-back"
+
+
+def table(ids: range) -> pa.Table:
+    return pa.table({"event_id": [f"e{i:03d}" for i in ids], "n": list(ids)})
+
+
+def test_row_batcher_cuts_exact_chunks_across_inputs_and_keeps_every_row() -> None:
+    batcher = RowBatcher(4)
+    out = []
+    for part in (range(0, 3), range(3, 5), range(5, 14)):
+        out += list(batcher.add(table(part)))
+    out += list(batcher.finish())
+    assert [t.num_rows for t in out] == [4, 4, 4, 2]
+    assert [v for t in out for v in t.column("n").to_pylist()] == list(range(14))
+    assert list(batcher.finish()) == []
+
+
+def test_row_batcher_promotes_a_missing_column_to_nulls() -> None:
+    batcher = RowBatcher(10)
+    list(batcher.add(table(range(2))))
+    list(batcher.add(pa.table({"event_id": ["x"], "n": [9], "extra": ["new"]})))
+    (merged,) = list(batcher.finish())
+    assert merged.column("extra").to_pylist() == [None, None, "new"]
+
+
+def test_sort_rows_orders_by_event_time_then_sequence() -> None:
+    t = pa.table({"event_ts": [3, 1, 1], "sequence_number": ["9", "8", "7"], "event_id": ["c", "b", "a"]})
+    assert sort_rows(t).column("event_id").to_pylist() == ["a", "b", "c"]
+    assert sort_rows(pa.table({"x": [2, 1]})).column("x").to_pylist() == [2, 1]
+
+
+def test_split_lines_keeps_each_line_once_with_its_newline() -> None:
+    assert split_lines(b'{"a":1}\n{"a":2}\n\n{"a":3}') == [b'{"a":1}\n', b'{"a":2}\n', b'{"a":3}\n']
