@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from analytics.catalog import local_table_info
+from analytics.counting import CountingHandler
 from analytics.engine import Engine, open_engine, open_local_engine, s3_filesystem
 from analytics.kpis import run_kpi
 from analytics.views import kpi_queries
@@ -33,48 +34,6 @@ from lake.compact import compact_all, compact_partition
 KPI_TARGET = Target("ratio", "<=", 3.0)
 BUCKET = "bench-analytics-lake"
 PREFIX = "orders/"
-
-
-class CountingHandler(pafs.FileSystemHandler):
-    """An Arrow filesystem that counts the objects opened for reading (the pruning measure)."""
-
-    def __init__(self, inner: pafs.FileSystem) -> None:
-        self.inner = inner
-        self.opened: list[str] = []
-
-    def __eq__(self, other: object) -> bool:
-        return self is other
-
-    def __ne__(self, other: object) -> bool:
-        return self is not other
-
-    __hash__ = object.__hash__
-
-    def get_type_name(self) -> str:
-        return "counting+" + self.inner.type_name
-
-    def normalize_path(self, path: str) -> str:
-        return self.inner.normalize_path(path)
-
-    def get_file_info(self, paths: list[str]) -> list[pafs.FileInfo]:
-        return self.inner.get_file_info(paths)
-
-    def get_file_info_selector(self, selector: pafs.FileSelector) -> list[pafs.FileInfo]:
-        return self.inner.get_file_info(selector)
-
-    def open_input_stream(self, path: str) -> Any:
-        self.opened.append(path)
-        return self.inner.open_input_stream(path)
-
-    def open_input_file(self, path: str) -> Any:
-        self.opened.append(path)
-        return self.inner.open_input_file(path)
-
-    def _read_only(self, *args: Any) -> Any:
-        raise OSError("the benchmark's lake filesystem is read-only")
-
-    create_dir = delete_dir = delete_dir_contents = delete_root_dir_contents = _read_only
-    delete_file = move = copy_file = open_output_stream = open_append_stream = _read_only
 
 
 def one_day_sql(day: str) -> str:

@@ -8,6 +8,7 @@ import pytest
 from boto3.dynamodb.types import TypeSerializer
 
 from analytics.athena import run_athena, run_athena_query
+from analytics.counting import counting_filesystem
 from analytics.engine import open_engine, s3_filesystem
 from analytics.kpis import run_kpis
 from analytics.verify import AttributeDiff, reconcile
@@ -17,7 +18,6 @@ from common.console import Console
 from runners.crawler import crawl, spec_from_settings
 from tests.fixtures.lake import (
     EXPECTED_KPIS,
-    counting_filesystem,
     current_items,
     drop_database,
     empty_bucket,

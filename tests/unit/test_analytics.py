@@ -15,6 +15,7 @@ from sqlglot import exp
 
 from analytics.athena import athena_statement, parse_datum, run_athena_query
 from analytics.catalog import Column, TableInfo, local_table_info, table_info_from_glue
+from analytics.counting import counting_filesystem
 from analytics.dialect import to_duckdb
 from analytics.engine import choose_access, create_views, httpfs_relation, in_layout, open_local_engine
 from analytics.kpis import KpiResult, run_kpis
@@ -22,7 +23,7 @@ from analytics.verify import AttributeDiff, Reconciliation, compare_states, lake
 from analytics.views import SQL_DIR, cdc_view_sql, inline_views, kpi_queries
 from common.config import load_settings
 from common.errors import ConfigError, TerminalError
-from tests.fixtures.lake import EXPECTED_KPIS, counting_filesystem, current_items, write_local_lake
+from tests.fixtures.lake import EXPECTED_KPIS, current_items, write_local_lake
 
 SQL_FILES = sorted(SQL_DIR.glob("*.sql"))
 
