@@ -14,7 +14,6 @@ import struct
 import subprocess
 import zlib
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from analytics.dashboard import BAR, FUNNEL, write_dashboard
+from analytics.kpis import KpiResult as Kpi
 
 pytestmark = pytest.mark.browser
 
@@ -41,12 +41,6 @@ FLAGS = [
 ]
 
 
-@dataclass(frozen=True)
-class Kpi:
-    name: str
-    title: str
-    columns: list[str]
-    rows: list[tuple]
 
 
 def sample() -> list[Kpi]:

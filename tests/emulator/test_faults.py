@@ -135,15 +135,21 @@ def test_throttling_everywhere_is_retried_and_nothing_is_lost(settings: Settings
     assert {f"o-thr-{i}" for i in range(5)} <= set(lake_ids(clients))
 
 
-def test_a_failing_lambda_is_retried_then_records_go_to_errors_with_their_payload(settings: Settings) -> None:
-    clients = Clients(settings)
-    arn = deploy_lambda(clients, "ft-broken", "def handler(event, context):\n    raise RuntimeError('boom')\n")
-    payloads = [b"first", b'{"json": true}', b"\x00\xffbinary"]
+def run_with_lambda(clients: Clients, settings: Settings, name: str, source: str, payloads: list[bytes]) -> None:
+    """Deploy `source` as a Lambda, put `payloads` on Kinesis, and run a firehose runner that invokes it."""
+    arn = deploy_lambda(clients, f"ft-{name}", source)
     for data in payloads:
         clients.kinesis.put_record(StreamName="ft-orders-cdc", Data=data, PartitionKey="k")
-    _, firehose = runners(clients, settings, "broken", lambda_arn=arn)
-    before = len(error_docs(clients, "processing-failed"))
+    _, firehose = runners(clients, settings, name, lambda_arn=arn)
     pump(None, firehose)
+
+
+def test_a_failing_lambda_is_retried_then_records_go_to_errors_with_their_payload(settings: Settings) -> None:
+    clients = Clients(settings)
+    payloads = [b"first", b'{"json": true}', b"\x00\xffbinary"]
+    before = len(error_docs(clients, "processing-failed"))
+    run_with_lambda(clients, settings, "broken", "def handler(event, context):\n    raise RuntimeError('boom')\n",
+                    payloads)
     docs = error_docs(clients, "processing-failed")[before:]
     mine = [d for d in docs if base64.b64decode(d["rawData"]) in payloads]
     assert sorted(base64.b64decode(d["rawData"]) for d in mine) == sorted(payloads)
@@ -161,12 +167,8 @@ def test_ok_rows_that_are_not_json_objects_go_to_format_conversion_failed(settin
               "                         'data': base64.b64encode(b'[1, 2]' if base64.b64decode(r['data']) == b'g-1'\n"
               "                                                  else b'not json').decode()}\n"
               "                        for r in event['records']]}\n")
-    arn = deploy_lambda(clients, "ft-garbage", source)
-    for data in (b"g-1", b"g-2"):
-        clients.kinesis.put_record(StreamName="ft-orders-cdc", Data=data, PartitionKey="k")
-    _, firehose = runners(clients, settings, "garbage", lambda_arn=arn)
     before = len(error_docs(clients, "format-conversion-failed"))
-    pump(None, firehose)
+    run_with_lambda(clients, settings, "garbage", source, [b"g-1", b"g-2"])
     docs = error_docs(clients, "format-conversion-failed")[before:]
     messages = {base64.b64decode(d["rawData"]): d["errorMessage"] for d in docs}
     assert messages[b"[1, 2]"] == "a JSON list, not an object"
@@ -181,10 +183,6 @@ def test_a_lambda_answer_missing_records_fails_them_instead_of_losing_them(setti
               "    print('answering one record')\n"
               "    return {'records': [{'recordId': r['recordId'], 'result': 'Bogus', 'data': r['data']}\n"
               "                        for r in event['records'] if base64.b64decode(r['data']) == b'a-1']}\n")
-    arn = deploy_lambda(clients, "ft-liar", source)
-    for data in (b"a-1", b"a-2"):
-        clients.kinesis.put_record(StreamName="ft-orders-cdc", Data=data, PartitionKey="k")
-    _, firehose = runners(clients, settings, "liar", lambda_arn=arn)
-    pump(None, firehose)
+    run_with_lambda(clients, settings, "liar", source, [b"a-1", b"a-2"])
     docs = {base64.b64decode(d["rawData"]): d["errorCode"] for d in error_docs(clients, "processing-failed")}
     assert (docs[b"a-1"], docs[b"a-2"]) == ("Lambda.InvalidResult", "Lambda.MissingRecordId")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -12,6 +11,7 @@ import pytest
 from rich.console import Console as RichConsole
 
 from analytics.dashboard import _nice_ceiling, render_dashboard, write_dashboard
+from analytics.kpis import KpiResult as Kpi
 from analytics.report import (
     MISSING,
     column_kind,
@@ -20,17 +20,6 @@ from analytics.report import (
     kpi_table,
     print_report,
 )
-
-
-@dataclass(frozen=True)
-class Kpi:
-    """Stand-in with KpiResult's shape (name, title, columns, rows)."""
-
-    name: str
-    title: str
-    columns: list[str]
-    rows: list[tuple]
-
 
 STAMP = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
