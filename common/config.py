@@ -73,7 +73,7 @@ class Settings:
     lambda_timeout_s: int = 60
     lambda_memory_mb: int = 256
     pipe_name: str = "sales-orders-pipe"
-    pipe_batch_size: int = 100
+    pipe_batch_size: int = 500  # one PutRecords (max 500) and one checkpoint per batch
     delivery_stream: str = "sales-orders-firehose"
     buffer_size_mb: float = 64
     buffer_interval_s: int = -1  # -1: 60 s on aws, 5 s on the emulated targets

@@ -76,7 +76,7 @@ def test_create_pipe_request(monkeypatch: pytest.MonkeyPatch) -> None:
             "Source": STREAM_ARN,
             "SourceParameters": {"DynamoDBStreamParameters": {
                 "StartingPosition": "TRIM_HORIZON",
-                "BatchSize": 100,
+                "BatchSize": 500,
                 "MaximumBatchingWindowInSeconds": 1,
                 "MaximumRetryAttempts": -1,
                 "MaximumRecordAgeInSeconds": -1,
