@@ -17,7 +17,14 @@ from analytics.athena import athena_statement, parse_datum, run_athena_query
 from analytics.catalog import Column, TableInfo, local_table_info, table_info_from_glue
 from analytics.counting import counting_filesystem
 from analytics.dialect import to_duckdb
-from analytics.engine import choose_access, create_views, httpfs_relation, in_layout, open_local_engine
+from analytics.engine import (
+    cache_footers,
+    choose_access,
+    create_views,
+    httpfs_relation,
+    in_layout,
+    open_local_engine,
+)
 from analytics.kpis import KpiResult, run_kpis
 from analytics.verify import AttributeDiff, Reconciliation, compare_states, lake_state, normalise
 from analytics.views import SQL_DIR, cdc_view_sql, inline_views, kpi_queries
@@ -200,6 +207,27 @@ def test_one_day_query_opens_only_that_days_objects(parquet_lake: Path) -> None:
         counter.opened.clear()
         assert local.query("SELECT count(*) FROM sales_orders_cdc") == [(18,)]
         assert len(counter.opened) == 5
+
+
+def test_fragments_carry_their_partition_and_cached_footers_spare_a_read(parquet_lake: Path) -> None:
+    fs, counter = counting_filesystem(pafs.LocalFileSystem())
+    with open_local_engine(parquet_lake, filesystem=fs) as local:
+        assert local.dataset is not None
+        fragments = list(local.dataset.get_fragments())
+        days = {str(f.partition_expression) for f in fragments}
+        assert '(((year == "2024") and (month == "03")) and (day == "01"))' in days
+        assert cache_footers(local.dataset) == len(fragments) == 5
+        assert len(counter.opened) == 5  # one footer read per object, now
+        counter.opened.clear()
+        assert sum(f.metadata.num_rows for f in local.dataset.get_fragments()) == 18
+        assert counter.opened == []  # ... and never again for this engine
+        assert local.query("SELECT count(*) FROM sales_orders_cdc") == [(18,)]
+
+
+def test_engine_with_cached_footers_gives_the_same_kpis(parquet_lake: Path) -> None:
+    with open_local_engine(parquet_lake, footers=True) as local:
+        results = run_kpis(local.conn)
+    assert {r.name: (r.columns, r.rows) for r in results} == EXPECTED_KPIS
 
 
 def test_access_choice() -> None:
