@@ -171,7 +171,7 @@ def run_seed(
     began = clock()
     placing = 1e-9  # seconds from the start to the latest placement
     deadline = began + duration if duration else math.inf
-    writer = BatchWriter(clients.dynamodb, table, threads=threads)
+    writer = BatchWriter(clients.client("dynamodb", validated=False), table, threads=threads)
     progress = _progress(console)
     task = progress.add_task("seed", total=orders, speed="")
     try:

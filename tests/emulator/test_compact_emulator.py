@@ -157,8 +157,8 @@ class HookedClients(Clients):
         super().__init__(settings)
         self._after = after
 
-    def client(self, service: str) -> Any:
-        inner = super().client(service)
+    def client(self, service: str, *, validated: bool = True) -> Any:
+        inner = super().client(service, validated=validated)
         return Hooked(inner, self._after) if service == "s3" else inner
 
 

@@ -120,6 +120,7 @@ def test_throttling_everywhere_is_retried_and_nothing_is_lost(settings: Settings
         Fault(clients.client("lambda"), "Invoke", "TooManyRequestsException", times=2, status=429),
         Fault(clients.s3, "PutObject", "SlowDown", times=2, status=503),
         Fault(clients.kinesis, "GetRecords", "ProvisionedThroughputExceededException", times=1),
+        Fault(clients.client("dynamodbstreams"), "GetRecords", "LimitExceededException", times=1),
     ]
     # PutRecords that accepts the call but refuses every record, as Kinesis does under load.
     partial = Fault(clients.kinesis, "PutRecords", "", times=1, status=200, body={
@@ -130,7 +131,7 @@ def test_throttling_everywhere_is_retried_and_nothing_is_lost(settings: Settings
             pump(pipe, firehose)
             break
         except Exception as exc:  # a GetRecords fault surfaces to the loop, which backs off and goes on
-            assert "ProvisionedThroughputExceeded" in str(exc)
+            assert "ProvisionedThroughputExceeded" in str(exc) or "LimitExceeded" in str(exc)
     assert all(f.injected == f.times for f in [*faults, partial])
     assert {f"o-thr-{i}" for i in range(5)} <= set(lake_ids(clients))
 

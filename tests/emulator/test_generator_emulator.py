@@ -102,3 +102,16 @@ def test_stream_has_one_record_per_write_in_order(seeded: SeedSummary, table: Se
         else:
             made[op.order_id].append(("INSERT" if op.kind == "placed" else "MODIFY", op.ts))
     assert seen == made
+
+
+def test_the_writers_unvalidated_client_still_gets_the_services_verdict(table: Settings,
+                                                                        emulator_clients: Clients) -> None:
+    """The writer skips botocore's client-side validation; a malformed request is still refused."""
+    from botocore.exceptions import ClientError, ParamValidationError
+
+    no_item = {table.table_name: [{"PutRequest": {}}]}
+    with pytest.raises(ParamValidationError):
+        emulator_clients.dynamodb.batch_write_item(RequestItems=no_item)
+    with pytest.raises(ClientError) as refused:
+        emulator_clients.client("dynamodb", validated=False).batch_write_item(RequestItems=no_item)
+    assert refused.value.response["Error"]["Code"] == "ValidationException"

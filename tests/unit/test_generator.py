@@ -337,6 +337,10 @@ class FakeClients:
     def __init__(self, dynamodb: FakeDynamo) -> None:
         self.dynamodb = dynamodb
 
+    def client(self, service: str, *, validated: bool = True) -> FakeDynamo:
+        assert service == "dynamodb"
+        return self.dynamodb
+
 
 SETTINGS = load_settings(env={}, table_name="unit_orders")
 
