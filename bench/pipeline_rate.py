@@ -12,7 +12,8 @@ reference is the generator's own write rate in the same run (DESIGN.md's ceiling
 judged on a paced run (short lifecycles, a rate well below capacity), because at full speed it
 measures the backlog rather than the buffering. Where time goes: CPU seconds per process over
 the run (1.0 per second of wall = one full core), and each runner stage alone, in process, over
-the same records (cProfile'd on a miss or with --profile).
+the same records (cProfile'd on a miss or with --profile). On a miss, a short extra run with
+MiniStack itself under cProfile shows the ceiling its single process sets (bench/emulator_profile.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from bench import emulator_profile
 from bench.procs import Usage, available_mb, descendants, tree_usage, usage
 from bench.profiling import profile_call
 from bench.report import Figure, Target, percentiles, rate
@@ -52,6 +54,7 @@ from runners.pipe import PipeRunner
 EmulatorFactory = Callable[[], AbstractContextManager[tuple[Settings, int]]]
 RATE_TARGET = Target("value", ">=", 2000)
 FRESHNESS_TARGET = Target("ratio", "<=", 2.0)
+PROFILED_ORDERS = 2_000  # enough for a stable profile; cProfile slows MiniStack ~2x
 SHORT_LIFECYCLE = LifecycleConfig(delays_ms={kind: (1, 1000) for kind in DEFAULT_DELAYS_MS})
 
 
@@ -98,8 +101,8 @@ class RecordingClients(Clients):
         super().__init__(settings)
         self.written: dict[tuple[str, str], float] = {}
 
-    def client(self, service_name: str) -> Any:
-        inner = super().client(service_name)
+    def client(self, service_name: str, *, validated: bool = True) -> Any:
+        inner = super().client(service_name, validated=validated)
         return RecordingDynamo(inner, self.written) if service_name == "dynamodb" else inner
 
 
@@ -283,6 +286,28 @@ def _stages(clients: Clients, settings: Settings, records: int, profile: bool, w
     return out
 
 
+def emulator_profile_text(run: dict[str, Any], *, orders: int, buffer_interval_s: int, seed: int, poll_s: float,
+                          timeout_s: float) -> str:
+    """The ceiling that `run` (unprofiled) implies, and where a profiled MiniStack spends its CPU."""
+    events = max(run["events_in_lake"], 1)
+    emulator_ms = 1000 * run["processes"]["emulator"]["cpu_s"] / events
+    all_ms = 1000 * sum(p["cpu_s"] for p in run["processes"].values()) / events
+    with tempfile.TemporaryDirectory(prefix="bench-emu-profile-") as tmp:
+        with emulator_profile.profiled_emulator(Path(tmp)) as (base, emulator_pid, out):
+            settings = pipeline_settings(base, "prof", buffer_interval_s=buffer_interval_s)
+            apply(Clients(settings), build_plan(Clients(settings), settings), Console(quiet=True))
+            try:
+                service.start(settings)
+                wait_for_runners(settings)
+                profiled = seed_and_follow(settings, emulator_pid, orders=orders, seed=seed + 500, rate_=None,
+                                           config=None, poll_s=poll_s, timeout_s=timeout_s)
+            finally:
+                service.stop(settings)
+        funcs = emulator_profile.load(out)
+    return emulator_profile.summarize(funcs, profiled["events_in_lake"], emulator_ms, all_ms,
+                                      RATE_TARGET.threshold, os.cpu_count() or 1)
+
+
 def projected_rss_mb(rss_now_mb: float, previous: dict[str, Any] | None, orders: int) -> float | None:
     """Pure: the emulator's RSS after `orders` more orders, from the previous run's growth per event.
 
@@ -383,6 +408,11 @@ def measure(emulator: EmulatorFactory, sizes: list[int], *, buffer_interval_s: i
                             profiles[f"{name} runner"] = stages[name].pop("profile")
             finally:
                 service.stop(settings)
+    if runs and (profile or RATE_TARGET.met(runs[0]["events_per_s"], None) is False):
+        console.step(f"pipeline: {min(sizes[0], PROFILED_ORDERS):,} orders again with the emulator under cProfile")
+        profiles["emulator (cProfile)"] = emulator_profile_text(
+            runs[0], orders=min(sizes[0], PROFILED_ORDERS), buffer_interval_s=buffer_interval_s, seed=seed,
+            poll_s=poll_s, timeout_s=timeout_s)
     figures = []
     for run in runs:
         figures.append(Figure(

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench import biglake
+from bench.emulator_profile import Func, ceiling, summarize
 from bench.main import QUICK, parse_sizes, parser, resolve_sizes
 from bench.pipeline_rate import growth_table, projected_rss_mb, row_key, write_key
 from bench.procs import children_of, parse_meminfo_mb, parse_stat, parse_status_kb
@@ -170,3 +171,23 @@ def test_growth_table_has_one_column_per_run_and_costs_per_event() -> None:
     assert by_name["freshness p50 / p95 / p99 (s)"] == ["1.00 / 1.50 / 1.75"] * 2
     assert by_name["emulator: CPU ms/event (cores)"] == ["0.50 (0.50)", "0.25 (0.50)"]
     assert by_name["emulator: peak RSS (MB)"] == ["310", "310"]
+
+
+def test_emulator_profile_states_the_ceiling_and_ranks_services_and_functions() -> None:
+    svc = "/venv/site-packages/ministack/services/"
+    funcs = [
+        Func(svc + "dynamodb.py", 1133, "handle_request", 100, 0.1, 6.0),
+        Func(svc + "kinesis.py", 354, "handle_request", 50, 0.1, 2.0),
+        Func(svc + "dynamodb.py", 808, "_validate_item", 2000, 1.5, 4.0),
+        Func(svc + "kinesis.py", 669, "_put_records", 40, 0.4, 1.5),
+        Func("/venv/site-packages/ministack/app.py", 3238, "app", 150, 0.3, 9.0),
+    ]
+    text = summarize(funcs, events=1000, emulator_ms=0.8, all_ms=1.6, target=2000, cores=2, top=1)
+    lines = text.splitlines()
+    assert "0.80 ms CPU per event -> at most 1,250 events/s" in lines[0]
+    assert "would need 1.60 cores" in lines[0]
+    assert "at most 1,250 events/s on 2 cores" in lines[1]
+    assert lines[4].split() == ["dynamodb", "75.0%", "(6.00", "ms/event", "profiled)"]
+    assert lines[5].split()[:2] == ["kinesis", "25.0%"]
+    assert lines[-1].split()[-3:] == ["dynamodb._validate_item", "(line", "808)"]  # top=1: the costliest only
+    assert ceiling(0.5, cores=2) == 4000
