@@ -139,8 +139,10 @@ def desired_resources(settings: Settings, account: str, options: CloudOptions | 
     t = tags(settings)
 
     resources = [
-        _bucket(lake, arns, t, versioned=True, kms_key_arn=options.kms_key_arn),
-        _bucket(results, arns, t, versioned=False, kms_key_arn=options.kms_key_arn),
+        _bucket(lake, arns, t, versioned=True, kms_key_arn=options.kms_key_arn,
+                lifecycle=lake_lifecycle(settings.lake_noncurrent_days)),
+        _bucket(results, arns, t, versioned=False, kms_key_arn=options.kms_key_arn,
+                lifecycle=results_lifecycle(settings.results_expiration_days)),
         Resource("dynamodb_table", settings.table_name, _table(settings, t)),
         Resource("kinesis_stream", settings.stream_name, _kinesis(settings, t)),
     ]
@@ -190,7 +192,27 @@ def desired_resources(settings: Settings, account: str, options: CloudOptions | 
     return resources
 
 
-def _bucket(name: str, arns: Arns, t: dict[str, str], versioned: bool, kms_key_arn: str = "") -> Resource:
+def lake_lifecycle(noncurrent_days: int) -> list[dict[str, Any]]:
+    """The lake is versioned, so every replaced or deleted object (compaction's inputs) lives on as
+    a noncurrent version: keep those long enough to recover from a bad rewrite, then expire them,
+    with the delete markers left behind and any abandoned multipart upload.
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-configuration-examples.html
+    """
+    return [{"ID": "expire-replaced-versions", "Status": "Enabled", "Filter": {"Prefix": ""},
+             "Expiration": {"ExpiredObjectDeleteMarker": True},
+             "NoncurrentVersionExpiration": {"NoncurrentDays": noncurrent_days},
+             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]
+
+
+def results_lifecycle(days: int) -> list[dict[str, Any]]:
+    """Athena writes a result file per query and never deletes it."""
+    return [{"ID": "expire-query-results", "Status": "Enabled", "Filter": {"Prefix": ""},
+             "Expiration": {"Days": days},
+             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]
+
+
+def _bucket(name: str, arns: Arns, t: dict[str, str], versioned: bool, kms_key_arn: str = "",
+            lifecycle: list[dict[str, Any]] | None = None) -> Resource:
     encryption = ({"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": kms_key_arn} if kms_key_arn
                   else {"SSEAlgorithm": "AES256"})
     return Resource(
@@ -208,6 +230,7 @@ def _bucket(name: str, arns: Arns, t: dict[str, str], versioned: bool, kms_key_a
             "Encryption": encryption,
             "BucketKeyEnabled": bool(kms_key_arn),  # S3 Bucket Keys cut KMS requests (and cost)
             "Versioning": "Enabled" if versioned else "Suspended",
+            "Lifecycle": lifecycle or [],
             "Policy": tls_only_bucket_policy(arns, name),
             "Tags": t,
         },
@@ -449,6 +472,7 @@ def _workgroup(settings: Settings, results: str, t: dict[str, str], kms_key_arn:
             },
             "EnforceWorkGroupConfiguration": True,
             "PublishCloudWatchMetricsEnabled": True,
+            "BytesScannedCutoffPerQuery": settings.athena_scan_limit_gb * 1_000_000_000,
         },
         "Tags": [{"Key": k, "Value": v} for k, v in t.items()],
     }

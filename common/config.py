@@ -38,6 +38,9 @@ RANGES: dict[str, tuple[float, float]] = {
     "max_active_partitions": (1, 500),
     "pipe_batch_size": (1, 10000),
     "log_retention_days": (1, 3653),
+    "lake_noncurrent_days": (1, 3653),
+    "results_expiration_days": (1, 3653),
+    "athena_scan_limit_gb": (1, 1_000_000),
 }
 # AWS refuses these with dynamic partitioning; local runs may go lower, `plan` says so.
 # https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning.html
@@ -87,6 +90,9 @@ class Settings:
     crawler_name: str = "sales-orders-crawler"
     workgroup: str = "sales-orders-wg"
     log_retention_days: int = 14
+    lake_noncurrent_days: int = 7  # replaced lake objects (compaction's inputs) stay recoverable this long
+    results_expiration_days: int = 30  # Athena query results
+    athena_scan_limit_gb: int = 10  # the workgroup cancels a query scanning more (~$0.05 at $5/TB)
     # aws only: SSE-KMS instead of SSE-S3, a crawler schedule, Athena partition projection instead of a crawler.
     kms_key_arn: str = ""
     crawler_schedule: str = ""

@@ -1,6 +1,8 @@
-"""The Athena workgroup: results go to our bucket, encrypted, and users cannot override it.
+"""The Athena workgroup: results go to our bucket, encrypted, users cannot override it, and a
+query that would scan more than the per-query limit is cancelled.
 
 https://docs.aws.amazon.com/athena/latest/ug/workgroups-settings-override.html
+https://docs.aws.amazon.com/athena/latest/ug/workgroups-setting-control-limits-cloudwatch.html
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class WorkGroup(NoFacts):
             "OutputLocation": conf["ResultConfiguration"]["OutputLocation"],
             "Encryption": conf["ResultConfiguration"].get("EncryptionConfiguration"),
             "Enforce": conf["EnforceWorkGroupConfiguration"],
+            "ScanLimit": conf.get("BytesScannedCutoffPerQuery"),
         }
 
     def _get(self, clients: Clients, name: str) -> dict[str, Any] | None:
@@ -43,6 +46,7 @@ class WorkGroup(NoFacts):
             "OutputLocation": result.get("OutputLocation"),
             "Encryption": result.get("EncryptionConfiguration"),
             "Enforce": conf.get("EnforceWorkGroupConfiguration", False),
+            "ScanLimit": conf.get("BytesScannedCutoffPerQuery"),
         }
 
     def tags(self, clients: Clients, res: Resource) -> dict[str, str]:
@@ -62,6 +66,7 @@ class WorkGroup(NoFacts):
                 "ResultConfigurationUpdates": conf["ResultConfiguration"],
                 "EnforceWorkGroupConfiguration": conf["EnforceWorkGroupConfiguration"],
                 "PublishCloudWatchMetricsEnabled": conf["PublishCloudWatchMetricsEnabled"],
+                "BytesScannedCutoffPerQuery": conf["BytesScannedCutoffPerQuery"],
             },
         )
 

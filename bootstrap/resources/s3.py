@@ -1,4 +1,4 @@
-"""S3 buckets: private, encrypted, TLS-only, tagged; the lake is versioned.
+"""S3 buckets: private, encrypted, TLS-only, tagged, with lifecycle rules; the lake is versioned.
 
 https://docs.aws.amazon.com/AmazonS3/latest/userguide/security-best-practices.html
 """
@@ -24,6 +24,7 @@ class Bucket(NoFacts):
             "Encryption": p["Encryption"],
             "BucketKeyEnabled": p.get("BucketKeyEnabled", False),
             "Versioning": p["Versioning"],
+            "Lifecycle": sorted(p.get("Lifecycle") or [], key=lambda rule: rule.get("ID", "")) or None,
             "Policy": p["Policy"],
             "Tags": p["Tags"],
         }
@@ -43,6 +44,8 @@ class Bucket(NoFacts):
             "Encryption": None if rule is None else rule.get("ApplyServerSideEncryptionByDefault"),
             "BucketKeyEnabled": bool((rule or {}).get("BucketKeyEnabled", False)),
             "Versioning": s3.get_bucket_versioning(Bucket=bucket).get("Status", "Suspended"),
+            "Lifecycle": _get(lambda: sorted(s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"],
+                                             key=lambda rule: rule.get("ID", ""))),
             "Policy": _get(lambda: json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])),
             "Tags": _get(lambda: {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}),
         }
@@ -72,6 +75,13 @@ class Bucket(NoFacts):
             )
         if "Versioning" in changed:
             s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": want["Versioning"]})
+        if "Lifecycle" in changed:
+            if want["Lifecycle"]:
+                s3.put_bucket_lifecycle_configuration(
+                    Bucket=bucket, LifecycleConfiguration={"Rules": want["Lifecycle"]}
+                )
+            else:
+                s3.delete_bucket_lifecycle(Bucket=bucket)
         if "Policy" in changed:
             s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(want["Policy"]))
 
@@ -105,6 +115,7 @@ NOT_CONFIGURED = (
     "NoSuchPublicAccessBlockConfiguration",
     "ServerSideEncryptionConfigurationNotFoundError",
     "NoSuchBucketPolicy",
+    "NoSuchLifecycleConfiguration",
     "NoSuchTagSet",
 )
 

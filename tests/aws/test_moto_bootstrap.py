@@ -101,6 +101,12 @@ def test_apply_reapply_destroy(aws_clients: Clients, aws_settings: Settings) -> 
 
     wg = aws_clients.athena.get_work_group(WorkGroup="sales-orders-wg")["WorkGroup"]["Configuration"]
     assert wg["EnforceWorkGroupConfiguration"] is True
+    assert wg["BytesScannedCutoffPerQuery"] == 10 * 10**9  # ATHENA_SCAN_LIMIT_GB
+    lake_rules = aws_clients.s3.get_bucket_lifecycle_configuration(Bucket=LAKE)["Rules"]
+    assert [(r["ID"], r["NoncurrentVersionExpiration"]) for r in lake_rules] == [
+        ("expire-replaced-versions", {"NoncurrentDays": 7})]
+    results_rules = aws_clients.s3.get_bucket_lifecycle_configuration(Bucket=RESULTS)["Rules"]
+    assert [(r["ID"], r["Expiration"]) for r in results_rules] == [("expire-query-results", {"Days": 30})]
     assert wg["ResultConfiguration"]["OutputLocation"] == f"s3://{RESULTS}/athena-results/"
 
     again = build_plan(aws_clients, aws_settings)

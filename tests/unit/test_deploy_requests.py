@@ -28,6 +28,7 @@ from common.errors import TerminalError, TransientError
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 LAKE = f"sales-orders-lake-{ACCOUNT}"
+RESULTS = f"sales-orders-athena-{ACCOUNT}"
 STREAM_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/sales_orders/stream/2026-01-01T00:00:00.000"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/"
 OLD = datetime(2020, 1, 1, tzinfo=UTC)
@@ -205,8 +206,28 @@ def test_bucket_requests_block_public_access_encrypt_and_deny_plain_http() -> No
         s3.add_response("put_bucket_encryption", {}, {"Bucket": LAKE, "ServerSideEncryptionConfiguration": {
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": False}]}})
         s3.add_response("put_bucket_versioning", {}, {"Bucket": LAKE, "VersioningConfiguration": {"Status": "Enabled"}})
+        s3.add_response("put_bucket_lifecycle_configuration", {}, {"Bucket": LAKE, "LifecycleConfiguration": {
+            "Rules": [{"ID": "expire-replaced-versions", "Status": "Enabled", "Filter": {"Prefix": ""},
+                       "Expiration": {"ExpiredObjectDeleteMarker": True},
+                       "NoncurrentVersionExpiration": {"NoncurrentDays": 7},
+                       "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]}})
         s3.add_response("put_bucket_policy", {}, {"Bucket": LAKE, "Policy": json.dumps(policy)})
         HANDLERS["s3_bucket"].create(clients, res)
+
+
+def test_query_results_expire_and_a_removed_rule_is_deleted() -> None:
+    clients = clients_for()
+    results = planned(clients, "s3_bucket", RESULTS)
+    with stubbed(clients, "s3") as stub:
+        stub["s3"].add_response("put_bucket_lifecycle_configuration", {}, {
+            "Bucket": RESULTS, "LifecycleConfiguration": {"Rules": [
+                {"ID": "expire-query-results", "Status": "Enabled", "Filter": {"Prefix": ""},
+                 "Expiration": {"Days": 30}, "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]}})
+        HANDLERS["s3_bucket"].update(clients, results, ["Lifecycle"])
+    bare = Resource("s3_bucket", RESULTS, {**results.params, "Lifecycle": []})
+    with stubbed(clients, "s3") as stub:
+        stub["s3"].add_response("delete_bucket_lifecycle", {}, {"Bucket": RESULTS})
+        HANDLERS["s3_bucket"].update(clients, bare, ["Lifecycle"])
 
 
 def test_kms_key_encrypts_the_buckets_with_bucket_keys() -> None:
@@ -268,7 +289,8 @@ def test_athena_workgroup_update_request() -> None:
         stub["athena"].add_response("update_work_group", {}, {"WorkGroup": "sales-orders-wg", "ConfigurationUpdates": {
             "ResultConfigurationUpdates": {"OutputLocation": f"s3://sales-orders-athena-{ACCOUNT}/athena-results/",
                                            "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"}},
-            "EnforceWorkGroupConfiguration": True, "PublishCloudWatchMetricsEnabled": True}})
+            "EnforceWorkGroupConfiguration": True, "PublishCloudWatchMetricsEnabled": True,
+            "BytesScannedCutoffPerQuery": 10_000_000_000}})
         HANDLERS["athena_workgroup"].update(clients, res, ["Enforce"])
 
 
