@@ -143,8 +143,8 @@ endif
 bench: install ## Benchmarks, as ratios against references measured in the same run (ARGS="--quick" for a short run)
 	$(PY) -m bench $(ARGS)
 
-compact: install ## Rewrite many small lake objects into few large Parquet files (DAY=YYYY-MM-DD for one day)
-	$(CLI) compact $(if $(DAY),--day $(DAY),)
+compact: install ## Rewrite many small lake objects into few large Parquet files (DAY=YYYY-MM-DD, TARGET_ROWS=n)
+	$(CLI) compact $(if $(DAY),--day $(DAY),) $(if $(TARGET_ROWS),--target-rows $(TARGET_ROWS),)
 
 deploy-aws: install ## Deploy to real AWS: print the plan (account, caller, region, names), confirm unless AUTO_APPROVE=1, apply
 	$(CLI) deploy-aws

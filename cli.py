@@ -354,18 +354,22 @@ def compact(
     day: Annotated[str | None, typer.Option(help="YYYY-MM-DD: one day's partition (default: every busy one)")] = None,
     more_than: Annotated[int, typer.Option(help="compact partitions holding more small objects than this")] = 10,
     grace: Annotated[float, typer.Option(help="seconds between writing the new files and deleting the old")] = 0.0,
+    target_rows: Annotated[int | None, typer.Option(help="rows per compacted file [default: 1,000,000]")] = None,
 ) -> None:
     """Rewrite many small lake objects into few large Parquet files (readers never lose a row)."""
-    from lake.compact import compact_all, compact_partition, parse_day
+    from lake.compact import DEFAULT_TARGET_ROWS, compact_all, compact_partition, parse_day, validate_compact_args
 
-    part = parse_day(day) if day else None  # a bad day fails before anything is touched
+    target_rows = DEFAULT_TARGET_ROWS if target_rows is None else target_rows
+    validate_compact_args(more_than=more_than, grace_s=grace, target_rows=target_rows)
+    part = parse_day(day) if day else None  # bad flags fail before anything is touched
     settings, console = settings_for(target), Console()
     clients = clients_for(settings)
     if part:
         results = [compact_partition(clients, settings, year=part.year, month=part.month, day=part.day,
-                                     console=console, grace_s=grace)]
+                                     console=console, grace_s=grace, target_rows=target_rows)]
     else:
-        results = compact_all(clients, settings, console=console, more_than=more_than, grace_s=grace)
+        results = compact_all(clients, settings, console=console, more_than=more_than, grace_s=grace,
+                              target_rows=target_rows)
     done = [r for r in results if r.outputs]
     console.ok(f"compacted {len(done)} partition(s): "
                + (", ".join(f"{r.partition} {r.inputs}->{len(r.outputs)} objects" for r in done) or "nothing to do"))

@@ -145,6 +145,16 @@ def parse_day(text: str) -> Partition:
     return partition(*parts)
 
 
+def validate_compact_args(*, more_than: Any, grace_s: Any, target_rows: Any) -> None:
+    """One clear line naming the first bad flag of `compact`."""
+    if isinstance(more_than, bool) or not isinstance(more_than, int) or more_than < 0:
+        raise ConfigError(f"--more-than must be a whole number of objects, 0 or more, got {more_than!r}")
+    if isinstance(grace_s, bool) or not isinstance(grace_s, int | float) or not 0 <= grace_s <= 3600:
+        raise ConfigError(f"--grace must be a number of seconds from 0 to 3600, got {grace_s!r}")
+    if isinstance(target_rows, bool) or not isinstance(target_rows, int) or target_rows < 1:
+        raise ConfigError(f"--target-rows must be a positive whole number of rows per file, got {target_rows!r}")
+
+
 def object_format(key: str) -> str | None:
     """The data format of a lake object by its name, or None when it is not table data."""
     name = key.rsplit("/", 1)[-1]

@@ -26,6 +26,10 @@ def free_port() -> int:
          "error: BUFFER_INTERVAL_S='soon' is not valid; set it to a whole number"),
         (["plan", "--target", "azure"], {}, "error: TARGET='azure' is not a target; use one of embedded, compose, aws"),
         (["runner", "pipe", "--target", "aws"], {}, "error: on TARGET=aws the managed Pipe and Firehose run"),
+        (["compact", "--target-rows", "0"], {}, "error: --target-rows must be a positive whole number of rows per"),
+        (["compact", "--more-than", "-1"], {}, "error: --more-than must be a whole number of objects, 0 or more"),
+        (["compact", "--grace", "-2"], {}, "error: --grace must be a number of seconds from 0 to 3600, got -2.0"),
+        (["compact", "--day", "2026-13-01"], {}, "error: --month must be a number from 1 to 12, got '13'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(args: list[str], env: dict[str, str], line: str,
