@@ -303,6 +303,8 @@ def emulator_profile_text(run: dict[str, Any], *, orders: int, buffer_interval_s
                                            config=None, poll_s=poll_s, timeout_s=timeout_s)
             finally:
                 service.stop(settings)
+        if not out.exists():  # MiniStack was killed, not stopped: cProfile never wrote its file
+            return f"the profiled emulator left no profile at {out}"
         funcs = emulator_profile.load(out)
     return emulator_profile.summarize(funcs, profiled["events_in_lake"], emulator_ms, all_ms,
                                       RATE_TARGET.threshold, os.cpu_count() or 1)
