@@ -36,6 +36,7 @@ from runners.buffers import BufferSet, InFlight, SourceRef
 from runners.checkpoint import Checkpoint
 from runners.firehose_config import LAMBDA_SYNC_PAYLOAD_MAX, FirehoseConfig
 from runners.loop import Stats
+from runners.refresh import Refreshing
 
 KINESIS_GET_LIMIT = 10000
 VALID_RESULTS = ("Ok", "Dropped", "ProcessingFailed")
@@ -185,6 +186,7 @@ class FirehoseRunner:
         self.region = clients.settings.region
         self.checkpoint = Checkpoint(checkpoint_path)
         self.iterators: dict[str, str | None] = {}
+        self.discovered = Refreshing(self._list_shards)
         self.processor: list[SourceRecord] = []
         self.processor_bytes = 0
         self.processor_opened = 0.0
@@ -195,6 +197,9 @@ class FirehoseRunner:
 
     # -- source ----------------------------------------------------------------------------------
     def _shards(self) -> list[str]:
+        return self.discovered.get()
+
+    def _list_shards(self) -> list[str]:
         shards, token = [], None
         while True:
             kwargs: dict[str, Any] = {"NextToken": token} if token else {"StreamName": self.config.source_stream}
@@ -222,10 +227,13 @@ class FirehoseRunner:
         except ClientError as exc:
             if error_code(exc) in ("ExpiredIteratorException", "ResourceNotFoundException"):
                 self.iterators[shard] = None
+                self.discovered.expire()
                 reason = f"Kinesis shard {shard}: {error_code(exc)}; reopening from the checkpoint"
                 raise TransientError(reason) from exc
             raise
         self.iterators[shard] = resp.get("NextShardIterator")
+        if self.iterators[shard] is None:  # a closed shard (after resharding) read to its end
+            self.discovered.expire()
         self.stats.lag_ms = resp.get("MillisBehindLatest", self.stats.lag_ms)
         for rec in resp.get("Records", []):
             seq = rec["SequenceNumber"]
@@ -393,6 +401,7 @@ class FirehoseRunner:
     def _rewind(self) -> None:
         """After a failed pass, forget everything past the checkpoint: it is read again (at-least-once)."""
         self.iterators.clear()
+        self.discovered.expire()
         self.processor, self.processor_bytes = [], 0
         self.rows = BufferSet(self.config.buffer_bytes, self.config.buffer_interval_s)
         self.errors = BufferSet(self.config.buffer_bytes, self.config.buffer_interval_s)

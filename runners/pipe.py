@@ -27,6 +27,7 @@ from common.aws import Clients, error_code
 from common.errors import TerminalError, TransientError
 from runners.checkpoint import Checkpoint
 from runners.loop import Stats, log
+from runners.refresh import Refreshing
 
 GET_RECORDS_LIMIT = 1000  # AWS's maximum for DynamoDB Streams GetRecords
 PUT_RECORDS_MAX = 500  # Kinesis PutRecords: at most 500 records ...
@@ -131,10 +132,14 @@ class PipeRunner:
         self.partition_path = spec["TargetParameters"]["KinesisStreamParameters"]["PartitionKey"]
         self.checkpoint = Checkpoint(checkpoint_path)
         self.iterators: dict[str, str | None] = {}
+        self.discovered = Refreshing(self._describe_shards)
         self.stats = Stats()
 
     # -- reading ---------------------------------------------------------------------------------
     def shards(self) -> list[Shard]:
+        return self.discovered.get()
+
+    def _describe_shards(self) -> list[Shard]:
         shards: list[Shard] = []
         kwargs: dict[str, Any] = {"StreamArn": self.source_arn}
         while True:
@@ -187,8 +192,9 @@ class PipeRunner:
             raise
         next_iterator = resp.get("NextShardIterator")
         self.iterators[shard.shard_id] = next_iterator
-        if next_iterator is None:  # a closed shard read to its end
+        if next_iterator is None:  # a closed shard read to its end: its children are due
             self.checkpoint.finish(shard.shard_id)
+            self.discovered.expire()
         return resp.get("Records", [])
 
     # -- writing ---------------------------------------------------------------------------------
@@ -226,6 +232,7 @@ class PipeRunner:
             # Re-open every shard from its checkpoint next pass: what was read past it is read again
             # (at-least-once, never a gap), and an endpoint that came back empty is noticed there.
             self.iterators.clear()
+            self.discovered.expire()
             raise
         self.stats.records_in += moved
         self.stats.records_out += moved

@@ -101,6 +101,7 @@ def test_wrong_types_and_huge_items_do_not_stop_the_flow(settings: Settings) -> 
         clients.dynamodb.put_item(TableName="ft_orders", Item=item)
     pipe, firehose = runners(clients, settings, "types")
     pump(pipe, firehose)
+    assert (pipe.discovered.loads, firehose.discovered.loads) == (1, 1)  # shards found once, not per poll
 
     assert sorted(lake_ids(clients)) == ["o-good", "o-huge"]
     (doc,) = error_docs(clients, "format-conversion-failed")
