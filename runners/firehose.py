@@ -187,6 +187,7 @@ class FirehoseRunner:
         self.checkpoint = Checkpoint(checkpoint_path)
         self.iterators: dict[str, str | None] = {}
         self.discovered = Refreshing(self._list_shards)
+        self.closed: set[str] = set()
         self.processor: list[SourceRecord] = []
         self.processor_bytes = 0
         self.processor_opened = 0.0
@@ -232,8 +233,9 @@ class FirehoseRunner:
                 raise TransientError(reason) from exc
             raise
         self.iterators[shard] = resp.get("NextShardIterator")
-        if self.iterators[shard] is None:  # a closed shard (after resharding) read to its end
-            self.discovered.expire()
+        if self.iterators[shard] is None and shard not in self.closed:  # a closed shard read to its end
+            self.closed.add(shard)
+            self.discovered.expire()  # once: its children are due
         self.stats.lag_ms = resp.get("MillisBehindLatest", self.stats.lag_ms)
         for rec in resp.get("Records", []):
             seq = rec["SequenceNumber"]
