@@ -23,7 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from common.aws import Clients, error_code
+from common.aws import Clients, error_code, retrying
 from common.errors import TerminalError, TransientError
 from runners.checkpoint import Checkpoint
 from runners.loop import Stats, log
@@ -180,8 +180,9 @@ class PipeRunner:
         if self.iterators.get(shard.shard_id) is None:
             self.iterators[shard.shard_id] = self._iterator(shard.shard_id)
         try:
-            resp = self.clients.raw_json("dynamodbstreams", "GetRecords",
-                                         {"ShardIterator": self.iterators[shard.shard_id], "Limit": GET_RECORDS_LIMIT})
+            resp = retrying(attempts=4)(self.clients.raw_json)(
+                "dynamodbstreams", "GetRecords",
+                {"ShardIterator": self.iterators[shard.shard_id], "Limit": GET_RECORDS_LIMIT})
         except ClientError as exc:
             if error_code(exc) in ("ExpiredIteratorException", "TrimmedDataAccessException"):
                 self.iterators[shard.shard_id] = None  # re-open from the checkpoint next pass

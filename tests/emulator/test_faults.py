@@ -131,7 +131,7 @@ def test_throttling_everywhere_is_retried_and_nothing_is_lost(settings: Settings
         try:
             pump(pipe, firehose)
             break
-        except Exception as exc:  # a GetRecords fault surfaces to the loop, which backs off and goes on
+        except Exception as exc:  # a fault past the bounded retries surfaces to the loop, which backs off
             assert "ProvisionedThroughputExceeded" in str(exc) or "LimitExceeded" in str(exc)
     assert all(f.injected == f.times for f in [*faults, partial])
     assert {f"o-thr-{i}" for i in range(5)} <= set(lake_ids(clients))
