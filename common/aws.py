@@ -153,9 +153,14 @@ def emulator_healthy(endpoint: str, timeout: float = 1.0) -> bool:
 
 
 def retrying(
-    attempts: int = 6, base: float = 0.2, cap: float = 5.0, codes: frozenset[str] = TRANSIENT_CODES
+    attempts: int = 6, base: float = 0.2, cap: float = 5.0, codes: frozenset[str] = TRANSIENT_CODES,
+    reconnect: bool = True,
 ) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    """Retry on transient AWS error codes (or TransientError) with full-jitter exponential backoff."""
+    """Retry on transient AWS error codes (or TransientError) with full-jitter exponential backoff.
+
+    `reconnect=False` raises a connection failure at once: for calls holding server-side state
+    (a stream iterator) that an endpoint which went away may have lost, so the caller re-opens it.
+    """
 
     def decorate(fn: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(fn)
@@ -164,9 +169,9 @@ def retrying(
                 try:
                     return fn(*args, **kwargs)
                 except (ClientError, TransientError, EndpointConnectionError) as exc:
-                    transient = isinstance(exc, TransientError | EndpointConnectionError) or (
-                        error_code(exc) in codes
-                    )
+                    lost_endpoint = isinstance(exc, EndpointConnectionError)
+                    transient = (isinstance(exc, TransientError) or (reconnect and lost_endpoint)
+                                 or error_code(exc) in codes)
                     if not transient or attempt == attempts - 1:
                         raise
                     time.sleep(random.uniform(0, min(cap, base * 2**attempt)))

@@ -223,7 +223,7 @@ class FirehoseRunner:
         if self.iterators.get(shard) is None:
             self.iterators[shard] = self._iterator(shard)
         try:  # in wire form (see Clients.raw_json): botocore's parsing was a quarter of this runner's CPU
-            resp = retrying(attempts=4)(self.clients.raw_json)(
+            resp = retrying(attempts=4, reconnect=False)(self.clients.raw_json)(
                 "kinesis", "GetRecords", {"ShardIterator": self.iterators[shard], "Limit": KINESIS_GET_LIMIT})
         except ClientError as exc:
             if error_code(exc) in ("ExpiredIteratorException", "ResourceNotFoundException"):

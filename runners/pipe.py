@@ -180,7 +180,7 @@ class PipeRunner:
         if self.iterators.get(shard.shard_id) is None:
             self.iterators[shard.shard_id] = self._iterator(shard.shard_id)
         try:
-            resp = retrying(attempts=4)(self.clients.raw_json)(
+            resp = retrying(attempts=4, reconnect=False)(self.clients.raw_json)(
                 "dynamodbstreams", "GetRecords",
                 {"ShardIterator": self.iterators[shard.shard_id], "Limit": GET_RECORDS_LIMIT})
         except ClientError as exc:
