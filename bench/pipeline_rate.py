@@ -25,7 +25,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -286,6 +286,20 @@ def _stages(clients: Clients, settings: Settings, records: int, profile: bool, w
     return out
 
 
+@contextlib.contextmanager
+def running_pipeline(base: Settings, tag: str, buffer_interval_s: int) -> Iterator[Settings]:
+    """A whole pipeline of its own, bootstrapped, with its runners started; they are stopped after."""
+    settings = pipeline_settings(base, tag, buffer_interval_s=buffer_interval_s)
+    clients = Clients(settings)
+    apply(clients, build_plan(clients, settings), Console(quiet=True))
+    try:
+        service.start(settings)
+        wait_for_runners(settings)
+        yield settings
+    finally:
+        service.stop(settings)
+
+
 def emulator_profile_text(run: dict[str, Any], *, orders: int, buffer_interval_s: int, seed: int, poll_s: float,
                           timeout_s: float) -> str:
     """The ceiling that `run` (unprofiled) implies, and where a profiled MiniStack spends its CPU."""
@@ -293,16 +307,10 @@ def emulator_profile_text(run: dict[str, Any], *, orders: int, buffer_interval_s
     emulator_ms = 1000 * run["processes"]["emulator"]["cpu_s"] / events
     all_ms = 1000 * sum(p["cpu_s"] for p in run["processes"].values()) / events
     with tempfile.TemporaryDirectory(prefix="bench-emu-profile-") as tmp:
-        with emulator_profile.profiled_emulator(Path(tmp)) as (base, emulator_pid, out):
-            settings = pipeline_settings(base, "prof", buffer_interval_s=buffer_interval_s)
-            apply(Clients(settings), build_plan(Clients(settings), settings), Console(quiet=True))
-            try:
-                service.start(settings)
-                wait_for_runners(settings)
-                profiled = seed_and_follow(settings, emulator_pid, orders=orders, seed=seed + 500, rate_=None,
-                                           config=None, poll_s=poll_s, timeout_s=timeout_s)
-            finally:
-                service.stop(settings)
+        with (emulator_profile.profiled_emulator(Path(tmp)) as (base, emulator_pid, out),
+              running_pipeline(base, "prof", buffer_interval_s) as settings):
+            profiled = seed_and_follow(settings, emulator_pid, orders=orders, seed=seed + 500, rate_=None,
+                                       config=None, poll_s=poll_s, timeout_s=timeout_s)
         if not out.exists():  # MiniStack was killed, not stopped: cProfile never wrote its file
             return f"the profiled emulator left no profile at {out}"
         funcs = emulator_profile.load(out)
@@ -376,40 +384,33 @@ def measure(emulator: EmulatorFactory, sizes: list[int], *, buffer_interval_s: i
                          f"over the budget of {budget / 1024:.1f} GB (--memory-budget-gb, or free memory)")
             skipped.append({"orders": orders, "projected_emulator_mb": round(projected), "budget_mb": round(budget)})
             continue
-        with emulator() as (base, emulator_pid):
-            settings = pipeline_settings(base, f"p{n}", buffer_interval_s=buffer_interval_s)
+        with emulator() as (base, emulator_pid), running_pipeline(base, f"p{n}", buffer_interval_s) as settings:
             clients = Clients(settings)
-            apply(clients, build_plan(clients, settings), Console(quiet=True))
-            try:
-                service.start(settings)
-                wait_for_runners(settings)
-                console.step(f"pipeline: {orders:,} orders as fast as the generator writes")
-                before = tree_usage(emulator_pid).as_dict()
-                run = seed_and_follow(settings, emulator_pid, orders=orders, seed=seed + n, rate_=None, config=None,
-                                      poll_s=poll_s, timeout_s=timeout_s)
-                run["emulator_before"], run["emulator_after"] = before, tree_usage(emulator_pid).as_dict()
-                run["projected_emulator_mb"] = None if projected is None else round(projected)
-                runs.append(run)
-                console.info(f"  {run['events_in_lake']:,} events in {run['end_to_end_s']}s "
-                             f"({run['events_per_s'] or 0:,.0f}/s end to end; generator {run['write_rate']:,.0f}/s; "
-                             f"emulator {run['emulator_after']['rss_mb']:,.0f} MB)")
-                if n == 0 and fresh_orders:
-                    console.step(f"pipeline: freshness at {fresh_rate:g} orders/s ({fresh_orders:,} orders)")
-                    fresh = seed_and_follow(settings, emulator_pid, orders=fresh_orders, seed=seed + 100,
-                                            rate_=fresh_rate, config=SHORT_LIFECYCLE, poll_s=poll_s,
-                                            timeout_s=timeout_s)
-                service.stop(settings)
-                if n == 0 and stage_records:
-                    missed = RATE_TARGET.met(run["events_per_s"], None) is False
-                    console.step(f"pipeline: each runner stage alone over {stage_records:,} records"
-                                 + (" (with cProfile)" if profile or missed else ""))
-                    stages = stage_alone(clients, settings, min(stage_records, run["events_in_lake"]),
-                                         profile or missed)
-                    for name in ("pipe", "firehose"):
-                        if "profile" in stages.get(name, {}):
-                            profiles[f"{name} runner"] = stages[name].pop("profile")
-            finally:
-                service.stop(settings)
+            console.step(f"pipeline: {orders:,} orders as fast as the generator writes")
+            before = tree_usage(emulator_pid).as_dict()
+            run = seed_and_follow(settings, emulator_pid, orders=orders, seed=seed + n, rate_=None, config=None,
+                                  poll_s=poll_s, timeout_s=timeout_s)
+            run["emulator_before"], run["emulator_after"] = before, tree_usage(emulator_pid).as_dict()
+            run["projected_emulator_mb"] = None if projected is None else round(projected)
+            runs.append(run)
+            console.info(f"  {run['events_in_lake']:,} events in {run['end_to_end_s']}s "
+                         f"({run['events_per_s'] or 0:,.0f}/s end to end; generator {run['write_rate']:,.0f}/s; "
+                         f"emulator {run['emulator_after']['rss_mb']:,.0f} MB)")
+            if n == 0 and fresh_orders:
+                console.step(f"pipeline: freshness at {fresh_rate:g} orders/s ({fresh_orders:,} orders)")
+                fresh = seed_and_follow(settings, emulator_pid, orders=fresh_orders, seed=seed + 100,
+                                        rate_=fresh_rate, config=SHORT_LIFECYCLE, poll_s=poll_s,
+                                        timeout_s=timeout_s)
+            service.stop(settings)  # the stages run alone, in process
+            if n == 0 and stage_records:
+                missed = RATE_TARGET.met(run["events_per_s"], None) is False
+                console.step(f"pipeline: each runner stage alone over {stage_records:,} records"
+                             + (" (with cProfile)" if profile or missed else ""))
+                stages = stage_alone(clients, settings, min(stage_records, run["events_in_lake"]),
+                                     profile or missed)
+                for name in ("pipe", "firehose"):
+                    if "profile" in stages.get(name, {}):
+                        profiles[f"{name} runner"] = stages[name].pop("profile")
     if runs and (profile or RATE_TARGET.met(runs[0]["events_per_s"], None) is False):
         console.step(f"pipeline: {min(sizes[0], PROFILED_ORDERS):,} orders again with the emulator under cProfile")
         profiles["emulator (cProfile)"] = emulator_profile_text(
