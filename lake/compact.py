@@ -334,8 +334,20 @@ class Journal:
     etag: str = ""
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+class Clock:
+    """Wall time (journal `updated`, compared across hosts), a monotonic clock and sleep: tests inject one."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+SYSTEM_CLOCK = Clock()
 
 
 def _read_journal(s3: Any, bucket: str, key: str) -> tuple[dict[str, Any], str] | None:
@@ -348,9 +360,9 @@ def _read_journal(s3: Any, bucket: str, key: str) -> tuple[dict[str, Any], str] 
     return json.loads(resp["Body"].read()), resp["ETag"]
 
 
-def _write_journal(s3: Any, bucket: str, journal: Journal, **changes: Any) -> None:
+def _write_journal(s3: Any, bucket: str, journal: Journal, clock: Clock, **changes: Any) -> None:
     """Create (no ETag yet) or compare-and-swap the journal; LockLost if someone else owns it."""
-    body = {**journal.body, **changes, "updated": _now().isoformat()}
+    body = {**journal.body, **changes, "updated": clock.now().isoformat()}
     condition = {"IfMatch": journal.etag} if journal.etag else {"IfNoneMatch": "*"}
     try:
         resp = s3.put_object(Bucket=bucket, Key=journal.key, Body=json.dumps(body, indent=1).encode(),
@@ -386,12 +398,12 @@ def list_objects(s3: Any, bucket: str, prefix: str) -> list[LakeObject]:
     return objects
 
 
-def recover(s3: Any, bucket: str, journal: Journal, console: Console) -> str:
+def recover(s3: Any, bucket: str, journal: Journal, console: Console, clock: Clock = SYSTEM_CLOCK) -> str:
     """Finish (committed) or undo (writing) what a crashed run's journal describes; then drop it."""
     action = journal_action(journal.body)
     run_id = journal.body.get("run_id")
     # Take the journal over first (If-Match): two recoveries never act on the same journal.
-    _write_journal(s3, bucket, journal, state=f"recovering-{base_state(journal.body.get('state'))}",
+    _write_journal(s3, bucket, journal, clock, state=f"recovering-{base_state(journal.body.get('state'))}",
                    recovered_from=run_id, run_id=f"recover-{uuid.uuid4().hex[:8]}")
     if action == "roll-forward":
         _delete_keys(s3, bucket, [i["key"] for i in journal.body.get("inputs", [])])
@@ -478,6 +490,7 @@ def compact_partition(
     min_objects: int = DEFAULT_MIN_OBJECTS,
     grace_s: float = 0.0,
     lease_s: float = DEFAULT_LEASE_S,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> CompactResult:
     """Rewrite one day's small objects as files of up to `target_rows` rows (see the module docstring)."""
     chunk_sizes(0, target_rows)
@@ -487,26 +500,26 @@ def compact_partition(
     prefix = part.prefix(settings.lake_prefix)
     run_id = uuid.uuid4().hex[:8]
     result = CompactResult(str(part), run_id=run_id)
-    began = time.monotonic()
+    began = clock.monotonic()
     journal = Journal(part.journal_key(settings.lake_prefix),
-                      {"run_id": run_id, "partition": prefix, "started": _now().isoformat()})
+                      {"run_id": run_id, "partition": prefix, "started": clock.now().isoformat()})
 
     # 1. lock (recovering a stale journal first)
     found = _read_journal(s3, bucket, journal.key)
     if found is not None:
         body, etag = found
-        if recovery_action(body, _now(), lease_s) == "skip":
+        if recovery_action(body, clock.now(), lease_s) == "skip":
             result.skipped = f"run {body.get('run_id')} is compacting it (journal {journal.key})"
             console.warn(f"{part}: skipped, {result.skipped}")
             return result
         try:
-            result.recovered = recover(s3, bucket, Journal(journal.key, body, etag), console)
+            result.recovered = recover(s3, bucket, Journal(journal.key, body, etag), console, clock)
         except LockLost:
             result.skipped = f"another run is recovering the journal {journal.key}"
             console.warn(f"{part}: skipped, {result.skipped}")
             return result
     try:
-        _write_journal(s3, bucket, journal, state="planning")
+        _write_journal(s3, bucket, journal, clock, state="planning")
     except LockLost:
         result.skipped = f"another run took the journal {journal.key} first"
         console.warn(f"{part}: skipped, {result.skipped}")
@@ -524,7 +537,7 @@ def compact_partition(
             s3.delete_object(Bucket=bucket, Key=journal.key)
             console.info(f"{part}: nothing to compact ({result.skipped})")
             return result
-        stamp, numbers = _now(), itertools.count(1)
+        stamp, numbers = clock.now(), itertools.count(1)
 
         def name(rows: int, fmt: str) -> str:
             return output_key(prefix, stamp, run_id, next(numbers), rows, fmt)
@@ -540,21 +553,21 @@ def compact_partition(
         result.outputs = [key for key, _ in outputs]
 
         # 4-6. intent, outputs, commit
-        _write_journal(s3, bucket, journal, state="writing", outputs=result.outputs, rows=result.rows,
+        _write_journal(s3, bucket, journal, clock, state="writing", outputs=result.outputs, rows=result.rows,
                        inputs=[{"key": o.key, "etag": o.etag, "size": o.size} for o in plan.inputs])
-        window_opened = time.monotonic()
+        window_opened = clock.monotonic()
         put = retrying()(s3.put_object)
         for key, body in outputs:
             put(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
             written.append(key)
-        _write_journal(s3, bucket, journal, state="committed")
+        _write_journal(s3, bucket, journal, clock, state="committed")
         committed = True
 
         # 7. grace, delete the inputs, drop the journal
         if grace_s > 0:
-            time.sleep(grace_s)
+            clock.sleep(grace_s)
         _delete_keys(s3, bucket, [o.key for o in plan.inputs])
-        result.duplicate_window_s = time.monotonic() - window_opened
+        result.duplicate_window_s = clock.monotonic() - window_opened
         s3.delete_object(Bucket=bucket, Key=journal.key)
     except InputChanged as exc:
         result.skipped = str(exc)
@@ -565,7 +578,7 @@ def compact_partition(
         if not committed:
             _abandon(s3, bucket, journal, written)
         raise  # committed: the journal stays, the next run rolls forward
-    result.elapsed_s = time.monotonic() - began
+    result.elapsed_s = clock.monotonic() - began
     console.ok(f"{part}: {result.inputs} objects -> {len(result.outputs)} ({result.rows:,} rows, "
                f"{result.bytes_in / 1e6:.1f} MB -> {result.bytes_out / 1e6:.1f} MB) in {result.elapsed_s:.1f}s")
     return result
@@ -599,6 +612,7 @@ def compact_all(
     large_bytes: int = DEFAULT_LARGE_BYTES,
     grace_s: float = 0.0,
     lease_s: float = DEFAULT_LEASE_S,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> list[CompactResult]:
     """Compact every partition holding more than `more_than` small data objects (one LIST of the lake)."""
     if more_than < 1:
@@ -617,6 +631,7 @@ def compact_all(
     console.step(f"compacting {len(parts)} partition(s) of s3://{bucket}/{settings.lake_prefix}")
     return [
         compact_partition(clients, settings, year=p.year, month=p.month, day=p.day, console=console,
-                          target_rows=target_rows, large_bytes=large_bytes, grace_s=grace_s, lease_s=lease_s)
+                          target_rows=target_rows, large_bytes=large_bytes, grace_s=grace_s, lease_s=lease_s,
+                          clock=clock)
         for p in parts
     ]
