@@ -5,10 +5,13 @@ A runner's pass returns how much it did; the loop never knows what a runner is f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import random
 import signal
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -37,6 +40,8 @@ class Stats:
     updated: float = 0.0
     idle_passes: int = 0  # consecutive passes that found nothing to do and raised nothing
     passes: int = 0
+    ok_passes: int = 0  # passes that completed without raising (`make up` waits for the first one)
+    pid: int = 0  # the process that wrote this status (a status from an earlier run proves nothing)
 
 
 log = logging.getLogger("runners")
@@ -54,11 +59,19 @@ class Runner(Protocol):
 
 
 def write_status(runner: Runner, directory: Path) -> None:
+    """Replace the status file atomically; each write has a temp file of its own, so writers never collide."""
     runner.stats.updated = time.time()
     path = directory / f"{runner.name}.status.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(runner.stats), sort_keys=True))
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{runner.name}.status.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp makes it private; `make status` and healthchecks read it
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(asdict(runner.stats), sort_keys=True))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def read_status(directory: Path, name: str) -> dict[str, Any] | None:
@@ -85,6 +98,7 @@ def run_forever(
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
     status_dir.mkdir(parents=True, exist_ok=True)
+    runner.stats.pid = os.getpid()
     failures = 0
     try:
         while not stop.is_set():
@@ -93,6 +107,7 @@ def run_forever(
                 failures = 0
                 runner.stats.idle_passes = runner.stats.idle_passes + 1 if idle else 0
                 runner.stats.passes += 1
+                runner.stats.ok_passes += 1
             except TerminalError:
                 raise
             except Exception as exc:

@@ -95,27 +95,79 @@ def running(settings: Settings, name: str) -> int | None:
         return None
 
 
-def start(settings: Settings, env: dict[str, str] | None = None) -> dict[str, int]:
-    """Start every runner not already running, in the background; return their pids."""
+def start(settings: Settings, env: dict[str, str] | None = None, timeout: float = 60.0) -> dict[str, int]:
+    """Start every runner not already running, in the background; return their pids once each is healthy.
+
+    Healthy: its process is alive and it wrote a status showing a completed pass. A runner that dies
+    or does not get there within `timeout` fails this with one line naming it and its log's last line.
+    """
     settings.runner_dir.mkdir(parents=True, exist_ok=True)
     pids = {}
+    started: dict[str, tuple[subprocess.Popen, int]] = {}
     for name in RUNNERS:
         pid = running(settings, name)
         if pid is None:
-            log = (settings.runner_dir / f"{name}.log").open("ab")
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "cli", "runner", name],
-                cwd=ROOT,
-                env={**os.environ, **(env or {}), **settings_env(settings)},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            log_path = log_file(settings, name)
+            offset = log_path.stat().st_size if log_path.is_file() else 0
+            with log_path.open("ab") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "cli", "runner", name],
+                    cwd=ROOT,
+                    env={**os.environ, **(env or {}), **settings_env(settings)},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
             pid = proc.pid
             pid_path(settings, name).write_text(str(pid))
+            started[name] = (proc, offset)
         pids[name] = pid
+    wait_healthy(settings, started, timeout)
     return pids
+
+
+def log_file(settings: Settings, name: str) -> Path:
+    return settings.runner_dir / f"{name}.log"
+
+
+def wait_healthy(settings: Settings, started: dict[str, tuple[subprocess.Popen, int]], timeout: float) -> None:
+    """Block until each started runner completed a pass; one line naming the first that died or hung."""
+    deadline = time.monotonic() + timeout
+    pending = dict(started)
+    while pending:
+        for name, (proc, offset) in list(pending.items()):
+            if proc.poll() is not None:
+                raise TerminalError(
+                    f"the {name} runner exited right after it started (code {proc.returncode}); "
+                    f"its log {log_file(settings, name)} ends with: {last_log_line(settings, name, offset)}"
+                )
+            status = read_status(settings.runner_dir, name) or {}
+            if status.get("pid") == proc.pid and status.get("ok_passes", 0) >= 1:
+                del pending[name]
+        if pending and time.monotonic() > deadline:
+            name = next(iter(pending))
+            raise TerminalError(
+                f"the {name} runner (pid {pending[name][0].pid}) completed no pass within {timeout:.0f}s; "
+                f"its log {log_file(settings, name)} ends with: {last_log_line(settings, name, pending[name][1])}"
+                "; `make down` stops it"
+            )
+        if pending:
+            time.sleep(0.1)
+
+
+def last_log_line(settings: Settings, name: str, offset: int = 0) -> str:
+    """The last non-empty line the runner logged since `offset` (this start), shortened."""
+    try:
+        with log_file(settings, name).open("rb") as fh:
+            fh.seek(offset)
+            lines = [ln.strip() for ln in fh.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+    except OSError:
+        lines = []
+    if not lines:
+        return "(nothing)"
+    line = lines[-1]
+    return line if len(line) <= 300 else line[:297] + "..."
 
 
 def stop(settings: Settings, kill: bool = False) -> list[str]:
