@@ -4,6 +4,11 @@ Reads every shard through the public Streams API (DescribeStream, GetShardIterat
 parents before children (shard lineage), sends each stream record as the JSON event a Pipe
 delivers, partitioned by the configured JSON path so one order's changes share a Kinesis shard,
 and checkpoints per shard after each successful PutRecords (at-least-once, like the Pipe).
+Checkpoints are kept per (stream ARN, shard): a re-created table's stream has a new ARN but may reuse
+the old shard ids (the emulator does). A closed shard counts as finished (its children may start) only
+once every record of its last page is in Kinesis and checkpointed; a shard with no checkpoint yet starts
+at StartingPosition only on the pipe's first start, later (a child shard, a checkpoint file that was
+unreadable) at TRIM_HORIZON, which can repeat records but never skip one.
 https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-pipes-dynamodb.html
 https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Streams.KCLAdapter.html (lineage)
 https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html
@@ -130,7 +135,7 @@ class PipeRunner:
         self.starting_position = source_params.get("StartingPosition", "TRIM_HORIZON")
         self.batch_size = min(int(source_params.get("BatchSize", 100)), PUT_RECORDS_MAX)
         self.partition_path = spec["TargetParameters"]["KinesisStreamParameters"]["PartitionKey"]
-        self.checkpoint = Checkpoint(checkpoint_path)
+        self.checkpoint = Checkpoint(checkpoint_path, scope=self.source_arn)
         self.iterators: dict[str, str | None] = {}
         self.discovered = Refreshing(self._describe_shards)
         self.stats = Stats()
@@ -157,8 +162,8 @@ class PipeRunner:
         kwargs: dict[str, Any] = {"StreamArn": self.source_arn, "ShardId": shard_id}
         if position:
             kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=position)
-        else:
-            kwargs.update(ShardIteratorType=self.starting_position)
+        else:  # StartingPosition is where a new pipe starts; a shard found later is read from its start
+            kwargs.update(ShardIteratorType="TRIM_HORIZON" if self.checkpoint.started else self.starting_position)
         try:
             return self.streams.get_shard_iterator(**kwargs)["ShardIterator"]
         except ClientError as exc:
@@ -176,7 +181,8 @@ class PipeRunner:
                 return self.streams.get_shard_iterator(**kwargs)["ShardIterator"]
             raise
 
-    def _read(self, shard: Shard) -> list[dict[str, Any]]:
+    def _read(self, shard: Shard) -> tuple[list[dict[str, Any]], bool]:
+        """One page of records, and whether it is the last page of a closed shard."""
         if self.iterators.get(shard.shard_id) is None:
             self.iterators[shard.shard_id] = self._iterator(shard.shard_id)
         try:
@@ -193,10 +199,7 @@ class PipeRunner:
             raise
         next_iterator = resp.get("NextShardIterator")
         self.iterators[shard.shard_id] = next_iterator
-        if next_iterator is None:  # a closed shard read to its end: its children are due
-            self.checkpoint.finish(shard.shard_id)
-            self.discovered.expire()
-        return resp.get("Records", [])
+        return resp.get("Records", []), next_iterator is None
 
     # -- writing ---------------------------------------------------------------------------------
     def _entries(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -240,7 +243,7 @@ class PipeRunner:
         return moved == 0
 
     def _move(self, shard: Shard) -> int:
-        records = self._read(shard)
+        records, ended = self._read(shard)
         for start in range(0, len(records), self.batch_size):
             batch = records[start:start + self.batch_size]
             self._put(self._entries(batch))
@@ -248,8 +251,10 @@ class PipeRunner:
             self.checkpoint.advance(shard.shard_id, last)
             self.stats.position[shard.shard_id] = last
             self.checkpoint.save()
-        if not records and shard.shard_id in self.checkpoint.finished:
+        if ended:  # a closed shard read to its end, its last page in Kinesis: only now may its children start
+            self.checkpoint.finish(shard.shard_id)
             self.checkpoint.save()
+            self.discovered.expire()
         return len(records)
 
     def close(self) -> None:

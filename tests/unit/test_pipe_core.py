@@ -1,15 +1,27 @@
-"""The pipe runner's pure parts: the event it sends, partition keys, shard lineage, batch limits."""
+"""The pipe runner: the event it sends, partition keys, shard lineage, batch limits, and (against an
+in-memory stream and Kinesis) what it does when a pass fails or a record cannot be delivered."""
 
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from common.errors import TerminalError
-from runners.pipe import Shard, chunk_entries, json_path, order_shards, pipe_event, stream_name_from_arn, wire_form
+from runners.pipe import (
+    PipeRunner,
+    Shard,
+    chunk_entries,
+    json_path,
+    order_shards,
+    pipe_event,
+    stream_name_from_arn,
+    wire_form,
+)
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -70,3 +82,135 @@ def test_put_records_batches_respect_kinesis_limits() -> None:
 
 def test_stream_name_from_arn() -> None:
     assert stream_name_from_arn("arn:aws:kinesis:eu-west-1:123:stream/sales-orders-cdc") == "sales-orders-cdc"
+
+
+# --- the runner against an in-memory stream and Kinesis ---------------------------------------------
+
+STREAM_A = "arn:aws:dynamodb:us-east-1:123456789012:table/sales_orders/stream/2026-11-26T12:00:00.000"
+STREAM_B = "arn:aws:dynamodb:us-east-1:123456789012:table/sales_orders/stream/2026-11-27T08:00:00.000"
+TARGET = "arn:aws:kinesis:us-east-1:123456789012:stream/sales-orders-cdc"
+SHARD = "shardId-00000001795700000000-aaaaaaaa"
+
+
+def stream_record(seq: int, order_id: str = "o-1", **image: dict) -> dict:
+    """A GetRecords record in wire form, as the runner reads it."""
+    new = {"order_id": {"S": order_id}, **image}
+    return {"eventID": f"e{seq}", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "dynamodb": {"ApproximateCreationDateTime": time.time(), "Keys": {"order_id": {"S": order_id}},
+                         "NewImage": new, "SequenceNumber": f"{seq:021d}", "SizeBytes": 50,
+                         "StreamViewType": "NEW_AND_OLD_IMAGES"}}
+
+
+class FakeStreams:
+    """DynamoDB Streams in memory: a closed shard's last page comes without a NextShardIterator."""
+
+    def __init__(self, arn: str, shards: dict[str, tuple[bool, list[dict]]]) -> None:
+        self.arn, self.shards = arn, shards
+
+    def describe_stream(self, StreamArn: str, **_: object) -> dict:
+        assert StreamArn == self.arn
+        return {"StreamDescription": {"Shards": [
+            {"ShardId": sid, "SequenceNumberRange": {"StartingSequenceNumber": "1",
+                                                     **({"EndingSequenceNumber": "9" * 21} if closed else {})}}
+            for sid, (closed, _) in self.shards.items()]}}
+
+    def get_shard_iterator(self, StreamArn: str, ShardId: str, ShardIteratorType: str,
+                           SequenceNumber: str | None = None) -> dict:
+        assert StreamArn == self.arn
+        records = self.shards[ShardId][1]
+        if ShardIteratorType == "AFTER_SEQUENCE_NUMBER":
+            seqs = [r["dynamodb"]["SequenceNumber"] for r in records]
+            if SequenceNumber not in seqs:
+                error = {"Error": {"Code": "TrimmedDataAccessException", "Message": "not in this stream"}}
+                raise ClientError(error, "GetShardIterator")
+            return {"ShardIterator": f"{ShardId}|{seqs.index(SequenceNumber) + 1}"}
+        start = len(records) if ShardIteratorType == "LATEST" else 0
+        return {"ShardIterator": f"{ShardId}|{start}"}
+
+    def get_records(self, params: dict) -> dict:
+        shard, at = params["ShardIterator"].split("|")
+        closed, records = self.shards[shard]
+        page = records[int(at):int(at) + params["Limit"]]
+        end = int(at) + len(page)
+        more = not closed or end < len(records)
+        return {"Records": page, **({"NextShardIterator": f"{shard}|{end}"} if more else {})}
+
+
+class FakeKinesis:
+    """PutRecords in memory; `fail_calls` raise as a whole (a crash), `refuse` refuses entries by a predicate."""
+
+    def __init__(self, fail_calls: frozenset[int] = frozenset(), refuse=lambda entry: None) -> None:
+        self.fail_calls, self.refuse = fail_calls, refuse
+        self.calls = 0
+        self.put: list[dict] = []
+
+    def put_records(self, StreamName: str, Records: list[dict]) -> dict:
+        self.calls += 1
+        if self.calls in self.fail_calls:
+            raise ClientError({"Error": {"Code": "InternalFailure", "Message": "crash"}}, "PutRecords")
+        results = []
+        for entry in Records:
+            code = self.refuse(entry)
+            if code:
+                results.append({"ErrorCode": code, "ErrorMessage": "Rate exceeded for shard"})
+            else:
+                self.put.append(entry)
+                results.append({"SequenceNumber": str(len(self.put)), "ShardId": "shardId-000000000000"})
+        return {"FailedRecordCount": sum("ErrorCode" in r for r in results), "Records": results}
+
+    def sequences(self) -> list[str]:
+        return [json.loads(e["Data"])["dynamodb"]["SequenceNumber"] for e in self.put]
+
+
+class FakeClients:
+    def __init__(self, streams: FakeStreams, kinesis: FakeKinesis) -> None:
+        self.streams, self.kinesis = streams, kinesis
+
+    def client(self, service: str) -> FakeStreams:
+        assert service == "dynamodbstreams"
+        return self.streams
+
+    def raw_json(self, service: str, operation: str, params: dict) -> dict:
+        assert (service, operation) == ("dynamodbstreams", "GetRecords")
+        return self.streams.get_records(params)
+
+
+def pipe_spec(source: str = STREAM_A, batch_size: int = 100, **stream_params: object) -> dict:
+    """A CreatePipe request as the bootstrap writes it to <state>/runners/pipe.json."""
+    return {"Name": "sales-orders-pipe", "Source": source, "Target": TARGET,
+            "SourceParameters": {"DynamoDBStreamParameters": {"StartingPosition": "TRIM_HORIZON",
+                                                              "BatchSize": batch_size, **stream_params}},
+            "TargetParameters": {"KinesisStreamParameters": {"PartitionKey": "$.dynamodb.Keys.order_id.S"}}}
+
+
+def test_a_closed_shard_is_finished_only_once_its_last_page_is_in_kinesis(tmp_path: Path) -> None:
+    """A crash between two PutRecords of a closed shard's last page must not skip the rest of the shard."""
+    records = [stream_record(i) for i in (1, 2, 3)]
+    streams = FakeStreams(STREAM_A, {SHARD: (True, records)})
+    crashing = FakeKinesis(fail_calls=frozenset({2}))
+    with pytest.raises(ClientError):
+        PipeRunner(FakeClients(streams, crashing), pipe_spec(batch_size=2), tmp_path / "pipe.json").run_once()
+    assert crashing.sequences() == [f"{1:021d}", f"{2:021d}"]
+
+    kinesis = FakeKinesis()
+    restarted = PipeRunner(FakeClients(streams, kinesis), pipe_spec(batch_size=2), tmp_path / "pipe.json")
+    restarted.run_once()
+    assert kinesis.sequences() == [f"{3:021d}"]  # resumed after 2: nothing skipped, nothing repeated
+    assert restarted.checkpoint.finished == {SHARD}  # and only now is the shard done
+    assert restarted.run_once() is True
+
+
+def test_a_recreated_table_s_stream_is_read_although_it_reuses_the_shard_ids(tmp_path: Path) -> None:
+    """The emulator reuses shard ids: a stale 'finished' (or position) of the old stream must not apply."""
+    old = FakeStreams(STREAM_A, {SHARD: (True, [stream_record(1)])})
+    first = PipeRunner(FakeClients(old, FakeKinesis()), pipe_spec(STREAM_A), tmp_path / "pipe.json")
+    first.run_once()
+    assert first.checkpoint.finished == {SHARD}
+
+    new = FakeStreams(STREAM_B, {SHARD: (False, [stream_record(1, "o-2"), stream_record(2, "o-2")])})
+    kinesis = FakeKinesis()
+    runner = PipeRunner(FakeClients(new, kinesis), pipe_spec(STREAM_B), tmp_path / "pipe.json")
+    runner.run_once()
+    assert kinesis.sequences() == [f"{1:021d}", f"{2:021d}"]
+    assert runner.stats.data_loss == []  # no false alarm about the old stream's checkpoint either
