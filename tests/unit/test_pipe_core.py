@@ -179,8 +179,8 @@ class FakeClients:
 def pipe_spec(source: str = STREAM_A, batch_size: int = 100, **stream_params: object) -> dict:
     """A CreatePipe request as the bootstrap writes it to <state>/runners/pipe.json."""
     return {"Name": "sales-orders-pipe", "Source": source, "Target": TARGET,
-            "SourceParameters": {"DynamoDBStreamParameters": {"StartingPosition": "TRIM_HORIZON",
-                                                              "BatchSize": batch_size, **stream_params}},
+            "SourceParameters": {"DynamoDBStreamParameters": {
+                "StartingPosition": "TRIM_HORIZON", "BatchSize": batch_size, **stream_params}},
             "TargetParameters": {"KinesisStreamParameters": {"PartitionKey": "$.dynamodb.Keys.order_id.S"}}}
 
 
@@ -214,3 +214,28 @@ def test_a_recreated_table_s_stream_is_read_although_it_reuses_the_shard_ids(tmp
     runner.run_once()
     assert kinesis.sequences() == [f"{1:021d}", f"{2:021d}"]
     assert runner.stats.data_loss == []  # no false alarm about the old stream's checkpoint either
+
+
+def test_after_an_unreadable_checkpoint_the_pipe_rereads_from_trim_horizon_even_if_it_started_at_latest(
+        tmp_path: Path) -> None:
+    (tmp_path / "pipe.json").write_text('{"version": 2, "scopes": {')  # torn by a crash
+    streams = FakeStreams(STREAM_A, {SHARD: (False, [stream_record(1), stream_record(2)])})
+    kinesis = FakeKinesis()
+    runner = PipeRunner(FakeClients(streams, kinesis), pipe_spec(StartingPosition="LATEST"), tmp_path / "pipe.json")
+    runner.run_once()
+    assert kinesis.sequences() == [f"{1:021d}", f"{2:021d}"]  # duplicates are possible, a gap is not
+    assert list(tmp_path.glob("pipe.json.corrupt-*"))
+
+
+def test_a_new_pipe_starts_at_latest_when_asked_but_a_shard_found_later_starts_at_its_oldest_record(
+        tmp_path: Path) -> None:
+    streams = FakeStreams(STREAM_A, {SHARD: (False, [stream_record(1)])})
+    kinesis = FakeKinesis()
+    runner = PipeRunner(FakeClients(streams, kinesis), pipe_spec(StartingPosition="LATEST"), tmp_path / "pipe.json")
+    runner.run_once()
+    assert kinesis.sequences() == []  # LATEST: what was there before the pipe started is not read
+    streams.shards[SHARD][1].append(stream_record(2))
+    streams.shards["child"] = (False, [stream_record(3)])
+    runner.discovered.expire()
+    runner.run_once()
+    assert sorted(kinesis.sequences()) == [f"{2:021d}", f"{3:021d}"]
