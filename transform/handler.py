@@ -11,10 +11,19 @@ a record we cannot read must stay visible.
 The pieces, each pure and small, in the order a record meets them:
     decode_record   base64 -> UTF-8 -> JSON object (the stream record)
     unmarshal       DynamoDB JSON ({"N": "19.99"}) -> plain values (Decimal("19.99"))
-    build_row       stream record + arrival time -> the row dict
+    build_row       stream record + arrival time -> the row dict, checked against ROW_CONTRACT
     partition_keys  event time -> {"year", "month", "day"}
     encode_row      row -> compact JSON text, numbers written exactly
     transform_record / failure_reason / handler: the Lambda contract around them.
+
+The row contract (ROW_CONTRACT) is lake/schema.py ROW_SCHEMA written as plain data, because this
+file may import nothing of the project (a unit test proves the two equal, field by field). A value
+the lake cannot hold exactly (a quantity of 2.5 in an int64 column, a price of 19.999 in a
+decimal(12, 2), a time finer than milliseconds) fails its record here, with the field, the value and
+the type in the reason, instead of being truncated or rounded by the Parquet conversion. A REMOVE
+needs only its key and the event fields: an old-image attribute of the wrong type becomes null (and
+is logged), so no type problem in an attribute the delete does not need can keep a deleted order
+alive in the lake.
 
 Numbers never pass through float: an N is an int when its text has no fraction, else a Decimal,
 and the encoder writes either one's exact text (json.dumps cannot write a Decimal, so we
@@ -59,6 +68,38 @@ _MAX_INTEGER_DIGITS = _MAX_ADJUSTED_EXPONENT + 1
 _EPOCH = datetime(1970, 1, 1)
 _FIRST_SECOND = -62135596800
 _END_SECOND = 253402300800
+
+
+# The lake's row contract: lake/schema.py ROW_SCHEMA as (column, Arrow type text), in schema order.
+ITEM_CONTRACT: tuple[tuple[str, str], ...] = (
+    ("order_id", "string"),
+    ("customer_id", "string"),
+    ("customer_name", "string"),
+    ("customer_region", "string"),
+    ("product_id", "string"),
+    ("product_name", "string"),
+    ("category", "string"),
+    ("quantity", "int64"),
+    ("unit_price", "decimal128(12, 2)"),
+    ("discount", "decimal128(5, 4)"),
+    ("order_total", "decimal128(14, 2)"),
+    ("currency", "string"),
+    ("status", "string"),
+    ("payment_method", "string"),
+    ("channel", "string"),
+    ("order_ts", "timestamp[ms]"),
+    ("updated_ts", "timestamp[ms]"),
+)
+EVENT_CONTRACT: tuple[tuple[str, str], ...] = (
+    ("event_type", "string"),
+    ("event_id", "string"),
+    ("sequence_number", "string"),
+    ("event_ts", "timestamp[ms]"),
+    ("arrival_ts", "timestamp[ms]"),
+    ("is_deleted", "bool"),
+)
+ROW_CONTRACT = ITEM_CONTRACT + EVENT_CONTRACT
+KEY_FIELD = "order_id"  # the table's hash key: every row must carry it, a REMOVE included
 
 
 class RecordError(ValueError):
@@ -265,15 +306,131 @@ def _got(value: Any) -> str:
     return "missing" if value is None else f"got {_show(value)}"
 
 
+# --- the row contract: is a value exactly what its lake column holds? ---------------------------
+
+_BAD = object()  # what a check returns for a value its column cannot hold exactly
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _check_string(value: Any) -> Any:
+    return value if type(value) is str else _BAD
+
+
+def _check_bool(value: Any) -> Any:
+    return value if type(value) is bool else _BAD
+
+
+def _check_int64(value: Any) -> Any:
+    """An int in range; an integral Decimal (N "2.0") becomes that int. A fraction is never truncated."""
+    if type(value) is Decimal and value == value.to_integral_value():
+        value = int(value)
+    if type(value) is int and _INT64_MIN <= value <= _INT64_MAX:
+        return value
+    return _BAD
+
+
+def _decimal_check(precision: int, scale: int) -> Callable[[Any], Any]:
+    """decimal128(p, s): at most s digits after the point that are not zero, at most p - s before it."""
+    before = precision - scale
+    limit = 10**before
+
+    def check(value: Any) -> Any:
+        if type(value) is int:
+            return value if -limit < value < limit else _BAD
+        if type(value) is not Decimal:
+            return _BAD
+        _, digits, exponent = value.as_tuple()
+        beyond = -scale - exponent  # digits past the scale: all must be zeros, or rounding would change it
+        if beyond > 0 and any(digits[-beyond:]):
+            return _BAD
+        return value if not any(digits) or value.adjusted() < before else _BAD
+
+    return check
+
+
+def _timestamp_check(ticks: int) -> Callable[[Any], Any]:
+    """ISO-8601 text that the writer parses exactly as it does (a trailing Z is UTC), no finer than the unit."""
+
+    def check(value: Any) -> Any:
+        if type(value) is not str:
+            return _BAD
+        try:
+            parsed = datetime.fromisoformat(value[:-1] if value.endswith("Z") else value)
+        except ValueError:
+            return _BAD
+        return _BAD if parsed.microsecond % ticks else value
+
+    return check
+
+
+_UNIT_NAMES = {"s": "second", "ms": "millisecond", "us": "microsecond"}
+
+
+def _compile(arrow_type: str) -> tuple[Callable[[Any], Any], str]:
+    """An Arrow type text from the contract -> (check, what the reason says is expected)."""
+    if arrow_type == "string":
+        return _check_string, "string"
+    if arrow_type == "bool":
+        return _check_bool, "bool (true or false)"
+    if arrow_type == "int64":
+        return _check_int64, f"int64 (an integer from {_INT64_MIN} to {_INT64_MAX})"
+    if arrow_type.startswith("decimal128(") and arrow_type.endswith(")"):
+        precision, scale = (int(part) for part in arrow_type[11:-1].split(","))
+        before = precision - scale
+        digits = f"{before} digit" if before == 1 else f"{before} digits"
+        return _decimal_check(precision, scale), (
+            f"{arrow_type} (at most {scale} decimal places, at most {digits} before the point)"
+        )
+    ticks = {"timestamp[s]": 1_000_000, "timestamp[ms]": 1_000, "timestamp[us]": 1}.get(arrow_type)
+    if ticks is not None:
+        unit = arrow_type[10:-1]
+        return _timestamp_check(ticks), f"{arrow_type} (ISO-8601 text, at most {_UNIT_NAMES[unit]} precision)"
+    raise ValueError(f"ROW_CONTRACT: no check for Arrow type {arrow_type!r}")
+
+
+# The item columns the transform checks; the event columns it writes itself, always in contract.
+_ITEM_CHECKS = tuple((name, *_compile(kind)) for name, kind in ITEM_CONTRACT if name != KEY_FIELD)
+_KEY_EXPECTED = "a non-empty string (the table's key)"
+
+
+def _check_key(row: dict[str, Any], image_name: str) -> None:
+    key = row.get(KEY_FIELD)
+    if type(key) is not str or not key:
+        shown = _show(key) if KEY_FIELD in row else None
+        got = "missing" if shown is None else f"got {shown}"
+        raise RecordError(f"dynamodb.{image_name}.{KEY_FIELD}: {got}, expected {_KEY_EXPECTED}")
+
+
+def _mismatches(row: dict[str, Any], image_name: str) -> list[tuple[str, str]]:
+    """Check the row's item columns against the contract; integral int64 values are normalised in place.
+
+    Returns (column, reason) for each value its lake column cannot hold exactly; null always fits.
+    """
+    found = []
+    for name, check, expected in _ITEM_CHECKS:
+        value = row.get(name)
+        if value is None:
+            continue
+        checked = check(value)
+        if checked is _BAD:
+            found.append((name, f"dynamodb.{image_name}.{name}: got {_show(value)}, expected {expected}"))
+        elif checked is not value:
+            row[name] = checked
+    return found
+
+
 # --- build_row -------------------------------------------------------------------------------
 
 
-def build_row(stream_record: Mapping[str, Any], arrival_ms: int) -> dict[str, Any]:
+def build_row(stream_record: Mapping[str, Any], arrival_ms: int, notes: list[str] | None = None) -> dict[str, Any]:
     """A DynamoDB stream record -> the lake row: the item's attributes, then the event fields.
 
-    INSERT and MODIFY take the new image; REMOVE takes the old image (the item as it was when
-    deleted), or only its keys when the stream carried no old image. The event fields come last
-    and win over an item attribute of the same name.
+    INSERT and MODIFY take the new image, and every lake column in it must hold its value exactly
+    (RecordError otherwise). REMOVE takes the old image (the item as it was when deleted) with the
+    stream's Keys over it, or only the Keys when the stream carried no old image; it needs only the
+    key: an old attribute that cannot be read or does not fit its column becomes null, and the
+    reason is appended to `notes`. The event fields come last and win over an item attribute of
+    the same name.
     """
     event_name = stream_record.get("eventName")
     if event_name not in EVENT_NAMES:
@@ -291,21 +448,18 @@ def build_row(stream_record: Mapping[str, Any], arrival_ms: int) -> dict[str, An
     arrival_ts = _arrival_ts(arrival_ms)
 
     if event_name == "REMOVE":
-        image_name = "OldImage" if "OldImage" in change else "Keys"
-        if image_name not in change:
-            raise RecordError("dynamodb.OldImage: missing on a REMOVE record, and no Keys either")
+        row = _removed_item(change, notes)
     else:
-        image_name = "NewImage"
-        if image_name not in change:
+        if "NewImage" not in change:
             raise RecordError(
                 f"dynamodb.NewImage: missing on a {event_name} record "
                 "(the table's StreamViewType must be NEW_IMAGE or NEW_AND_OLD_IMAGES)"
             )
-    try:
-        row = unmarshal_image(change[image_name])
-    except BadAttributeValue as error:
-        error.path[:0] = ["dynamodb", image_name]
-        raise
+        row = _strict_image(change, "NewImage")
+        _check_key(row, "NewImage")
+        bad = _mismatches(row, "NewImage")
+        if bad:
+            raise RecordError(bad[0][1])
 
     row["event_type"] = event_name
     row["event_id"] = event_id
@@ -313,6 +467,50 @@ def build_row(stream_record: Mapping[str, Any], arrival_ms: int) -> dict[str, An
     row["event_ts"] = event_ts
     row["arrival_ts"] = arrival_ts
     row["is_deleted"] = event_name == "REMOVE"
+    return row
+
+
+def _strict_image(change: Mapping[str, Any], image_name: str) -> dict[str, Any]:
+    try:
+        return unmarshal_image(change[image_name])
+    except BadAttributeValue as error:
+        error.path[:0] = ["dynamodb", image_name]
+        raise
+
+
+def _removed_item(change: Mapping[str, Any], notes: list[str] | None) -> dict[str, Any]:
+    """The deleted item: its key, strictly; every other old attribute as far as it can be read, else null."""
+    if "OldImage" not in change and "Keys" not in change:
+        raise RecordError("dynamodb.OldImage: missing on a REMOVE record, and no Keys either")
+    dropped = []
+    row: dict[str, Any] = {}
+    old = change.get("OldImage")
+    if "OldImage" in change and type(old) is not dict:
+        problem = f"dynamodb.OldImage: expected a map of attributes, got {_show(old)}"
+        if "Keys" not in change:
+            raise RecordError(problem)
+        dropped.append(f"{problem}; only the Keys are kept")
+        old = {}
+    for name, value in (old or {}).items():
+        try:
+            row[name] = unmarshal(value)
+        except BadAttributeValue as error:
+            error.path[:0] = ["dynamodb", "OldImage", name]
+            dropped.append(str(error))
+            row[name] = None
+        except RecursionError:
+            dropped.append(f"dynamodb.OldImage.{name}: nested too deep to unmarshal")
+            row[name] = None
+    key_image = "OldImage"
+    if "Keys" in change:
+        row.update(_strict_image(change, "Keys"))
+        key_image = "Keys"
+    _check_key(row, key_image)
+    for name, reason in _mismatches(row, "OldImage"):
+        row[name] = None
+        dropped.append(reason)
+    if notes is not None:
+        notes.extend(f"{reason}; written as null, the delete still lands" for reason in dropped)
     return row
 
 
@@ -406,12 +604,15 @@ def failure_reason(record: Mapping[str, Any]) -> str | None:
     return _transform(record)[1]
 
 
-def _transform(record: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """The one place that turns a record into (output record, reason or None); it never raises for data."""
+def _transform(record: Mapping[str, Any], notes: list[str] | None = None) -> tuple[dict[str, Any], str | None]:
+    """The one place that turns a record into (output record, reason or None); it never raises for data.
+
+    `notes` collects what a record that still transforms lost on the way (a REMOVE's unusable old attributes).
+    """
     record_id = record["recordId"]
     data = record.get("data", "")
     try:
-        row = build_row(decode_record(data), record.get("approximateArrivalTimestamp"))
+        row = build_row(decode_record(data), record.get("approximateArrivalTimestamp"), notes)
         payload = encode_row(row).encode("utf-8")
     except RecordError as error:
         reason = str(error)
@@ -428,8 +629,11 @@ def _transform(record: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
             "data": binascii.b2a_base64(payload, newline=False).decode("ascii"),
             "metadata": {"partitionKeys": partition_keys(row["event_ts"])},
         }, None
-    one_line = reason.replace("\r", "\\r").replace("\n", "\\n")
-    return {"recordId": record_id, "result": PROCESSING_FAILED, "data": data}, one_line
+    return {"recordId": record_id, "result": PROCESSING_FAILED, "data": data}, _one_line(reason)
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, list[dict[str, Any]]]:
@@ -443,12 +647,16 @@ def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, list[dic
         raise ValueError("event: no 'records' list; expected a Firehose data-transformation event")
     output = []
     log_lines = []
+    failed = 0
     for record in records:
-        result, reason = _transform(record)
+        notes: list[str] = []
+        result, reason = _transform(record, notes)
         output.append(result)
         if reason is not None:
+            failed += 1
             log_lines.append(f"recordId={result['recordId']} reason={reason}")
-    failed = len(log_lines)
+        for note in notes:
+            log_lines.append(f"recordId={result['recordId']} nulled={_one_line(note)}")
     log_lines.append(
         f"invocationId={event.get('invocationId')} records={len(records)} ok={len(records) - failed} failed={failed}"
     )

@@ -104,11 +104,13 @@ def test_wrong_types_and_huge_items_do_not_stop_the_flow(settings: Settings) -> 
     assert (pipe.discovered.loads, firehose.discovered.loads) == (1, 1)  # shards found once, not per poll
 
     assert sorted(lake_ids(clients)) == ["o-good", "o-huge"]
-    (doc,) = error_docs(clients, "format-conversion-failed")
-    row = json.loads(base64.b64decode(doc["rawData"]))
-    assert (row["order_id"], row["quantity"]) == ("o-bad-types", "two")
-    assert doc["errorCode"] == "DataFormatConversion.InvalidSchema"
-    assert "\n" not in doc["errorMessage"] and doc["errorMessage"]
+    # The transform checks the lake's row contract: the record fails there, its original data kept.
+    (doc,) = error_docs(clients, "processing-failed")
+    image = json.loads(base64.b64decode(doc["rawData"]))["dynamodb"]["NewImage"]
+    assert (image["order_id"], image["quantity"]) == ({"S": "o-bad-types"}, {"S": "two"})
+    assert doc["errorCode"] == "Lambda.ProcessingFailed"
+    assert doc["errorMessage"].startswith("dynamodb.NewImage.quantity: got 'two', expected int64")
+    assert not error_docs(clients, "format-conversion-failed")
 
 
 def test_throttling_everywhere_is_retried_and_nothing_is_lost(settings: Settings) -> None:

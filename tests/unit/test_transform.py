@@ -170,6 +170,7 @@ def test_recorded_firehose_event_answers_every_record_in_order(capsys: pytest.Ca
 
 def test_every_attribute_type_is_written_exactly() -> None:
     new_image = {
+        "order_id": {"S": "ord-1"},  # the key: every row carries it
         "s": {"S": 'say "hi" \\ tab\t ünïcödé ✓'},
         "n_int": {"N": "42"},
         "n_negative": {"N": "-7"},
@@ -192,7 +193,7 @@ def test_every_attribute_type_is_written_exactly() -> None:
     output = transform_record(firehose_record(stream_record("INSERT", NewImage=new_image)))
 
     assert row_text(output) == (
-        r'{"s":"say \"hi\" \\ tab\t ünïcödé ✓","n_int":42,"n_negative":-7,"n_decimal":19.99,'
+        r'{"order_id":"ord-1","s":"say \"hi\" \\ tab\t ünïcödé ✓","n_int":42,"n_negative":-7,"n_decimal":19.99,'
         r'"n_huge":12345678901234567890.123456789,"n_38_digits":12345678901234567890123456789012345678,'
         r'"n_trailing_zero":1.50,"yes":true,"no":false,"nothing":null,'
         r'"m":{"inner":{"deep":0.25},"tags":["a",2]},"l":["x",[true,null],{"k":"v"}],'
@@ -487,3 +488,178 @@ def test_transform_imports_only_the_standard_library() -> None:
 
     assert "json" in imported  # the walk does see the imports
     assert imported - sys.stdlib_module_names == set()
+
+
+# --- the row contract (lake/schema.py ROW_SCHEMA, declared in the transform as plain data) ----
+
+
+def test_the_transforms_row_contract_is_the_lake_schema_field_by_field() -> None:
+    """The Lambda zip cannot import lake/schema.py: its own copy must never drift from it."""
+    from lake.schema import EVENT_FIELDS, ITEM_FIELDS, ROW_SCHEMA
+    from transform import handler as transform
+
+    def declared(fields: Any) -> tuple[tuple[str, str], ...]:
+        return tuple((f.name, str(f.type)) for f in fields)
+
+    assert declared(ITEM_FIELDS) == transform.ITEM_CONTRACT
+    assert declared(EVENT_FIELDS) == transform.EVENT_CONTRACT
+    assert declared(ROW_SCHEMA) == transform.ROW_CONTRACT
+    assert ROW_SCHEMA.names[0] == transform.KEY_FIELD == "order_id"
+
+
+def insert_with(**attributes: Any) -> dict[str, Any]:
+    """The INSERT fixture with some NewImage attributes replaced (None removes one)."""
+    record = fixture("insert_order.json")
+    image = record["dynamodb"]["NewImage"]
+    for name, value in attributes.items():
+        if value is None:
+            del image[name]
+        else:
+            image[name] = value
+    return record
+
+
+DECIMAL_12_2 = "decimal128(12, 2) (at most 2 decimal places, at most 10 digits before the point)"
+INT64 = "int64 (an integer from -9223372036854775808 to 9223372036854775807)"
+TIMESTAMP_MS = "timestamp[ms] (ISO-8601 text, at most millisecond precision)"
+
+
+@pytest.mark.parametrize(
+    ("attributes", "reason"),
+    [
+        ({"order_id": None}, "dynamodb.NewImage.order_id: missing, expected a non-empty string (the table's key)"),
+        ({"order_id": {"S": ""}}, "dynamodb.NewImage.order_id: got '', expected a non-empty string (the table's key)"),
+        ({"order_id": {"N": "7"}}, "dynamodb.NewImage.order_id: got 7, expected a non-empty string (the table's key)"),
+        ({"quantity": {"N": "2.5"}}, f"dynamodb.NewImage.quantity: got 2.5, expected {INT64}"),
+        ({"quantity": {"S": "two"}}, f"dynamodb.NewImage.quantity: got 'two', expected {INT64}"),
+        ({"quantity": {"N": str(2**63)}}, f"dynamodb.NewImage.quantity: got {2**63}, expected {INT64}"),
+        ({"unit_price": {"N": "19.999"}}, f"dynamodb.NewImage.unit_price: got 19.999, expected {DECIMAL_12_2}"),
+        (
+            {"unit_price": {"N": "10000000000"}},
+            f"dynamodb.NewImage.unit_price: got 10000000000, expected {DECIMAL_12_2}",
+        ),
+        ({"unit_price": {"S": "19.99"}}, f"dynamodb.NewImage.unit_price: got '19.99', expected {DECIMAL_12_2}"),
+        (
+            {"discount": {"N": "0.12345"}},
+            "dynamodb.NewImage.discount: got 0.12345, expected decimal128(5, 4) "
+            "(at most 4 decimal places, at most 1 digit before the point)",
+        ),
+        ({"order_ts": {"S": "yesterday"}}, f"dynamodb.NewImage.order_ts: got 'yesterday', expected {TIMESTAMP_MS}"),
+        (
+            {"updated_ts": {"S": "2026-01-05T09:58:11.123456Z"}},
+            f"dynamodb.NewImage.updated_ts: got '2026-01-05T09:58:11.123456Z', expected {TIMESTAMP_MS}",
+        ),
+        ({"order_ts": {"N": "1767607091"}}, f"dynamodb.NewImage.order_ts: got 1767607091, expected {TIMESTAMP_MS}"),
+        ({"customer_id": {"N": "421"}}, "dynamodb.NewImage.customer_id: got 421, expected string"),
+        ({"status": {"BOOL": True}}, "dynamodb.NewImage.status: got True, expected string"),
+        ({"category": {"SS": ["a"]}}, "dynamodb.NewImage.category: got ['a'], expected string"),
+    ],
+)
+def test_a_value_the_lake_cannot_hold_exactly_fails_the_record_naming_field_value_and_type(
+    attributes: dict[str, Any], reason: str
+) -> None:
+    record = firehose_record(insert_with(**attributes))
+
+    assert failure_reason(record) == reason
+    assert transform_record(record) == {"recordId": "r-1", "result": "ProcessingFailed", "data": record["data"]}
+
+
+def test_values_the_lake_holds_exactly_pass_and_an_integral_number_is_written_as_an_integer() -> None:
+    record = insert_with(
+        quantity={"N": "2.0"}, unit_price={"N": "19.990"}, discount={"N": "0"}, order_total={"NULL": True},
+        order_ts={"S": "2026-01-05T11:58:11.123+02:00"}, channel=None, coupon={"N": "0.12345"},
+    )
+
+    row = row_of(transform_record(firehose_record(record)))
+
+    assert (row["quantity"], type(row["quantity"])) == (2, int)
+    assert (row["unit_price"], row["discount"], row["order_total"]) == (Decimal("19.990"), 0, None)
+    assert row["order_ts"] == "2026-01-05T11:58:11.123+02:00"
+    assert "channel" not in row
+    assert row["coupon"] == Decimal("0.12345")  # not a lake column: not the contract's business
+
+
+def remove_with(**attributes: Any) -> dict[str, Any]:
+    record = fixture("remove_order.json")
+    record["dynamodb"]["OldImage"].update(attributes)
+    return record
+
+
+def test_a_remove_lands_even_when_its_old_image_has_values_the_lake_cannot_hold(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A delete needs only its key and event fields: a bad old attribute becomes null, never a lost delete."""
+    from lake.writer import decode_rows, rows_to_table
+
+    record = remove_with(
+        quantity={"S": "two"}, unit_price={"N": "19.999"}, order_ts={"S": "garbage"},
+        customer_name={"N": "not a number"}, product_id={"X": "unknown descriptor"},
+    )
+
+    output = handler({"invocationId": "inv-9", "records": [firehose_record(record)]}, None)["records"][0]
+
+    row = row_of(output)
+    assert (row["order_id"], row["event_type"], row["is_deleted"]) == ("ord-1b2d4e6f", "REMOVE", True)
+    nulled = ("quantity", "unit_price", "order_ts", "customer_name", "product_id")
+    assert {name: row[name] for name in nulled} == dict.fromkeys(nulled)
+    assert row["order_total"] == Decimal("39.5")  # the good attributes stay
+    # The row converts to Parquet as it is: the delete reaches the lake.
+    (converted,) = rows_to_table(decode_rows([base64.b64decode(output["data"])])).to_pylist()
+    assert (converted["order_id"], converted["is_deleted"], converted["quantity"]) == ("ord-1b2d4e6f", True, None)
+    # And each null is explained in the log.
+    logged = capsys.readouterr().out
+    for name in nulled:
+        assert f"dynamodb.OldImage.{name}: " in logged
+
+
+def test_a_remove_without_a_usable_key_fails() -> None:
+    record = fixture("remove_order.json")
+    del record["dynamodb"]["Keys"]
+    del record["dynamodb"]["OldImage"]["order_id"]
+
+    assert failure_reason(firehose_record(record)) == (
+        "dynamodb.OldImage.order_id: missing, expected a non-empty string (the table's key)"
+    )
+    record["dynamodb"]["Keys"] = {"order_id": {"N": "12"}}
+    assert failure_reason(firehose_record(record)) == (
+        "dynamodb.Keys.order_id: got 12, expected a non-empty string (the table's key)"
+    )
+    del record["dynamodb"]["Keys"]
+    record["dynamodb"]["OldImage"] = None
+    assert failure_reason(firehose_record(record)) == "dynamodb.OldImage: expected a map of attributes, got None"
+
+
+def test_every_fixture_row_converts_to_the_lake_schema_exactly() -> None:
+    from lake.writer import decode_rows, rows_to_table
+
+    response = handler(fixture("firehose_event.json"), None)
+    lines = [base64.b64decode(r["data"]) for r in response["records"]]
+    table = rows_to_table(decode_rows(lines))
+    assert table.column("order_id").to_pylist() == ["ord-1b2d4e6f", "ord-7f3c9a2e", "ord-7f3c9a2e"]
+
+
+CANDIDATES = [
+    {"N": "2"}, {"N": "2.0"}, {"N": "2.5"}, {"N": "-7"}, {"N": "19.99"}, {"N": "19.990"}, {"N": "19.999"},
+    {"N": "0.0001"}, {"N": "9.9999"}, {"N": "10"}, {"N": "9999999999.99"}, {"N": "10000000000"},
+    {"N": "99999999999999.99"}, {"N": "-9223372036854775808"}, {"N": "9223372036854775808"}, {"N": "1E-130"},
+    {"N": "0E-200"}, {"N": "1E+20"}, {"S": "x"}, {"S": "19.99"}, {"S": "2026-01-05T09:58:11.123Z"},
+    {"S": "2026-01-05T09:58:11.123456Z"}, {"S": "2026-01-05"}, {"S": "2026-01-05T11:58:11+02:00"},
+    {"BOOL": True}, {"NULL": True}, {"L": []},
+]
+
+
+@pytest.mark.parametrize("column", ["customer_id", "quantity", "unit_price", "discount", "order_total", "order_ts"])
+def test_whatever_the_transform_passes_the_writer_converts_without_changing_it(column: str) -> None:
+    """The transform's contract is sound against lake/writer.py: an Ok row never meets a rounding or a refusal."""
+    from lake.writer import decode_rows, rows_to_table
+
+    for attribute in CANDIDATES:
+        output = transform_record(firehose_record(insert_with(**{column: attribute})))
+        if output["result"] != "Ok":
+            continue
+        (line,) = decode_rows([base64.b64decode(output["data"])])
+        (converted,) = rows_to_table([line]).to_pylist()
+        if column in ("quantity", "unit_price", "discount", "order_total") and line[column] is not None:
+            assert Decimal(converted[column]) == Decimal(line[column]), (column, attribute)
+        else:
+            assert (converted[column] is None) == (line[column] is None), (column, attribute)
