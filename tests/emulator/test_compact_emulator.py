@@ -7,7 +7,7 @@ import io
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -253,3 +253,276 @@ def test_compact_all_picks_partitions_with_more_than_n_objects(lake: Settings, e
     assert [(r.partition, r.inputs, len(r.outputs)) for r in results] == [("2026-01-05", 12, 1)]
     assert keys(emulator_clients, lake.lake_bucket, OTHER_DAY) == [OTHER_DAY + firehose_name(0)]
     assert compact.compact_all(emulator_clients, lake, console=Console(capture=True), more_than=5) == []
+
+
+# --- two runs on one partition: the lease, its renewal and the conditional journal delete ---------------------
+#
+# Each race is one deterministic interleaving: both runs share a FakeClock (one host), the second run is started
+# from inside the first one's S3 call or sleep, and a "pause" advances the clock past the lease without the
+# first run doing anything (a suspended process). The emulator's real conditional writes and deletes decide who
+# wins. After each interleaving a reader must see exactly the rows that were there before: no loss, no duplicate.
+
+LEASE = 900.0
+LATE = Counter(f"evt-{n:04d}" for n in range(900, 904))
+
+
+class FakeClock(compact.Clock):
+    """Wall and monotonic time that only move when a run sleeps or the test advances them."""
+
+    def __init__(self, on_sleep: Callable[[float], None] | None = None) -> None:
+        self.t = 0.0
+        self.slept: list[float] = []
+        self.on_sleep = on_sleep
+
+    def now(self) -> datetime:
+        return datetime(2026, 1, 6, 3, 0, tzinfo=UTC) + timedelta(seconds=self.t)
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+        self.slept.append(seconds)
+        if self.on_sleep is not None:
+            self.on_sleep(seconds)
+
+
+class Crash(BaseException):
+    """A process dying on the spot: raised from a hook, nothing of the run's own cleanup runs."""
+
+
+def run(clients: Clients, settings: Settings, clock: FakeClock, **kwargs: Any) -> compact.CompactResult:
+    kwargs = {"target_rows": 1000, "lease_s": LEASE, **kwargs}
+    return compact.compact_partition(clients, settings, year=2026, month=1, day=5, console=Console(capture=True),
+                                     clock=clock, **kwargs)
+
+
+def journal_body(clients: Clients, bucket: str) -> dict[str, Any] | None:
+    found = compact._read_journal(clients.s3, bucket, JOURNAL)
+    return None if found is None else found[0]
+
+
+def write_late_object(clients: Clients, bucket: str) -> None:
+    """The firehose keeps writing while the compactors race."""
+    clients.s3.put_object(Bucket=bucket, Key=DAY + firehose_name(99), Body=parquet(rows(900, 4)))
+
+
+def mutations(op: str, kwargs: dict[str, Any]) -> list[tuple[str, str]]:
+    """A successful S3 write as (put|delete, key), one per key of a DeleteObjects."""
+    if op == "delete_objects":
+        return [("delete", o["Key"]) for o in kwargs["Delete"]["Objects"]]
+    return [("put" if op == "put_object" else "delete", kwargs["Key"])]
+
+
+def second_run_crashing_in_writing(lake: Settings, clock: FakeClock) -> tuple[compact.CompactResult | None, str]:
+    """A second run that takes the stale journal over, starts its own compaction and dies right after its first
+    output PUT, leaving its `writing` journal: (its result if it got that far, its run id)."""
+    def die_after_first_output(op: str, kwargs: dict[str, Any]) -> None:
+        if op == "put_object" and "/compacted-" in kwargs["Key"] and kwargs["Key"] not in first_outputs:
+            raise Crash
+
+    clients = HookedClients(lake, die_after_first_output)
+    first_outputs = set(keys(clients, lake.lake_bucket, DAY))
+    try:
+        result = run(clients, lake, clock)
+    except Crash:
+        result = None
+    body = journal_body(clients, lake.lake_bucket)
+    assert body is not None and body["state"] == "writing", body
+    return result, body["run_id"]
+
+
+def test_a_live_run_in_a_grace_longer_than_the_lease_is_never_taken_over(
+        lake: Settings, emulator_clients: Clients) -> None:
+    bucket = lake.lake_bucket
+    during: list[tuple[compact.CompactResult, Counter[str]]] = []
+
+    def second_run_late_in_the_grace(seconds: float) -> None:
+        if clock.t > 1.5 * LEASE and not during:  # the commit is older than the lease by now
+            during.append((run(emulator_clients, lake, clock), event_ids(emulator_clients, bucket)))
+
+    clock = FakeClock(second_run_late_in_the_grace)
+    first = run(emulator_clients, lake, clock, grace_s=3 * LEASE)
+    (second, view), = during
+    assert second.skipped.startswith(f"run {first.run_id} is compacting it") and second.recovered == ""
+    assert view == ORIGINAL + ORIGINAL  # the inputs are still there: readers keep the whole grace
+    assert sum(clock.slept) == 3 * LEASE and max(clock.slept) <= LEASE / 3
+    assert not first.skipped and first.inputs == 12
+    assert event_ids(emulator_clients, bucket) == ORIGINAL
+    assert keys(emulator_clients, bucket, "_compaction/") == []
+
+
+@pytest.mark.parametrize("slow", ["reads", "writes"])
+def test_a_live_run_renews_its_lease_at_each_step(lake: Settings, emulator_clients: Clients,
+                                                   monkeypatch: pytest.MonkeyPatch, slow: str) -> None:
+    """Each input read (or output PUT) takes half a lease: the run as a whole outlasts its lease many times."""
+    bucket = lake.lake_bucket
+    clock = FakeClock()
+    seconds: list[compact.CompactResult] = []
+    steps = 0
+
+    def step() -> None:
+        nonlocal steps
+        steps += 1
+        clock.t += LEASE / 2
+        if steps == (8 if slow == "reads" else 3):
+            seconds.append(run(emulator_clients, lake, clock))
+
+    real_read = compact._read_input
+
+    def slow_read(s3: Any, bucket_: str, obj: compact.LakeObject) -> bytes:
+        if slow == "reads":
+            step()
+        return real_read(s3, bucket_, obj)
+
+    def slow_put(op: str, kwargs: dict[str, Any]) -> None:
+        if slow == "writes" and op == "put_object" and "/compacted-" in kwargs["Key"]:
+            step()
+
+    monkeypatch.setattr(compact, "_read_input", slow_read)
+    first = run(HookedClients(lake, slow_put), lake, clock, target_rows=20)
+    (second,) = seconds
+    assert second.skipped.startswith(f"run {first.run_id} is compacting it") and second.recovered == ""
+    assert not first.skipped and (first.inputs, len(first.outputs)) == (12, 4)
+    assert clock.t >= 2 * LEASE
+    assert event_ids(emulator_clients, bucket) == ORIGINAL
+    assert keys(emulator_clients, bucket, "_compaction/") == []
+
+
+def test_a_run_that_lost_its_lease_in_the_grace_stops_without_touching_anything(
+        lake: Settings, emulator_clients: Clients, monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket = lake.lake_bucket
+    monkeypatch.setattr(compact, "_abandon", lambda *args, **kwargs: None)  # the second run dies hard
+    first_ops: list[tuple[str, str]] = []
+    second_run_id = ""
+
+    def suspended_in_the_grace(seconds: float) -> None:
+        nonlocal second_run_id
+        if second_run_id:
+            return
+        clock.t += 2 * LEASE  # the process is suspended: no renewal, the lease runs out
+        write_late_object(emulator_clients, bucket)
+        _, second_run_id = second_run_crashing_in_writing(lake, clock)
+        first_ops.clear()  # from here on: what the first run does once it wakes up
+
+    def record(op: str, kwargs: dict[str, Any]) -> None:
+        first_ops.extend(mutations(op, kwargs))
+
+    clock = FakeClock(suspended_in_the_grace)
+    first = run(HookedClients(lake, record), lake, clock, grace_s=LEASE)
+    body = journal_body(emulator_clients, bucket)
+
+    # A later run (past the second one's lease) rolls the second back; the reader sees every row exactly once.
+    clock.t += 2 * LEASE
+    third = run(emulator_clients, lake, clock)
+    assert event_ids(emulator_clients, bucket) == ORIGINAL + LATE
+    assert keys(emulator_clients, bucket, "_compaction/") == []
+    assert third.recovered == "roll-back"
+    assert second_run_id and body is not None and body["run_id"] == second_run_id and body["state"] == "writing"
+    assert first_ops == []  # no input delete, no journal delete, no journal write
+    assert "lost its lease" in first.skipped
+
+
+def test_a_run_never_deletes_a_journal_it_no_longer_owns(lake: Settings, emulator_clients: Clients,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first run is suspended between deleting its inputs and deleting its journal; meanwhile a second run
+    rolls it forward and dies half way through its own compaction. Erasing the second run's `writing` journal
+    would leave its outputs and its inputs both visible, for good."""
+    bucket = lake.lake_bucket
+    monkeypatch.setattr(compact, "_abandon", lambda *args, **kwargs: None)  # the second run dies hard
+    second_run_id = ""
+
+    def suspended_after_the_input_delete(op: str, kwargs: dict[str, Any]) -> None:
+        nonlocal second_run_id
+        if op == "delete_objects" and not second_run_id:
+            clock.t += 2 * LEASE
+            write_late_object(emulator_clients, bucket)
+            _, second_run_id = second_run_crashing_in_writing(lake, clock)
+
+    clock = FakeClock()
+    first = run(HookedClients(lake, suspended_after_the_input_delete), lake, clock)
+    body = journal_body(emulator_clients, bucket)
+
+    clock.t += 2 * LEASE
+    third = run(emulator_clients, lake, clock)
+    assert event_ids(emulator_clients, bucket) == ORIGINAL + LATE
+    assert keys(emulator_clients, bucket, "_compaction/") == []
+    assert third.recovered == "roll-back"
+    assert second_run_id and body is not None and body["run_id"] == second_run_id and body["state"] == "writing"
+    assert first.inputs == 12 and "lost its lease" in first.skipped
+
+
+def test_a_run_that_lost_its_lease_before_the_commit_writes_nothing_more(
+        lake: Settings, emulator_clients: Clients) -> None:
+    """Suspended between two output PUTs: a second run rolls the first back and compacts the day itself. The
+    first, awake again, must not PUT its remaining outputs (they would duplicate every row, for good, if it died
+    before cleaning them up)."""
+    bucket = lake.lake_bucket
+    first_ops: list[tuple[str, str]] = []
+    seconds: list[compact.CompactResult] = []
+
+    def suspended_between_outputs(op: str, kwargs: dict[str, Any]) -> None:
+        first_ops.extend(mutations(op, kwargs))
+        if op == "put_object" and "/compacted-" in kwargs["Key"] and not seconds:
+            clock.t += 2 * LEASE
+            seconds.append(run(emulator_clients, lake, clock))
+            first_ops.clear()
+
+    clock = FakeClock()
+    first = run(HookedClients(lake, suspended_between_outputs), lake, clock, target_rows=20)
+    (second,) = seconds
+    assert second.recovered == "roll-back" and second.inputs == 12
+    assert not any(op == "put" for op, _ in first_ops)  # no output, no journal write
+    assert all(op == "delete" and f"-{first.run_id}-" in key for op, key in first_ops)  # its own outputs at most
+    assert "lost its lease" in first.skipped
+    assert event_ids(emulator_clients, bucket) == ORIGINAL
+    assert keys(emulator_clients, bucket, DAY) == sorted([DAY + "_SUCCESS", *second.outputs])
+    assert keys(emulator_clients, bucket, "_compaction/") == []
+
+
+def test_an_input_rewritten_after_the_snapshot_is_not_deleted(lake: Settings, emulator_clients: Clients) -> None:
+    """Inputs are deleted only if they still hold the bytes that were compacted (DeleteObjects with ETags)."""
+    bucket = lake.lake_bucket
+    rewritten = DAY + firehose_name(3)
+
+    def rewrite_an_input_after_the_commit(op: str, kwargs: dict[str, Any]) -> None:
+        if op == "put_object" and kwargs["Key"] == JOURNAL and b'"committed"' in kwargs["Body"]:
+            emulator_clients.s3.put_object(Bucket=bucket, Key=rewritten, Body=parquet(rows(900, 4)))
+
+    result = run(HookedClients(lake, rewrite_an_input_after_the_commit), lake, FakeClock())
+    assert result.inputs == 12
+    assert rewritten in keys(emulator_clients, bucket, DAY)
+    assert event_ids(emulator_clients, bucket) == ORIGINAL + LATE
+    assert keys(emulator_clients, bucket, "_compaction/") == []
+
+
+def test_the_emulator_evaluates_if_match_on_delete_so_a_late_takeover_keeps_its_journal(
+        lake: Settings, emulator_clients: Clients) -> None:
+    """A takeover landing between the journal re-read (HEAD If-Match) and the DELETE: the DELETE's own If-Match
+    (AWS since 2024, MiniStack too) refuses it. Also what the emulator honours on DeleteObjects: one ETag per key."""
+    bucket, s3 = lake.lake_bucket, emulator_clients.s3
+    clock = FakeClock()
+    ours = compact.Journal(JOURNAL, {"run_id": "first"})
+    compact._write_journal(s3, bucket, ours, clock, state="committed")
+
+    class TakeoverAfterHead:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(s3, name)
+
+        def head_object(self, **kwargs: Any) -> Any:
+            response = s3.head_object(**kwargs)
+            found = compact._read_journal(s3, bucket, JOURNAL)
+            assert found is not None
+            compact._write_journal(s3, bucket, compact.Journal(JOURNAL, *found), clock, run_id="recover-second",
+                                   state="recovering-committed")
+            return response
+
+    with pytest.raises(compact.LockLost):
+        compact._delete_journal(TakeoverAfterHead(), bucket, ours)
+    assert journal_body(emulator_clients, bucket)["run_id"] == "recover-second"  # type: ignore[index]
+
+    stale = s3.head_object(Bucket=bucket, Key=DAY + firehose_name(0))["ETag"]
+    s3.put_object(Bucket=bucket, Key=DAY + firehose_name(0), Body=parquet(rows(900, 4)))
+    resp = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": DAY + firehose_name(0), "ETag": stale}]})
+    assert [e["Code"] for e in resp.get("Errors", [])] == ["PreconditionFailed"]
+    assert DAY + firehose_name(0) in keys(emulator_clients, bucket, DAY)

@@ -1,13 +1,19 @@
 """Compaction's pure parts: which objects are rewritten, into how many files, named how, and
-what a journal left by another run means."""
+what a journal left by another run means; and the journal's lease against an in-memory S3."""
 
 from __future__ import annotations
 
+import io
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pyarrow as pa
 import pytest
+from botocore.exceptions import ClientError
 
+import lake.compact as compact
 from common.errors import ConfigError
 from lake.compact import (
     LakeObject,
@@ -213,3 +219,172 @@ def test_sort_rows_orders_by_event_time_then_sequence() -> None:
 
 def test_split_lines_keeps_each_line_once_with_its_newline() -> None:
     assert split_lines(b'{"a":1}\n{"a":2}\n\n{"a":3}') == [b'{"a":1}\n', b'{"a":2}\n', b'{"a":3}\n']
+
+
+# --- the journal's lease and its conditional delete, against an in-memory S3 -----------------------
+
+
+class FakeS3:
+    """Just enough S3 for a journal: PutObject, GetObject, HeadObject and DeleteObject with If-Match /
+    If-None-Match as AWS evaluates them. `delete_honours_if_match=False` plays an S3 that ignores If-Match
+    on DeleteObject; `before_delete` runs between a HeadObject and the DeleteObject that follows it."""
+
+    def __init__(self, delete_honours_if_match: bool = True) -> None:
+        self.objects: dict[str, tuple[bytes, str]] = {}
+        self.delete_honours_if_match = delete_honours_if_match
+        self.before_delete: Callable[[], None] | None = None
+        self.puts = 0
+
+    @staticmethod
+    def _fail(code: str, status: int) -> None:
+        raise ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "S3")
+
+    def _check(self, key: str, if_match: str | None, if_none_match: str | None = None, head: bool = False) -> None:
+        current = self.objects.get(key)
+        if if_none_match == "*" and current is not None:
+            self._fail("412" if head else "PreconditionFailed", 412)
+        if if_match is not None and current is None:
+            self._fail("404" if head else "NoSuchKey", 404)
+        if if_match is not None and current is not None and current[1] != if_match:
+            self._fail("412" if head else "PreconditionFailed", 412)
+
+    def put_object(self, *, Bucket: str, Key: str, Body: bytes, IfMatch: str | None = None,
+                   IfNoneMatch: str | None = None, **_: Any) -> dict[str, Any]:
+        self._check(Key, IfMatch, IfNoneMatch)
+        self.puts += 1
+        self.objects[Key] = (Body, f'"etag-{self.puts}"')
+        return {"ETag": self.objects[Key][1]}
+
+    def get_object(self, *, Bucket: str, Key: str, IfMatch: str | None = None) -> dict[str, Any]:
+        if Key not in self.objects:
+            self._fail("NoSuchKey", 404)
+        self._check(Key, IfMatch)
+        body, etag = self.objects[Key]
+        return {"Body": io.BytesIO(body), "ETag": etag}
+
+    def head_object(self, *, Bucket: str, Key: str, IfMatch: str | None = None) -> dict[str, Any]:
+        if Key not in self.objects:
+            self._fail("404", 404)
+        self._check(Key, IfMatch, head=True)
+        return {"ETag": self.objects[Key][1]}
+
+    def delete_object(self, *, Bucket: str, Key: str, IfMatch: str | None = None) -> dict[str, Any]:
+        if self.before_delete is not None:
+            self.before_delete()
+        if self.delete_honours_if_match:
+            self._check(Key, IfMatch)
+        self.objects.pop(Key, None)
+        return {}
+
+    def journal(self, key: str) -> dict[str, Any]:
+        return json.loads(self.objects[key][0])
+
+
+class FakeClock(compact.Clock):
+    def __init__(self, on_sleep: Callable[[], None] | None = None) -> None:
+        self.t = 0.0
+        self.slept: list[float] = []
+        self.on_sleep = on_sleep
+
+    def now(self) -> datetime:
+        return datetime(2026, 1, 6, 3, 0, tzinfo=UTC) + timedelta(seconds=self.t)
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+        self.slept.append(seconds)
+        if self.on_sleep is not None:
+            self.on_sleep()
+
+
+KEY = "_compaction/orders/year=2026/month=01/day=05.json"
+
+
+def held_lease(s3: FakeS3, clock: FakeClock, lease_s: float = 900.0) -> compact.Lease:
+    lease = compact.Lease(s3, "lake", compact.Journal(KEY, {"run_id": "first"}), lease_s, clock)
+    lease.write(state="committed")
+    return lease
+
+
+def take_over(s3: FakeS3, clock: FakeClock) -> None:
+    """Another run's compare-and-swap on the journal, as a recovery does."""
+    found = compact._read_journal(s3, "lake", KEY)
+    assert found is not None
+    compact._write_journal(s3, "lake", compact.Journal(KEY, *found), clock, state="recovering-committed",
+                           run_id="recover-second")
+
+
+def test_a_waiting_run_renews_its_lease_every_third_of_it_so_no_one_may_take_it_over() -> None:
+    s3 = FakeS3()
+    ages: list[str] = []
+
+    def another_run_looks() -> None:  # what a second run decides at each instant of the wait
+        ages.append(recovery_action(s3.journal(KEY), clock.now(), lease_s=900))
+
+    clock = FakeClock(another_run_looks)
+    lease = held_lease(s3, clock)
+    lease.wait(3 * 900)
+    assert clock.slept == [300.0] * 9
+    assert set(ages) == {"skip"}
+    assert s3.journal(KEY)["updated"] == clock.now().isoformat() and s3.journal(KEY)["state"] == "committed"
+    puts = s3.puts
+    lease.keep()  # renewed just now: no request
+    assert s3.puts == puts
+    clock.t += 300
+    lease.keep()
+    assert s3.puts == puts + 1
+
+
+def test_a_lease_of_zero_waits_in_one_sleep() -> None:
+    clock = FakeClock()
+    held_lease(FakeS3(), clock, lease_s=0).wait(5)
+    assert clock.slept == [5]
+
+
+def test_a_run_whose_journal_was_taken_over_loses_its_lease_at_the_next_renewal() -> None:
+    s3 = FakeS3()
+    clock = FakeClock()
+    lease = held_lease(s3, clock)
+    clock.t += 2 * 900  # suspended past the lease
+    take_over(s3, clock)
+    with pytest.raises(compact.LockLost, match="belongs to another run"):
+        lease.keep()
+    with pytest.raises(compact.LockLost):
+        lease.wait(1)
+    assert s3.journal(KEY)["run_id"] == "recover-second"
+
+
+@pytest.mark.parametrize("honours", [True, False], ids=["s3-honours-if-match", "s3-ignores-if-match"])
+def test_the_journal_is_deleted_only_while_it_is_ours(honours: bool) -> None:
+    s3 = FakeS3(delete_honours_if_match=honours)
+    clock = FakeClock()
+    lease = held_lease(s3, clock)
+    take_over(s3, clock)
+    with pytest.raises(compact.LockLost, match="now belongs to another run; left it alone"):
+        lease.release()
+    assert s3.journal(KEY)["run_id"] == "recover-second"
+
+    mine = held_lease(s3 := FakeS3(delete_honours_if_match=honours), clock)
+    mine.release()
+    assert s3.objects == {}
+    mine.release()  # already gone (our earlier attempt, or a recovery that finished our work): fine
+
+
+@pytest.mark.parametrize(("honours", "kept"), [(True, True), (False, False)],
+                         ids=["s3-honours-if-match", "s3-ignores-if-match"])
+def test_a_takeover_between_the_reread_and_the_delete(honours: bool, kept: bool) -> None:
+    """Where S3 evaluates If-Match on DeleteObject (AWS, MiniStack) the delete is atomic. Where it ignores it,
+    a takeover landing between our HeadObject and our DeleteObject is the window that remains: documented."""
+    s3 = FakeS3(delete_honours_if_match=honours)
+    clock = FakeClock()
+    lease = held_lease(s3, clock)
+    s3.before_delete = lambda: take_over(s3, clock)
+    if kept:
+        with pytest.raises(compact.LockLost):
+            lease.release()
+        assert s3.journal(KEY)["run_id"] == "recover-second"
+    else:
+        lease.release()
+        assert KEY not in s3.objects
