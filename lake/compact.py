@@ -21,7 +21,10 @@ The protocol, for the partition <lake prefix>year=YYYY/month=MM/day=DD/:
  1. Lock: create the journal s3://<lake>/_compaction/<lake prefix>year=YYYY/month=MM/day=DD.json
     with If-None-Match: * (state `planning`). It lives outside the table location (and starts
     with `_`), so no reader or crawler ever sees it. A second compactor finds it and skips the
-    partition; a journal not updated for `lease_s` is taken over (If-Match) and recovered.
+    partition; a journal not updated for `lease_s` is taken over (If-Match) and recovered. The
+    run renews its lease (a compare-and-swap of the journal with a new `updated`) whenever a third
+    of it has passed: before each input read and output PUT, between delete batches, and all
+    through the grace period. A renewal that fails means another run took over: this run stops.
  2. Snapshot: LIST the partition once. Inputs are its data objects smaller than `large_bytes`
     (names starting with `_` or `.` are not data, as for Athena and Hive); objects written later
     (the firehose runner keeps writing) are never read, never deleted.
@@ -48,8 +51,19 @@ The guarantee, precisely:
   and opens an input after it gets NoSuchKey and must be retried; `grace_s` (longer than your
   longest query) avoids that at the price of a longer duplicate window.
 - A crash leaves the journal; the next run on that partition (after `lease_s`) finishes or
-  undoes the work the journal describes. On the versioned lake bucket a deleted input stays
-  as a noncurrent version until a lifecycle rule expires it.
+  undoes the work the journal describes.
+- Two runs: the journal's compare-and-swap decides. A live run keeps its journal younger than a
+  third of the lease, so a second run skips the partition (it never rolls a live run forward nor
+  back, and never cuts its grace short), whatever `grace_s` is. A run stalled past its lease (a
+  suspended process, clocks more than 2/3 of the lease apart) is taken over; its next renewal
+  fails and it stops without touching anything but its own not-yet-committed outputs.
+  What remains: a run stalled between a renewal and its next write still makes that one write.
+  An input delete is harmless (the takeover rolls the same commit forward); an output PUT after
+  a roll-back is removed by the stalled run itself
+  at its next renewal, but stays as a duplicate if that run dies first, or if the run that took
+  over listed it as an input in between. S3 offers no fencing token that would close this.
+- On the versioned lake bucket a deleted input stays as a noncurrent version until a lifecycle
+  rule expires it.
 """
 
 from __future__ import annotations
@@ -87,7 +101,7 @@ FORMATS = ("parquet", "jsonl.gz", "jsonl")
 EXTENSIONS = {"parquet": ".parquet", "jsonl.gz": ".gz", "jsonl": ""}
 _PARTITION = re.compile(r"year=(\d{4})/month=(\d{2})/day=(\d{2})/([^/]+)$")
 _COMPACTED = re.compile(r"^compacted-.*-(\d+)rows(?:\.parquet|\.gz)?$")
-_LOST = ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409")
+_LOST = ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409", "404")
 
 
 class LockLost(TerminalError):
@@ -379,16 +393,63 @@ def _write_journal(s3: Any, bucket: str, journal: Journal, clock: Clock, **chang
     journal.body, journal.etag = body, resp["ETag"]
 
 
-def _delete_keys(s3: Any, bucket: str, keys: list[str]) -> None:
-    """DeleteObjects in batches of 1,000; a key already gone is fine (idempotent)."""
+def _delete_journal(s3: Any, bucket: str, journal: Journal) -> None:
+    s3.delete_object(Bucket=bucket, Key=journal.key)
+
+
+@dataclass
+class Lease:
+    """This run's hold on its journal; every journal write is a compare-and-swap that renews it.
+
+    A journal whose `updated` is `lease_s` old is taken over by the next run, so a live run renews
+    it (CAS, same state, new `updated`) whenever a third of the lease has passed since its last
+    write: before each input read and output PUT, between delete batches, and all through the grace
+    period. A CAS that fails raises LockLost: another run took over, and this one must stop.
+    """
+
+    s3: Any
+    bucket: str
+    journal: Journal
+    lease_s: float
+    clock: Clock
+    renewed: float = -math.inf  # monotonic time of our last successful journal write
+
+    def write(self, **changes: Any) -> None:
+        _write_journal(self.s3, self.bucket, self.journal, self.clock, **changes)
+        self.renewed = self.clock.monotonic()
+
+    def keep(self) -> None:
+        """Renew when a third of the lease has passed since our last write; LockLost if we lost it."""
+        if self.clock.monotonic() - self.renewed >= self.lease_s / 3:
+            self.write()
+
+    def wait(self, seconds: float) -> None:
+        """Sleep `seconds` in slices of a third of the lease, renewing after each one."""
+        remaining = seconds
+        while remaining > 0:
+            step = min(remaining, self.lease_s / 3) if self.lease_s > 0 else remaining
+            self.clock.sleep(step)
+            remaining -= step
+            self.write()
+
+    def release(self) -> None:
+        _delete_journal(self.s3, self.bucket, self.journal)
+
+
+def _delete_keys(s3: Any, bucket: str, keys: list[str], etags: dict[str, str] | None = None,
+                 tick: Callable[[], None] | None = None) -> list[str]:
+    """DeleteObjects in batches of 1,000 (`tick` before each); a key already gone is fine (idempotent)."""
     delete = retrying()(s3.delete_objects)
     for start in range(0, len(keys), DELETE_BATCH):
+        if tick is not None:
+            tick()
         batch = keys[start:start + DELETE_BATCH]
         resp = delete(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
         errors = [e for e in resp.get("Errors", []) if e.get("Code") != "NoSuchKey"]
         if errors:
             raise TerminalError(f"could not delete {errors[0]['Key']}: {errors[0].get('Code')}; re-run compact "
                                 "(the journal finishes the job)")
+    return []
 
 
 def list_objects(s3: Any, bucket: str, prefix: str) -> list[LakeObject]:
@@ -398,20 +459,32 @@ def list_objects(s3: Any, bucket: str, prefix: str) -> list[LakeObject]:
     return objects
 
 
-def recover(s3: Any, bucket: str, journal: Journal, console: Console, clock: Clock = SYSTEM_CLOCK) -> str:
+def recover(s3: Any, bucket: str, journal: Journal, console: Console, clock: Clock = SYSTEM_CLOCK,
+            lease_s: float = DEFAULT_LEASE_S) -> str:
     """Finish (committed) or undo (writing) what a crashed run's journal describes; then drop it."""
     action = journal_action(journal.body)
     run_id = journal.body.get("run_id")
     # Take the journal over first (If-Match): two recoveries never act on the same journal.
-    _write_journal(s3, bucket, journal, clock, state=f"recovering-{base_state(journal.body.get('state'))}",
-                   recovered_from=run_id, run_id=f"recover-{uuid.uuid4().hex[:8]}")
+    lease = Lease(s3, bucket, journal, lease_s, clock)
+    lease.write(state=f"recovering-{base_state(journal.body.get('state'))}", recovered_from=run_id,
+                run_id=f"recover-{uuid.uuid4().hex[:8]}")
+    changed: list[str] = []
     if action == "roll-forward":
-        _delete_keys(s3, bucket, [i["key"] for i in journal.body.get("inputs", [])])
+        inputs = journal.body.get("inputs", [])
+        changed = _delete_keys(s3, bucket, [i["key"] for i in inputs], {i["key"]: i.get("etag", "") for i in inputs},
+                               lease.keep)
     elif action == "roll-back":
-        _delete_keys(s3, bucket, list(journal.body.get("outputs", [])))
-    s3.delete_object(Bucket=bucket, Key=journal.key)
+        _delete_keys(s3, bucket, list(journal.body.get("outputs", [])), None, lease.keep)
+    lease.release()
     console.warn(f"recovered compaction run {run_id} ({action}) from {journal.key}")
+    _warn_changed(console, journal.key, changed)
     return action
+
+
+def _warn_changed(console: Console, where: str, changed: list[str]) -> None:
+    if changed:
+        console.warn(f"{where}: {len(changed)} input(s) were rewritten after they were read and stay in place "
+                     f"(their new rows were not compacted), e.g. {changed[0]}")
 
 
 # --- I/O: compaction -------------------------------------------------------------------------------
@@ -448,8 +521,9 @@ class InputChanged(TerminalError):
 
 
 def _build_outputs(s3: Any, bucket: str, fmt: str, inputs: tuple[LakeObject, ...], target_rows: int,
-                   name: Callable[[int, str], str]) -> tuple[list[tuple[str, bytes]], int]:
-    """Read the inputs one by one; return (key, body) per output and the row count."""
+                   name: Callable[[int, str], str], tick: Callable[[], None] = lambda: None,
+                   ) -> tuple[list[tuple[str, bytes]], int]:
+    """Read the inputs one by one (`tick` before each); return (key, body) per output and the row count."""
     outputs: list[tuple[str, bytes]] = []
     rows = 0
     if fmt == "parquet":
@@ -460,6 +534,7 @@ def _build_outputs(s3: Any, bucket: str, fmt: str, inputs: tuple[LakeObject, ...
                 outputs.append((name(table.num_rows, fmt), encode_parquet_table(sort_rows(table))))
 
         for obj in inputs:
+            tick()
             table = pq.read_table(io.BytesIO(_read_input(s3, bucket, obj)))
             rows += table.num_rows
             emit(batcher.add(table))
@@ -467,6 +542,7 @@ def _build_outputs(s3: Any, bucket: str, fmt: str, inputs: tuple[LakeObject, ...
         return outputs, rows
     lines: list[bytes] = []
     for obj in inputs:
+        tick()
         lines += split_lines(_read_input(s3, bucket, obj))
     rows = len(lines)
     start = 0
@@ -513,19 +589,21 @@ def compact_partition(
             console.warn(f"{part}: skipped, {result.skipped}")
             return result
         try:
-            result.recovered = recover(s3, bucket, Journal(journal.key, body, etag), console, clock)
+            result.recovered = recover(s3, bucket, Journal(journal.key, body, etag), console, clock, lease_s)
         except LockLost:
             result.skipped = f"another run is recovering the journal {journal.key}"
             console.warn(f"{part}: skipped, {result.skipped}")
             return result
+    lease = Lease(s3, bucket, journal, lease_s, clock)
     try:
-        _write_journal(s3, bucket, journal, clock, state="planning")
+        lease.write(state="planning")
     except LockLost:
         result.skipped = f"another run took the journal {journal.key} first"
         console.warn(f"{part}: skipped, {result.skipped}")
         return result
 
     written: list[str] = []
+    committing = False  # from the commit PUT on, our outputs may be what a roll-forward relies on
     committed = False
     try:
         # 2-3. snapshot and read
@@ -534,7 +612,7 @@ def compact_partition(
         result.kept = len(plan.kept)
         if not plan.groups:
             result.skipped = f"fewer than {max(min_objects, 2)} small objects of one format to rewrite"
-            s3.delete_object(Bucket=bucket, Key=journal.key)
+            lease.release()
             console.info(f"{part}: nothing to compact ({result.skipped})")
             return result
         stamp, numbers = clock.now(), itertools.count(1)
@@ -544,7 +622,7 @@ def compact_partition(
 
         outputs: list[tuple[str, bytes]] = []
         for fmt, inputs in plan.groups.items():
-            built, rows = _build_outputs(s3, bucket, fmt, inputs, target_rows, name)
+            built, rows = _build_outputs(s3, bucket, fmt, inputs, target_rows, name, lease.keep)
             outputs += built
             result.rows += rows
         result.inputs = len(plan.inputs)
@@ -553,22 +631,35 @@ def compact_partition(
         result.outputs = [key for key, _ in outputs]
 
         # 4-6. intent, outputs, commit
-        _write_journal(s3, bucket, journal, clock, state="writing", outputs=result.outputs, rows=result.rows,
-                       inputs=[{"key": o.key, "etag": o.etag, "size": o.size} for o in plan.inputs])
+        lease.write(state="writing", outputs=result.outputs, rows=result.rows,
+                    inputs=[{"key": o.key, "etag": o.etag, "size": o.size} for o in plan.inputs])
         window_opened = clock.monotonic()
         put = retrying()(s3.put_object)
         for key, body in outputs:
+            lease.keep()
             put(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
             written.append(key)
-        _write_journal(s3, bucket, journal, clock, state="committed")
+        committing = True
+        lease.write(state="committed")
         committed = True
 
-        # 7. grace, delete the inputs, drop the journal
-        if grace_s > 0:
-            clock.sleep(grace_s)
-        _delete_keys(s3, bucket, [o.key for o in plan.inputs])
+        # 7. grace (renewing the lease), delete exactly the inputs we read, drop our journal
+        lease.wait(grace_s)
+        changed = _delete_keys(s3, bucket, [o.key for o in plan.inputs], {o.key: o.etag for o in plan.inputs},
+                               lease.keep)
         result.duplicate_window_s = clock.monotonic() - window_opened
-        s3.delete_object(Bucket=bucket, Key=journal.key)
+        _warn_changed(console, str(part), changed)
+        lease.release()
+    except LockLost as exc:
+        # Another run took the journal over (we were stalled past the lease): it finishes or undoes
+        # this run's work, so we stop. Only before the commit do we remove our own outputs, which the
+        # takeover rolled back already but which a PUT of ours may have re-created since.
+        if not committing:
+            with contextlib.suppress(Exception):
+                _delete_keys(s3, bucket, written)
+        result.skipped = f"lost its lease ({exc}); stopped, the run that took over finishes the job"
+        console.warn(f"{part}: {result.skipped}")
+        return result
     except InputChanged as exc:
         result.skipped = str(exc)
         _abandon(s3, bucket, journal, written)
@@ -576,7 +667,7 @@ def compact_partition(
         return result
     except BaseException:
         if not committed:
-            _abandon(s3, bucket, journal, written)
+            _abandon(s3, bucket, journal, written, committing)
         raise  # committed: the journal stays, the next run rolls forward
     result.elapsed_s = clock.monotonic() - began
     console.ok(f"{part}: {result.inputs} objects -> {len(result.outputs)} ({result.rows:,} rows, "
@@ -584,22 +675,25 @@ def compact_partition(
     return result
 
 
-def _abandon(s3: Any, bucket: str, journal: Journal, written: list[str]) -> None:
+def _abandon(s3: Any, bucket: str, journal: Journal, written: list[str], committing: bool = False) -> None:
     """Undo a run that failed before it knew it had committed.
 
     If the journal says we did commit (the commit PUT landed but its answer was lost), nothing is
-    undone: the next run rolls forward. Otherwise our outputs go first, then our journal, so a
-    failure half way leaves a `writing` journal that the next run rolls back: duplicates are
-    always cleaned up, inputs are never touched.
+    undone: the next run rolls forward. If the commit was sent and the journal is no longer ours,
+    we cannot tell whether a takeover rolled our commit forward, so nothing is touched either.
+    Otherwise our outputs go first, then our journal (If-Match), so a failure half way leaves a
+    `writing` journal that the next run rolls back: inputs are never touched.
     """
     with contextlib.suppress(Exception):
         found = _read_journal(s3, bucket, journal.key)
         ours = found is not None and found[0].get("run_id") == journal.body.get("run_id")
         if ours and base_state(found[0].get("state")) == "committed":
             return
+        if committing and not ours:
+            return
         _delete_keys(s3, bucket, written)
-        if ours:
-            s3.delete_object(Bucket=bucket, Key=journal.key)
+        if ours and found is not None:
+            _delete_journal(s3, bucket, Journal(journal.key, found[0], found[1]))
 
 
 def compact_all(
