@@ -2,14 +2,35 @@
 
 Mirrors Kinesis Data Firehose with a Kinesis source, a Lambda processor and dynamic partitioning:
 - records are batched for the Lambda by the processor's BufferSizeInMBs / BufferIntervalInSeconds,
-  each invoke under Lambda's 6 MB synchronous limit; a failed invoke is retried NumberOfRetries
-  times, then its records go to the error output as processing-failed;
+  each invoke under Lambda's 6 MB synchronous limit;
+- a failed invoke is retried by one policy, `InvokeRetry`, and nothing else (the Lambda client
+  makes one attempt per call, no retry decorator). AWS documents that an invocation failing on a
+  network timeout or on the Lambda invocation limit is retried three times by default, after which
+  the batch is skipped and its records are treated as unsuccessfully processed (processing-failed)
+  (data-transformation-failure-handling.html); the count is the Lambda processor's NumberOfRetries
+  parameter, default 3 (API_ProcessorParameter.html). So only transient failures are retried:
+  throttling (TooManyRequestsException, any 429), Lambda's 5xx (ServiceException, the EC2/ENI
+  errors), a function still being updated, the network (connect and read timeouts), and an
+  Unhandled function error, which is how a timed-out function answers; a failure another attempt
+  cannot fix (no such function, a request Lambda refuses, a Handled error, an answer that is not
+  JSON) fails the batch at once. Between attempts it waits with exponential backoff and full jitter,
+  base 1 s doubling, capped at 20 s (botocore's standard retry mode for throttling; the AWS SDKs'
+  retry behaviour, sdkref feature-retry-behavior.html, and the Builders' Library article on backoff
+  with jitter). AWS documents neither its wait between Lambda retries nor a retry duration for the
+  processor (only that one invocation may last up to 5 minutes, data-transformation.html), so
+  NumberOfRetries alone bounds the window. The sleep and the jitter draw are injectable: tests never
+  wait;
 - the Lambda's answer is checked (every recordId once, result Ok / Dropped / ProcessingFailed,
   base64 data, metadata.partitionKeys), anything else is processing-failed;
 - transformed rows are buffered per evaluated prefix by BufferingHints, at most 500 active
   partitions (beyond: activePartitionExceeded... to the error output as partitioning-failed);
 - objects are named as Firehose names them; the checkpoint moves only past records in S3.
 https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html
+https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-failure-handling.html
+https://docs.aws.amazon.com/firehose/latest/APIReference/API_ProcessorParameter.html
+https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html (its errors and status codes)
+https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
+https://aws.amazon.com/builders-library/timeouts-retries-and-backoff-with-jitter/
 https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning.html
 https://docs.aws.amazon.com/firehose/latest/dev/basic-deliver.html
 """
@@ -19,16 +40,19 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from common.aws import Clients, error_code, retrying
+from common.aws import TRANSIENT_CODES, Clients, error_code, retrying
 from common.errors import TransientError
 from lake.keys import PartitionKeyError, evaluate_prefix, object_name
 from lake.writer import ConversionError, check_row, decode_rows, encode_jsonl_gzip, encode_parquet
@@ -41,6 +65,50 @@ from runners.refresh import Refreshing
 KINESIS_GET_LIMIT = 10000
 VALID_RESULTS = ("Ok", "Dropped", "ProcessingFailed")
 _REASON = re.compile(r"recordId=(\S+) reason=(.*)")
+# Invoke errors another attempt may fix (API_Invoke.html): throttling, Lambda's own 5xx, a function
+# that is being updated or whose network is not ready yet. Any 5xx status counts too.
+TRANSIENT_INVOKE_CODES = TRANSIENT_CODES | frozenset({
+    "ServiceException", "EC2ThrottledException", "EC2UnexpectedException", "ENILimitReachedException",
+    "SubnetIPAddressLimitReachedException", "ResourceNotReadyException", "ResourceConflictException",
+    "EFSMountConnectivityException", "EFSMountTimeoutException", "SnapStartTimeoutException",
+    "SnapStartNotReadyException",
+})
+
+
+@dataclass(frozen=True)
+class InvokeRetry:
+    """The one retry policy of a Lambda invoke: `retries` more attempts, full-jitter exponential backoff."""
+
+    retries: int  # the Lambda processor's NumberOfRetries
+    base_s: float = 1.0
+    cap_s: float = 20.0
+
+    def delay(self, retry: int, draw: float) -> float:
+        """The wait before retry number `retry` + 1: `draw` (uniform in [0, 1)) times min(cap, base * 2**retry)."""
+        return draw * min(self.cap_s, self.base_s * 2 ** min(retry, 32))
+
+
+@dataclass(frozen=True)
+class InvokeFailure:
+    """Why one invoke attempt failed, and whether another attempt may succeed."""
+
+    code: str
+    message: str
+    transient: bool
+
+
+def invoke_failure(exc: Exception) -> InvokeFailure:
+    """Classify an exception raised by Invoke (a ClientError with AWS's code, or botocore's network errors)."""
+    if isinstance(exc, ClientError):
+        code = error_code(exc) or "Lambda.InvokeError"
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        return InvokeFailure(code, str(exc)[:200], code in TRANSIENT_INVOKE_CODES or status == 429 or status >= 500)
+    return InvokeFailure(type(exc).__name__, str(exc)[:200], True)  # the network: the call may not have arrived
+
+
+def one_attempt_client(clients: Clients, service: str) -> Any:
+    """A client of the same endpoint and credentials whose calls make one attempt (botocore retries none)."""
+    return Clients(clients.settings, max_attempts=0).client(service)
 
 
 @dataclass(frozen=True)
@@ -177,12 +245,18 @@ class FirehoseRunner:
 
     name = "firehose"
 
-    def __init__(self, clients: Clients, config: FirehoseConfig, checkpoint_path: Path) -> None:
+    def __init__(self, clients: Clients, config: FirehoseConfig, checkpoint_path: Path, *,
+                 lambda_client: Any = None, sleep: Callable[[float], None] = time.sleep,
+                 draw: Callable[[], float] = random.random) -> None:
         self.clients = clients
         self.config = config
         self.kinesis = clients.kinesis
         self.s3 = clients.s3
-        self.lam = clients.client("lambda")
+        # One attempt per call: InvokeRetry is the only retry loop around Invoke.
+        self.lam = lambda_client if lambda_client is not None else one_attempt_client(clients, "lambda")
+        self.retry = InvokeRetry(config.lambda_retries)
+        self._sleep = sleep
+        self._draw = draw
         self.region = clients.settings.region
         self.checkpoint = Checkpoint(checkpoint_path)
         self.iterators: dict[str, str | None] = {}
@@ -258,31 +332,37 @@ class FirehoseRunner:
         )
 
     def _invoke(self, records: list[SourceRecord]) -> list[Outcome]:
+        """Invoke the transform for one batch under InvokeRetry; the answer is checked record by record."""
         payload = json.dumps(invoke_event(records, self.config, self.region)).encode()
-        last_error = ""
-        for _attempt in range(1, self.config.lambda_retries + 2):
-            try:
-                resp = self._call_lambda(payload)
-            except ClientError as exc:
-                last_error = f"{error_code(exc)}: {str(exc)[:200]}"
-                continue
-            body = resp["Payload"].read()
-            if resp.get("FunctionError"):
-                last_error = f"Lambda.FunctionError: {body[:300].decode(errors='replace')}"
-                continue
-            try:
-                answer = json.loads(body)
-            except ValueError:
-                last_error = "Lambda.InvalidResponse: the response is not JSON"
-                continue
-            tail = base64.b64decode(resp.get("LogResult", "") or "").decode(errors="replace")
-            return parse_response(records, answer, reasons_from_log(tail))
-        return [Outcome(r, "ProcessingFailed", error_code=last_error.split(":", 1)[0],
-                        error_message=last_error, attempts=self.config.lambda_retries + 1) for r in records]
+        attempts = self.retry.retries + 1
+        for attempt in range(1, attempts + 1):
+            answer, failure = self._invoke_once(payload)
+            if failure is None:
+                return parse_response(records, answer[0], reasons_from_log(answer[1]))
+            if not failure.transient or attempt == attempts:
+                break
+            self._sleep(self.retry.delay(attempt - 1, self._draw()))
+        message = f"{failure.code}: {failure.message}"
+        return [Outcome(r, "ProcessingFailed", error_code=failure.code, error_message=message, attempts=attempt)
+                for r in records]
 
-    @retrying(attempts=4)
-    def _call_lambda(self, payload: bytes) -> dict[str, Any]:
-        return self.lam.invoke(FunctionName=self.config.lambda_arn, Payload=payload, LogType="Tail")
+    def _invoke_once(self, payload: bytes) -> tuple[Any, InvokeFailure | None]:
+        """One Invoke: ((answer, log tail), None), or (None, why it failed)."""
+        try:
+            resp = self.lam.invoke(FunctionName=self.config.lambda_arn, Payload=payload, LogType="Tail")
+            body = resp["Payload"].read()
+        except (ClientError, HTTPClientError, BotoConnectionError) as exc:
+            return None, invoke_failure(exc)
+        function_error = resp.get("FunctionError")
+        if function_error:  # Unhandled includes a timed-out function: worth another attempt; Handled is not
+            return None, InvokeFailure("Lambda.FunctionError", body[:300].decode(errors="replace"),
+                                       function_error == "Unhandled")
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            return None, InvokeFailure("Lambda.InvalidResponse", "the response is not JSON", False)
+        tail = base64.b64decode(resp.get("LogResult", "") or "").decode(errors="replace")
+        return (answer, tail), None
 
     def _route(self, outcomes: list[Outcome], now: float) -> None:
         stamp = datetime.now(UTC)

@@ -120,7 +120,7 @@ def test_throttling_everywhere_is_retried_and_nothing_is_lost(settings: Settings
     pipe, firehose = runners(clients, settings, "throttle")
     faults = [
         Fault(clients.kinesis, "PutRecords", "ProvisionedThroughputExceededException", times=2),
-        Fault(clients.client("lambda"), "Invoke", "TooManyRequestsException", times=2, status=429),
+        Fault(firehose.lam, "Invoke", "TooManyRequestsException", times=2, status=429),  # its one-attempt client
         Fault(clients.s3, "PutObject", "SlowDown", times=2, status=503),
         Fault(clients.kinesis, "GetRecords", "ProvisionedThroughputExceededException", times=1),
         Fault(clients.client("dynamodbstreams"), "GetRecords", "LimitExceededException", times=1),

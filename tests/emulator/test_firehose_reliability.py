@@ -21,6 +21,7 @@ from common.console import Console
 from runners.firehose import FirehoseRunner
 from runners.firehose_config import parse_config
 from runners.pipe import PipeRunner
+from tests.fixtures.faults import Fault
 
 BUCKET = "fr-lake"
 ITEM = {
@@ -96,3 +97,21 @@ def test_a_delete_lands_even_when_the_deleted_item_holds_a_value_the_lake_cannot
     assert json.loads(base64.b64decode(failed["rawData"]))["eventName"] == "MODIFY"  # the original record, kept
     assert failed["errorMessage"].startswith("dynamodb.NewImage.quantity: got 'two', expected int64")
     assert not error_docs(clients, "format-conversion-failed")
+
+
+def test_a_throttled_invoke_is_retried_with_backoff_and_every_record_lands(settings: Settings) -> None:
+    clients = Clients(settings)
+    ids = [f"o-thr-{i}" for i in range(20)]
+    for order_id in ids:
+        clients.dynamodb.put_item(TableName="fr_orders", Item={**ITEM, "order_id": {"S": order_id}})
+    slept: list[float] = []
+    firehose = firehose_runner(clients, settings, "throttle", sleep=slept.append)  # no real waits
+    throttle = Fault(firehose.lam, "Invoke", "TooManyRequestsException", times=2, status=429)
+
+    pump(pipe_runner(clients, settings), firehose)
+
+    assert throttle.injected == 2
+    assert len(slept) == 2 and 0 <= slept[0] <= 1.0 and 0 <= slept[1] <= 2.0  # full jitter under 1 s, then 2 s
+    assert set(ids) <= {r["order_id"] for r in lake_rows(clients)}
+    failed = [base64.b64decode(d["rawData"]) for d in error_docs(clients, "processing-failed")]
+    assert not [raw for raw in failed if any(order_id.encode() in raw for order_id in ids)]

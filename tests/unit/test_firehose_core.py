@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 from bootstrap.spec import desired_resources
+from common.aws import Clients
 from common.config import load_settings
 from runners.firehose import (
     SourceRecord,
@@ -98,3 +106,125 @@ def test_invokes_stay_under_lambdas_synchronous_payload_limit() -> None:
     for batch in batches:
         size = len(json.dumps(invoke_event(batch, config(), "us-east-1")))
         assert size < LAMBDA_SYNC_PAYLOAD_MAX
+
+
+# --- invoking the Lambda: one retry policy (NumberOfRetries, full-jitter exponential backoff) ----
+
+
+class FakeLambda:
+    """Lambda's Invoke, scripted: each call takes the next step (an exception, 'unhandled', 'handled', 'ok')."""
+
+    def __init__(self, *steps: Any) -> None:
+        self.steps = list(steps)
+        self.calls = 0
+
+    def invoke(self, FunctionName: str, Payload: bytes, **_: Any) -> dict[str, Any]:
+        self.calls += 1
+        step = self.steps.pop(0) if self.steps else "ok"
+        if isinstance(step, Exception):
+            raise step
+        if step in ("unhandled", "handled"):
+            body = b'{"errorMessage": "Task timed out after 3.00 seconds", "errorType": "Sandbox.Timedout"}'
+            return {"StatusCode": 200, "FunctionError": step.capitalize(), "Payload": io.BytesIO(body)}
+        event = json.loads(Payload)
+        answer = {"records": [{"recordId": r["recordId"], "result": "Ok", "data": r["data"],
+                               "metadata": {"partitionKeys": {"year": "2026", "month": "11", "day": "26"}}}
+                              for r in event["records"]]}
+        return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(answer).encode())}
+
+
+def client_error(code: str, status: int) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                       "Invoke")
+
+
+def invoke_with(lam: FakeLambda, retries: int = 3, draw: float = 1.0) -> tuple[list[Any], list[float]]:
+    """Run the runner's invoke of two records against `lam`; returns (outcomes, the backoff sleeps asked for)."""
+    from runners.firehose import FirehoseRunner
+
+    slept: list[float] = []
+    runner = FirehoseRunner(CLIENTS, replace(config(), lambda_retries=retries), Path("/nonexistent/ckpt.json"),
+                            lambda_client=lam, sleep=slept.append, draw=lambda: draw)
+    return runner._invoke([rec(1), rec(2)]), slept
+
+
+CLIENTS = Clients(load_settings(env={}))
+
+
+@pytest.mark.parametrize(
+    "hiccup",
+    [
+        client_error("TooManyRequestsException", 429),
+        client_error("ServiceException", 500),
+        client_error("EC2ThrottledException", 502),
+        client_error("ENILimitReachedException", 502),
+        client_error("ResourceConflictException", 409),  # the function is being updated
+        EndpointConnectionError(endpoint_url="http://127.0.0.1:4566"),
+        ReadTimeoutError(endpoint_url="http://127.0.0.1:4566"),
+        "unhandled",  # Unhandled may be a timeout
+    ],
+)
+def test_a_transient_invoke_failure_is_retried_with_growing_backoff_and_the_records_land(hiccup: Any) -> None:
+    lam = FakeLambda(hiccup, hiccup, "ok")
+
+    outcomes, slept = invoke_with(lam)
+
+    assert [o.result for o in outcomes] == ["Ok", "Ok"]
+    assert lam.calls == 3
+    assert slept == [1.0, 2.0]  # base 1 s doubling, the draw (1.0 here) scaling each: full jitter
+
+
+def test_backoff_is_full_jitter_capped_at_20_seconds() -> None:
+    outcomes, slept = invoke_with(FakeLambda(*["unhandled"] * 7), retries=10, draw=0.5)
+
+    assert [o.result for o in outcomes] == ["Ok", "Ok"]
+    assert slept == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]  # 0.5 x min(20, 2**n)
+
+
+def test_retries_exhausted_send_every_record_to_processing_failed_with_the_attempts_made() -> None:
+    lam = FakeLambda(*[client_error("TooManyRequestsException", 429)] * 4)
+
+    outcomes, slept = invoke_with(lam, retries=3)
+
+    assert lam.calls == 4  # NumberOfRetries=3: the first attempt and three retries, nothing nested
+    assert slept == [1.0, 2.0, 4.0]  # no wait after the last attempt
+    assert {(o.result, o.error_code, o.attempts) for o in outcomes} == {
+        ("ProcessingFailed", "TooManyRequestsException", 4)}
+    assert outcomes[0].record.data == b'{"x":1}'
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        client_error("ResourceNotFoundException", 404),
+        client_error("InvalidRequestContentException", 400),
+        client_error("RequestTooLargeException", 413),
+        client_error("AccessDeniedException", 403),
+        "handled",
+    ],
+)
+def test_a_failure_that_another_attempt_cannot_fix_is_not_retried(failure: Any) -> None:
+    lam = FakeLambda(failure, "ok")
+
+    outcomes, slept = invoke_with(lam)
+
+    assert (lam.calls, slept) == (1, [])
+    assert {(o.result, o.attempts) for o in outcomes} == {("ProcessingFailed", 1)}
+
+
+def test_number_of_retries_zero_makes_one_attempt() -> None:
+    lam = FakeLambda("unhandled", "ok")
+
+    outcomes, slept = invoke_with(lam, retries=0)
+
+    assert (lam.calls, slept, outcomes[0].attempts) == (1, [], 1)
+
+
+def test_the_runners_lambda_client_makes_one_attempt_per_call_so_the_policy_is_the_only_retry_loop(
+    tmp_path: Path,
+) -> None:
+    from runners.firehose import FirehoseRunner
+
+    runner = FirehoseRunner(CLIENTS, config(), tmp_path / "ckpt.json")
+
+    assert runner.lam.meta.config.retries["total_max_attempts"] == 1
