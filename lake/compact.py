@@ -12,6 +12,11 @@ What S3 offers, and what it does not:
   https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
 - DeleteObjects removes up to 1,000 keys per call, each key atomically, not the set.
   https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html
+- Conditional deletes (2024): DeleteObject If-Match: <ETag>, and an ETag per key in DeleteObjects,
+  delete only the current object holding that ETag (412 otherwise, 404 when it is gone).
+  https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-deletes.html
+  MiniStack evaluates both as S3 does; the journal delete also re-reads the journal first (HEAD
+  If-Match) so that an S3 ignoring the header can only get it wrong between those two requests.
 So swapping N objects for M cannot be atomic for a reader that lists the prefix, which all of
 ours do (Hive-style tables have no manifest; a table format such as Iceberg would give an atomic
 pointer swap, but MiniStack's Athena cannot read Iceberg snapshots). We therefore order the
@@ -36,7 +41,8 @@ The protocol, for the partition <lake prefix>year=YYYY/month=MM/day=DD/:
     is "settled": later runs leave it alone instead of rewriting it.
  6. Journal -> `committed` (If-Match). This single PUT is the decision: a crash before it rolls
     back (the outputs are deleted), a crash after it rolls forward (the inputs are deleted).
- 7. After `grace_s`, DeleteObjects exactly the inputs, then delete the journal.
+ 7. After `grace_s`, DeleteObjects exactly the inputs (each with its listed ETag: an object rewritten
+    since is left alone), then delete the journal with If-Match: <our ETag>.
 
 The guarantee, precisely:
 - No event is lost: at every instant each snapshot row is visible in an input, an output or both.
@@ -56,10 +62,11 @@ The guarantee, precisely:
   third of the lease, so a second run skips the partition (it never rolls a live run forward nor
   back, and never cuts its grace short), whatever `grace_s` is. A run stalled past its lease (a
   suspended process, clocks more than 2/3 of the lease apart) is taken over; its next renewal
-  fails and it stops without touching anything but its own not-yet-committed outputs.
+  fails and it stops without touching anything but its own not-yet-committed outputs, and its
+  journal delete is conditional, so it never erases the journal of the run that took over.
   What remains: a run stalled between a renewal and its next write still makes that one write.
-  An input delete is harmless (the takeover rolls the same commit forward); an output PUT after
-  a roll-back is removed by the stalled run itself
+  An input delete is harmless (the takeover rolls the same commit forward, and the delete is
+  conditional on the ETags); an output PUT after a roll-back is removed by the stalled run itself
   at its next renewal, but stays as a duplicate if that run dies first, or if the run that took
   over listed it as an input in between. S3 offers no fencing token that would close this.
 - On the versioned lake bucket a deleted input stays as a noncurrent version until a lifecycle
@@ -394,7 +401,24 @@ def _write_journal(s3: Any, bucket: str, journal: Journal, clock: Clock, **chang
 
 
 def _delete_journal(s3: Any, bucket: str, journal: Journal) -> None:
-    s3.delete_object(Bucket=bucket, Key=journal.key)
+    """Delete the journal only while it is still ours: If-Match with our ETag; LockLost if it is not.
+
+    AWS S3 (conditional deletes, 2024) and MiniStack evaluate If-Match on DeleteObject atomically.
+    For an S3 that ignores the header, the journal is re-read first (HeadObject If-Match): a journal
+    another run has taken over is left alone, except in the window between those two requests.
+    A journal already gone is fine: our own earlier attempt, or a recovery that finished our work.
+    """
+    for call in (s3.head_object, s3.delete_object):
+        try:
+            call(Bucket=bucket, Key=journal.key, IfMatch=journal.etag)
+        except ClientError as exc:
+            code = error_code(exc)
+            if code in ("NoSuchKey", "404"):
+                return
+            if code in _LOST:
+                raise LockLost(f"the compaction journal {journal.key} now belongs to another run; "
+                               "left it alone") from None
+            raise
 
 
 @dataclass
@@ -438,18 +462,28 @@ class Lease:
 
 def _delete_keys(s3: Any, bucket: str, keys: list[str], etags: dict[str, str] | None = None,
                  tick: Callable[[], None] | None = None) -> list[str]:
-    """DeleteObjects in batches of 1,000 (`tick` before each); a key already gone is fine (idempotent)."""
+    """DeleteObjects in batches of 1,000 (`tick` before each); returns the keys left alone as changed.
+
+    With `etags`, a key is deleted only if it still holds that ETag (conditional delete): an object
+    rewritten since it was read holds rows we did not copy. A key already gone is fine (idempotent).
+    """
+    etags = etags or {}
     delete = retrying()(s3.delete_objects)
+    changed: list[str] = []
     for start in range(0, len(keys), DELETE_BATCH):
         if tick is not None:
             tick()
-        batch = keys[start:start + DELETE_BATCH]
-        resp = delete(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
-        errors = [e for e in resp.get("Errors", []) if e.get("Code") != "NoSuchKey"]
-        if errors:
-            raise TerminalError(f"could not delete {errors[0]['Key']}: {errors[0].get('Code')}; re-run compact "
+        batch = [{"Key": k, **({"ETag": etags[k]} if etags.get(k) else {})} for k in keys[start:start + DELETE_BATCH]]
+        resp = delete(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+        for error in resp.get("Errors", []):
+            if error.get("Code") == "NoSuchKey":
+                continue
+            if error.get("Code") in ("PreconditionFailed", "412"):
+                changed.append(error["Key"])
+                continue
+            raise TerminalError(f"could not delete {error['Key']}: {error.get('Code')}; re-run compact "
                                 "(the journal finishes the job)")
-    return []
+    return changed
 
 
 def list_objects(s3: Any, bucket: str, prefix: str) -> list[LakeObject]:
