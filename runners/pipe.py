@@ -3,7 +3,7 @@
 Reads every shard through the public Streams API (DescribeStream, GetShardIterator, GetRecords),
 parents before children (shard lineage), sends each stream record as the JSON event a Pipe
 delivers, partitioned by the configured JSON path so one order's changes share a Kinesis shard,
-and checkpoints per shard after each successful PutRecords (at-least-once, like the Pipe).
+and checkpoints per shard after each batch is delivered (at-least-once, like the Pipe).
 Checkpoints are kept per (stream ARN, shard): a re-created table's stream has a new ARN but may reuse
 the old shard ids (the emulator does). A closed shard counts as finished (its children may start) only
 once every record of its last page is in Kinesis and checkpointed; a shard with no checkpoint yet starts
@@ -12,19 +12,69 @@ unreadable) at TRIM_HORIZON, which can repeat records but never skip one.
 https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-pipes-dynamodb.html
 https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Streams.KCLAdapter.html (lineage)
 https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html
+
+Delivery follows the stream-source settings of the CreatePipe request
+(https://docs.aws.amazon.com/eventbridge/latest/pipes-reference/API_PipeSourceDynamoDBStreamParameters.html):
+- Each event is sent as compact UTF-8 JSON, and its size is measured on those very bytes (plus the
+  partition key) against Kinesis's 1 MiB record limit: a 396 KB item of emoji is 396 KB, not the
+  1.2 MB its ASCII escapes would weigh.
+- An entry PutRecords refuses is retried alone, with jittered backoff, up to MaximumRetryAttempts
+  (-1: without limit; the pass then fails after a few attempts and re-reads from the checkpoint).
+  A call that fails as a whole (endpoint gone, permissions, a throttled call) is the pipe's own
+  ("internal") error: retried without limit and never dead-lettered, as AWS does
+  (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-pipes-error-troubleshooting.html).
+- A record older than MaximumRecordAgeInSeconds is not sent (condition RecordAgeExceeded).
+- A record no retry can deliver is not retried: over 1 MiB as sent, or a PartitionKey path that is
+  missing from it or yields a key outside Kinesis's 1..256 characters (Kinesis refuses such a key
+  and the pipe never truncates one; CreatePipe itself refuses a PartitionKey over 256 characters).
+  AWS would retry it to MaximumRetryAttempts and report RetryAttemptsExhausted; so does this runner.
+- OnPartialBatchItemFailure AUTOMATIC_BISECT halves a failing batch until the failing record is
+  alone; PutRecords reports each entry's outcome, so the runner retries exactly the failing entries,
+  which is where bisection ends.
+Each undeliverable record goes to the dead-letter destination, one message per record with its own
+reason, and the checkpoint then moves past it: the pipe never stalls on a record and never drops one.
+The spec's LogConfiguration (Level ERROR to a log group) is played by the runner's log file
+(<state>/runners/pipe.log), where each dead letter is one ERROR line.
+
+Dead letters. For a stream source AWS sends them to the SQS queue or SNS topic named by
+DeadLetterConfig (https://docs.aws.amazon.com/eventbridge/latest/pipes-reference/API_DeadLetterConfig.html),
+and the message carries pointers into the stream, not the record (the shape Lambda documents for
+stream sources, https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html, with the
+pipe's ARN as partnerResourceArn; the EventBridge guide does not print it):
+
+    {"context": {"partnerResourceArn": "arn:aws:pipes:REGION:ACCOUNT:pipe/NAME",
+                 "condition": "RetryAttemptsExhausted" | "RecordAgeExceeded"},
+     "version": "1.0", "timestamp": "2026-11-26T13:05:07.250Z",
+     "DDBStreamBatchInfo": {"shardId": ..., "startSequenceNumber": ..., "endSequenceNumber": ...,
+                            "approximateArrivalOfFirstRecord": ..., "approximateArrivalOfLastRecord": ...,
+                            "batchSize": 1, "streamArn": ...}}
+
+Locally (a deviation) the runner writes that message, field for field, as a JSON object in the lake
+bucket under `<ERROR_PREFIX>pipe-dead-letter/YYYY/MM/dd/HH/<pipe>-<time>-<uuid>.json`, beside
+Firehose's error output, and adds three fields AWS does not send: `errorCode` and `errorMessage` (the
+record's own reason) and `originalEvents` (the events exactly as they would have been put), so a
+redrive still works after the stream's 24 h retention, or after an emulator restart that empties the
+stream. Not the SQS queue the spec names: that queue is not (yet) a resource of the plan, and an SQS
+message is capped at 1 MiB, so the records that most need a dead letter (over Kinesis's 1 MiB) could
+not carry their payload; Lambda's S3 on-failure destination keeps the payload beside the metadata in
+the same way. `dead_letter_message` builds a message; `events_to_redrive` turns one (local, or AWS's
+pointers read back from the stream with `read_stream_range`) into the events to put again, and
+`kinesis_entry` into their PutRecords entries; `read_dead_letters` lists the local ones.
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import random
 import time
-from collections.abc import Iterable
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -36,8 +86,17 @@ from runners.refresh import Refreshing
 
 GET_RECORDS_LIMIT = 1000  # AWS's maximum for DynamoDB Streams GetRecords
 PUT_RECORDS_MAX = 500  # Kinesis PutRecords: at most 500 records ...
-PUT_RECORDS_MAX_BYTES = 5 * 1024 * 1024  # ... and 5 MiB per call
-KINESIS_RECORD_MAX_BYTES = 1024 * 1024
+PUT_RECORDS_MAX_BYTES = 5 * 1024 * 1024  # ... and 5 MiB per call, partition keys included
+KINESIS_RECORD_MAX_BYTES = 1024 * 1024  # per record; counted here with its partition key, to be safe
+PARTITION_KEY_MAX_CHARS = 256  # Kinesis: 1 to 256 Unicode characters
+UNBOUNDED_ATTEMPTS_PER_PASS = 8  # MaximumRetryAttempts -1: then the pass fails and re-reads from the checkpoint
+BACKOFF_BASE_S, BACKOFF_CAP_S = 0.1, 5.0
+
+RETRY_ATTEMPTS_EXHAUSTED = "RetryAttemptsExhausted"
+RECORD_AGE_EXCEEDED = "RecordAgeExceeded"
+DEAD_LETTER_OUTPUT = "pipe-dead-letter"  # under the lake's ERROR_PREFIX, beside Firehose's error outputs
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -47,9 +106,28 @@ class Shard:
     closed: bool
 
 
+class Undeliverable(Exception):
+    """Kinesis could never accept this event, however often it is sent."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message
+
+
+class DeadLetters(Protocol):
+    def send(self, message: dict[str, Any]) -> str:
+        """Store one dead-letter message durably; return where it went."""
+
+
 def stream_name_from_arn(arn: str) -> str:
     """arn:aws:kinesis:region:acct:stream/NAME -> NAME."""
     return arn.split(":", 5)[5].split("/", 1)[1]
+
+
+def pipe_arn(source_arn: str, name: str) -> str:
+    """The pipe's ARN, in the partition, region and account of its source stream."""
+    _, partition, _, region, account, _ = source_arn.split(":", 5)
+    return f"arn:{partition}:pipes:{region}:{account}:pipe/{name}"
 
 
 def json_path(document: dict[str, Any], path: str) -> str:
@@ -96,6 +174,32 @@ def pipe_event(record: dict[str, Any], source_arn: str) -> dict[str, Any]:
     return event
 
 
+def encode_event(event: dict[str, Any]) -> bytes:
+    """The bytes put into Kinesis: compact JSON in UTF-8 (no ASCII escapes, which triple astral characters)."""
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def kinesis_entry(event: dict[str, Any], partition_path: str) -> dict[str, Any]:
+    """The PutRecords entry for one event, measured as sent; Undeliverable if Kinesis could never take it."""
+    try:
+        key = json_path(event, partition_path)
+    except TerminalError as exc:
+        raise Undeliverable("PartitionKey.NotFound", str(exc)) from None
+    if not 1 <= len(key) <= PARTITION_KEY_MAX_CHARS:
+        raise Undeliverable(
+            "PartitionKey.OutOfRange",
+            f"PartitionKey {partition_path} yields a key of {len(key)} characters; Kinesis takes 1 to "
+            f"{PARTITION_KEY_MAX_CHARS}, and the pipe sends the record elsewhere rather than truncate its key")
+    data = encode_event(event)
+    size = len(data) + len(key.encode("utf-8"))
+    if size > KINESIS_RECORD_MAX_BYTES:
+        raise Undeliverable(
+            "Kinesis.RecordTooLarge",
+            f"the event is {size} bytes as sent (UTF-8 JSON and partition key), over Kinesis's "
+            f"{KINESIS_RECORD_MAX_BYTES}-byte record limit")
+    return {"Data": data, "PartitionKey": key}
+
+
 def order_shards(shards: Iterable[Shard], finished: set[str]) -> list[Shard]:
     """Shards that may be read now: a child waits until its parent (if still listed) is finished."""
     listed = {s.shard_id for s in shards}
@@ -105,19 +209,150 @@ def order_shards(shards: Iterable[Shard], finished: set[str]) -> list[Shard]:
     ]
 
 
-def chunk_entries(entries: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
-    """Split PutRecords entries by Kinesis's per-call limits (500 records, 5 MiB)."""
-    batch: list[dict[str, Any]] = []
+def _as_entry(item: Any) -> dict[str, Any]:
+    return item
+
+
+def chunk_entries(items: list[T], entry: Callable[[T], dict[str, Any]] = _as_entry) -> Iterable[list[T]]:
+    """Split PutRecords entries (or items holding one) by Kinesis's per-call limits (500 records, 5 MiB)."""
+    batch: list[T] = []
     size = 0
-    for entry in entries:
-        entry_size = len(entry["Data"]) + len(entry["PartitionKey"])
-        if batch and (len(batch) == PUT_RECORDS_MAX or size + entry_size > PUT_RECORDS_MAX_BYTES):
+    for item in items:
+        e = entry(item)
+        item_size = len(e["Data"]) + len(e["PartitionKey"].encode("utf-8"))
+        if batch and (len(batch) == PUT_RECORDS_MAX or size + item_size > PUT_RECORDS_MAX_BYTES):
             yield batch
             batch, size = [], 0
-        batch.append(entry)
-        size += entry_size
+        batch.append(item)
+        size += item_size
     if batch:
         yield batch
+
+
+# -- dead letters -------------------------------------------------------------------------------------
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _arrival(record: dict[str, Any]) -> str:
+    return _iso(datetime.fromtimestamp(float(record["dynamodb"]["ApproximateCreationDateTime"]), UTC))
+
+
+def dead_letter_message(
+    records: list[dict[str, Any]], events: list[dict[str, Any]], *, shard_id: str, stream_arn: str,
+    pipe_arn: str, condition: str, error_code: str, error_message: str, now: datetime,
+) -> dict[str, Any]:
+    """The dead letter for consecutive records of one shard: AWS's message, plus this runner's three fields."""
+    return {
+        "context": {"partnerResourceArn": pipe_arn, "condition": condition},
+        "version": "1.0",
+        "timestamp": _iso(now),
+        "DDBStreamBatchInfo": {
+            "shardId": shard_id,
+            "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
+            "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
+            "approximateArrivalOfFirstRecord": _arrival(records[0]),
+            "approximateArrivalOfLastRecord": _arrival(records[-1]),
+            "batchSize": len(records),
+            "streamArn": stream_arn,
+        },
+        # Not in AWS's message (see the module docstring): the reason, and the events themselves.
+        "errorCode": error_code,
+        "errorMessage": error_message,
+        "originalEvents": events,
+    }
+
+
+ReadRange = Callable[[str, str, str, str], list[dict[str, Any]]]
+
+
+def events_to_redrive(message: dict[str, Any], read_range: ReadRange | None = None) -> list[dict[str, Any]]:
+    """The pipe events a dead letter stands for, ready to be put into the target again.
+
+    A local dead letter carries them (`originalEvents`). AWS's carries only pointers: pass
+    `read_range(stream_arn, shard_id, first_seq, last_seq)` (e.g. `read_stream_range` bound to a
+    Streams client) to read the records back while the stream still holds them (24 h).
+    """
+    if "originalEvents" in message:
+        return list(message["originalEvents"])
+    info = message.get("DDBStreamBatchInfo")
+    if not isinstance(info, dict):
+        raise TerminalError("not a pipe dead letter of a DynamoDB stream source: it has no DDBStreamBatchInfo")
+    if read_range is None:
+        raise TerminalError(
+            f"this dead letter only points at records {info['startSequenceNumber']}..{info['endSequenceNumber']} of "
+            f"shard {info['shardId']}: read them from the stream within its 24 h retention (pass read_range)")
+    records = read_range(info["streamArn"], info["shardId"], info["startSequenceNumber"], info["endSequenceNumber"])
+    return [pipe_event(record, info["streamArn"]) for record in records]
+
+
+def read_stream_range(streams: Any, stream_arn: str, shard_id: str, first: str, last: str,
+                      max_empty_pages: int = 5) -> list[dict[str, Any]]:
+    """The records first..last (inclusive) of one shard, in wire form, from a DynamoDB Streams client."""
+    try:
+        iterator = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard_id,
+                                              ShardIteratorType="AT_SEQUENCE_NUMBER",
+                                              SequenceNumber=first)["ShardIterator"]
+    except ClientError as exc:
+        if error_code(exc) in ("TrimmedDataAccessException", "ResourceNotFoundException"):
+            raise TerminalError(f"shard {shard_id} no longer holds record {first} ({error_code(exc)}): the "
+                                "stream's 24 h retention has passed, or the stream is gone") from exc
+        raise
+    found: list[dict[str, Any]] = []
+    empty = 0
+    while iterator and empty < max_empty_pages:
+        page = streams.get_records(ShardIterator=iterator, Limit=GET_RECORDS_LIMIT)
+        records = [wire_form(r) for r in page.get("Records", [])]
+        empty = 0 if records else empty + 1
+        for record in records:
+            if int(record["dynamodb"]["SequenceNumber"]) > int(last):
+                return found
+            found.append(record)
+        iterator = page.get("NextShardIterator")
+    return found
+
+
+def dead_letter_prefix(error_prefix: str) -> str:
+    return f"{error_prefix}{DEAD_LETTER_OUTPUT}/"
+
+
+def dead_letter_key(error_prefix: str, pipe_name: str, when: datetime) -> str:
+    """errors/pipe-dead-letter/YYYY/MM/dd/HH/<pipe>-<YYYY-MM-dd-HH-mm-ss>-<uuid>.json (UTC), named as Firehose names."""
+    when = when.astimezone(UTC)
+    return (f"{dead_letter_prefix(error_prefix)}{when:%Y/%m/%d/%H}/"
+            f"{pipe_name}-{when:%Y-%m-%d-%H-%M-%S}-{uuid.uuid4()}.json")
+
+
+class S3DeadLetters:
+    """The local dead-letter destination: one JSON object per message in the lake bucket."""
+
+    def __init__(self, s3: Any, bucket: str, error_prefix: str, pipe_name: str) -> None:
+        self.s3, self.bucket, self.error_prefix, self.pipe_name = s3, bucket, error_prefix, pipe_name
+
+    def send(self, message: dict[str, Any]) -> str:
+        when = datetime.strptime(message["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        key = dead_letter_key(self.error_prefix, self.pipe_name, when)
+        body = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        retrying()(self.s3.put_object)(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
+        return f"s3://{self.bucket}/{key}"
+
+
+def read_dead_letters(s3: Any, bucket: str, error_prefix: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every local dead letter, oldest hour first: (object key, message)."""
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=dead_letter_prefix(error_prefix)):
+        for obj in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+            yield obj["Key"], json.loads(body)
+
+
+@dataclass(frozen=True)
+class _Failed:
+    record: dict[str, Any]
+    event: dict[str, Any]
+    condition: str
+    code: str
+    message: str
 
 
 class PipeRunner:
@@ -131,14 +366,28 @@ class PipeRunner:
         self.kinesis = clients.kinesis
         self.source_arn: str = spec["Source"]
         self.target = stream_name_from_arn(spec["Target"])
+        self.pipe_name: str = spec.get("Name", "pipe")
+        self.pipe_arn = pipe_arn(self.source_arn, self.pipe_name)
         source_params = spec.get("SourceParameters", {}).get("DynamoDBStreamParameters", {})
         self.starting_position = source_params.get("StartingPosition", "TRIM_HORIZON")
         self.batch_size = min(int(source_params.get("BatchSize", 100)), PUT_RECORDS_MAX)
+        self.max_retries = int(source_params.get("MaximumRetryAttempts", -1))
+        self.max_record_age_s = int(source_params.get("MaximumRecordAgeInSeconds", -1))
+        self.dead_letter_arn: str = source_params.get("DeadLetterConfig", {}).get("Arn", "")
         self.partition_path = spec["TargetParameters"]["KinesisStreamParameters"]["PartitionKey"]
+        if len(self.partition_path) > PARTITION_KEY_MAX_CHARS:
+            raise TerminalError(f"the pipe's PartitionKey is {len(self.partition_path)} characters; CreatePipe takes "
+                                f"at most {PARTITION_KEY_MAX_CHARS}: shorten it")
+        if not self.dead_letter_arn:
+            log.warning("pipe: the spec has no DeadLetterConfig; records that cannot be delivered still go to the "
+                        "local dead-letter prefix, but AWS would discard them")
         self.checkpoint = Checkpoint(checkpoint_path, scope=self.source_arn)
         self.iterators: dict[str, str | None] = {}
         self.discovered = Refreshing(self._describe_shards)
         self.stats = Stats()
+        self.dead_letters: DeadLetters | None = None  # built on first use (tests set their own)
+        self.sleep: Callable[[float], None] = time.sleep
+        self.clock: Callable[[], float] = time.time
 
     # -- reading ---------------------------------------------------------------------------------
     def shards(self) -> list[Shard]:
@@ -202,30 +451,68 @@ class PipeRunner:
         return resp.get("Records", []), next_iterator is None
 
     # -- writing ---------------------------------------------------------------------------------
-    def _entries(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        entries = []
-        for record in records:
+    def _deliver(self, shard_id: str, batch: list[dict[str, Any]]) -> int:
+        """Put a batch into Kinesis; what cannot be delivered goes to the dead letter. Returns how many were put."""
+        now = self.clock()
+        pending: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = []
+        failed: list[_Failed] = []
+        for record in batch:
             event = pipe_event(record, self.source_arn)
-            data = json.dumps(event, separators=(",", ":")).encode()
-            if len(data) > KINESIS_RECORD_MAX_BYTES:
-                raise TerminalError(
-                    f"stream record {record['eventID']} is {len(data)} bytes, over Kinesis's 1 MiB record limit"
-                )
-            entries.append({"Data": data, "PartitionKey": json_path(event, self.partition_path)[:256]})
-        return entries
+            age = now - float(record["dynamodb"].get("ApproximateCreationDateTime", now))
+            if self.max_record_age_s >= 0 and age > self.max_record_age_s:
+                failed.append(_Failed(record, event, RECORD_AGE_EXCEEDED, RECORD_AGE_EXCEEDED,
+                                      f"the record is {age:.0f} s old, over MaximumRecordAgeInSeconds="
+                                      f"{self.max_record_age_s}"))
+                continue
+            try:
+                pending.append((record, event, kinesis_entry(event, self.partition_path)))
+            except Undeliverable as exc:
+                failed.append(_Failed(record, event, RETRY_ATTEMPTS_EXHAUSTED, exc.code, exc.message))
+        for (record, event, _), code, message in self._put(pending):
+            failed.append(_Failed(record, event, RETRY_ATTEMPTS_EXHAUSTED, code, message))
+        for failure in sorted(failed, key=lambda f: int(f.record["dynamodb"]["SequenceNumber"])):
+            self._dead_letter(shard_id, failure)
+        return len(batch) - len(failed)
 
-    def _put(self, entries: list[dict[str, Any]], attempts: int = 8) -> None:
-        """PutRecords, retrying only the entries that failed (throttling), with jittered backoff."""
-        for batch in chunk_entries(entries):
-            pending = batch
-            for attempt in range(attempts):
-                resp = self.kinesis.put_records(StreamName=self.target, Records=pending)
+    def _put(self, pending: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]) -> list[tuple[Any, str, str]]:
+        """PutRecords; an entry Kinesis refuses is retried alone with jittered backoff. Returns those given up on."""
+        given_up: list[tuple[Any, str, str]] = []
+        for batch in chunk_entries(pending, lambda item: item[2]):
+            todo = batch
+            for attempt in itertools.count():
+                resp = self.kinesis.put_records(StreamName=self.target, Records=[item[2] for item in todo])
                 if not resp.get("FailedRecordCount"):
                     break
-                pending = [e for e, r in zip(pending, resp["Records"], strict=True) if "ErrorCode" in r]
-                time.sleep(random.uniform(0, min(5.0, 0.1 * 2**attempt)))
-            else:
-                raise TransientError(f"{len(pending)} records still refused by Kinesis after {attempts} attempts")
+                refused = [(item, r) for item, r in zip(todo, resp["Records"], strict=True) if "ErrorCode" in r]
+                if 0 <= self.max_retries <= attempt:
+                    given_up += [(item, r["ErrorCode"], f"{r.get('ErrorMessage', '')} (refused {attempt + 1} times; "
+                                  f"MaximumRetryAttempts={self.max_retries})") for item, r in refused]
+                    break
+                if self.max_retries < 0 and attempt + 1 >= UNBOUNDED_ATTEMPTS_PER_PASS:
+                    raise TransientError(f"{len(refused)} records still refused by Kinesis after {attempt + 1} "
+                                         "attempts (MaximumRetryAttempts -1: they wait in the stream)")
+                self.sleep(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)))
+                todo = [item for item, _ in refused]
+        return given_up
+
+    def _dead_letter_destination(self) -> DeadLetters:
+        if self.dead_letters is None:
+            settings = self.clients.settings
+            bucket = settings.lake_bucket_for(self.clients.account_id)
+            self.dead_letters = S3DeadLetters(self.clients.s3, bucket, settings.error_prefix, self.pipe_name)
+        return self.dead_letters
+
+    def _dead_letter(self, shard_id: str, failure: _Failed) -> None:
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        message = dead_letter_message(
+            [failure.record], [failure.event], shard_id=shard_id, stream_arn=self.source_arn, pipe_arn=self.pipe_arn,
+            condition=failure.condition, error_code=failure.code, error_message=failure.message, now=now)
+        where = self._dead_letter_destination().send(message)
+        seq = failure.record["dynamodb"]["SequenceNumber"]
+        self.stats.errors += 1
+        self.stats.last_error = (f"shard {shard_id} record {seq} went to the dead-letter destination {where}: "
+                                 f"{failure.code}: {failure.message}")[:500]
+        log.error("pipe: %s", self.stats.last_error)
 
     def run_once(self) -> bool:
         moved = 0
@@ -238,19 +525,19 @@ class PipeRunner:
             self.iterators.clear()
             self.discovered.expire()
             raise
-        self.stats.records_in += moved
-        self.stats.records_out += moved
         return moved == 0
 
     def _move(self, shard: Shard) -> int:
         records, ended = self._read(shard)
         for start in range(0, len(records), self.batch_size):
             batch = records[start:start + self.batch_size]
-            self._put(self._entries(batch))
+            delivered = self._deliver(shard.shard_id, batch)
             last = batch[-1]["dynamodb"]["SequenceNumber"]
             self.checkpoint.advance(shard.shard_id, last)
             self.stats.position[shard.shard_id] = last
             self.checkpoint.save()
+            self.stats.records_in += len(batch)
+            self.stats.records_out += delivered
         if ended:  # a closed shard read to its end, its last page in Kinesis: only now may its children start
             self.checkpoint.finish(shard.shard_id)
             self.checkpoint.save()

@@ -3,6 +3,7 @@ in-memory stream and Kinesis) what it does when a pass fails or a record cannot 
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from datetime import UTC, datetime
@@ -11,11 +12,14 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from common.errors import TerminalError
+from common.errors import TerminalError, TransientError
 from runners.pipe import (
     PipeRunner,
     Shard,
     chunk_entries,
+    dead_letter_key,
+    dead_letter_message,
+    events_to_redrive,
     json_path,
     order_shards,
     pipe_event,
@@ -176,12 +180,13 @@ class FakeClients:
         return self.streams.get_records(params)
 
 
-def pipe_spec(source: str = STREAM_A, batch_size: int = 100, **stream_params: object) -> dict:
+def pipe_spec(source: str = STREAM_A, batch_size: int = 100, partition_key: str = "$.dynamodb.Keys.order_id.S",
+              **stream_params: object) -> dict:
     """A CreatePipe request as the bootstrap writes it to <state>/runners/pipe.json."""
     return {"Name": "sales-orders-pipe", "Source": source, "Target": TARGET,
             "SourceParameters": {"DynamoDBStreamParameters": {
                 "StartingPosition": "TRIM_HORIZON", "BatchSize": batch_size, **stream_params}},
-            "TargetParameters": {"KinesisStreamParameters": {"PartitionKey": "$.dynamodb.Keys.order_id.S"}}}
+            "TargetParameters": {"KinesisStreamParameters": {"PartitionKey": partition_key}}}
 
 
 def test_a_closed_shard_is_finished_only_once_its_last_page_is_in_kinesis(tmp_path: Path) -> None:
@@ -239,3 +244,193 @@ def test_a_new_pipe_starts_at_latest_when_asked_but_a_shard_found_later_starts_a
     runner.discovered.expire()
     runner.run_once()
     assert sorted(kinesis.sequences()) == [f"{2:021d}", f"{3:021d}"]
+
+
+# --- records that cannot be delivered: never a stall, never a drop ----------------------------------
+
+DLQ = "arn:aws:sqs:us-east-1:123456789012:sales-orders-pipe-dlq"
+
+
+class FakeDeadLetters:
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+
+    def send(self, message: dict) -> str:
+        self.messages.append(json.loads(json.dumps(message)))  # what goes out is plain JSON
+        return f"memory://{len(self.messages)}"
+
+
+def run_pipe(tmp_path: Path, records: list[dict], kinesis: FakeKinesis | None = None,
+             **stream_params: object) -> tuple[PipeRunner, FakeKinesis, FakeDeadLetters, list[float]]:
+    """One pass over an open shard holding `records`; dead letters and backoff sleeps are captured."""
+    kinesis = kinesis or FakeKinesis()
+    streams = FakeStreams(STREAM_A, {SHARD: (False, records)})
+    params = {"DeadLetterConfig": {"Arn": DLQ}, **stream_params}
+    runner = PipeRunner(FakeClients(streams, kinesis), pipe_spec(**params), tmp_path / "pipe.json")
+    runner.dead_letters = letters = FakeDeadLetters()
+    slept: list[float] = []
+    runner.sleep = slept.append
+    runner.run_once()
+    return runner, kinesis, letters, slept
+
+
+def modify_of_two_big_binary_images(seq: int) -> dict:
+    """NEW_AND_OLD_IMAGES of an item near DynamoDB's 400 KB limit: base64 makes each image ~532 KB."""
+    record = stream_record(seq, "o-big", blob={"B": base64.b64encode(b"\x01" * 399_000).decode()})
+    record["eventName"] = "MODIFY"
+    record["dynamodb"]["OldImage"] = {"order_id": {"S": "o-big"},
+                                      "blob": {"B": base64.b64encode(b"\x02" * 399_000).decode()}}
+    return record
+
+
+def test_size_is_measured_on_the_utf8_bytes_sent_so_a_396_kb_item_of_emoji_flows(tmp_path: Path) -> None:
+    emoji = stream_record(1, note={"S": "\U0001F600" * 99_000})  # 396 KB in UTF-8, 1.2 MB as \\ud83d\\ude00
+    _, kinesis, letters, _ = run_pipe(tmp_path, [emoji, stream_record(2)])
+    first = kinesis.put[0]["Data"]
+    assert b"\\u" not in first and "\U0001F600".encode() in first  # compact UTF-8, not ASCII escapes
+    assert len(first) < 400_000
+    assert json.loads(first) == pipe_event(emoji, STREAM_A)
+    assert kinesis.sequences() == [f"{1:021d}", f"{2:021d}"] and letters.messages == []
+
+
+def test_a_record_over_kinesis_s_limit_goes_to_the_dead_letter_with_its_payload_and_the_pipe_goes_on(
+        tmp_path: Path) -> None:
+    big = modify_of_two_big_binary_images(2)
+    runner, kinesis, letters, _ = run_pipe(tmp_path, [stream_record(1), big, stream_record(3)])
+    assert kinesis.sequences() == [f"{1:021d}", f"{3:021d}"]
+    (letter,) = letters.messages
+    assert letter["context"] == {"partnerResourceArn": "arn:aws:pipes:us-east-1:123456789012:pipe/sales-orders-pipe",
+                                 "condition": "RetryAttemptsExhausted"}
+    info = letter["DDBStreamBatchInfo"]
+    assert (info["shardId"], info["streamArn"], info["batchSize"]) == (SHARD, STREAM_A, 1)
+    assert info["startSequenceNumber"] == info["endSequenceNumber"] == f"{2:021d}"
+    assert letter["errorCode"] == "Kinesis.RecordTooLarge" and "1048576" in letter["errorMessage"]
+    assert letter["originalEvents"] == [pipe_event(big, STREAM_A)]
+    assert runner.checkpoint.get(SHARD) == f"{3:021d}"  # moved past it: no stall
+    assert "dead-letter" in runner.stats.last_error
+
+
+def test_an_over_long_partition_key_is_never_truncated_it_goes_to_the_dead_letter_naming_the_partition_key(
+        tmp_path: Path) -> None:
+    long_key = stream_record(1, "o" * 300)
+    _, kinesis, letters, _ = run_pipe(tmp_path, [long_key, stream_record(2)])
+    assert kinesis.sequences() == [f"{2:021d}"]
+    assert all(len(e["PartitionKey"]) <= 256 for e in kinesis.put)
+    (letter,) = letters.messages
+    assert letter["errorCode"] == "PartitionKey.OutOfRange"
+    assert "PartitionKey $.dynamodb.Keys.order_id.S" in letter["errorMessage"] and "300" in letter["errorMessage"]
+    assert letter["originalEvents"] == [pipe_event(long_key, STREAM_A)]
+
+
+def test_a_partition_key_path_missing_from_a_record_dead_letters_that_record_instead_of_stopping_the_pipe(
+        tmp_path: Path) -> None:
+    kinesis = FakeKinesis()
+    streams = FakeStreams(STREAM_A, {SHARD: (False, [stream_record(1), stream_record(2)])})
+    spec = pipe_spec(partition_key="$.dynamodb.NewImage.region.S", DeadLetterConfig={"Arn": DLQ})
+    runner = PipeRunner(FakeClients(streams, kinesis), spec, tmp_path / "pipe.json")
+    runner.dead_letters = letters = FakeDeadLetters()
+    runner.run_once()
+    assert [m["errorCode"] for m in letters.messages] == ["PartitionKey.NotFound"] * 2
+    assert runner.checkpoint.get(SHARD) == f"{2:021d}"
+
+
+def test_a_static_partition_key_over_256_characters_is_refused_as_create_pipe_refuses_it(tmp_path: Path) -> None:
+    streams = FakeStreams(STREAM_A, {SHARD: (False, [])})
+    with pytest.raises(TerminalError, match="PartitionKey"):
+        PipeRunner(FakeClients(streams, FakeKinesis()), pipe_spec(partition_key="k" * 257), tmp_path / "p.json")
+
+
+def test_an_entry_kinesis_keeps_refusing_is_retried_with_jittered_backoff_then_dead_lettered(tmp_path: Path) -> None:
+    def refuse_two(entry: dict) -> str | None:
+        return "ProvisionedThroughputExceededException" if b'"SequenceNumber":"%021d"' % 2 in entry["Data"] else None
+
+    kinesis = FakeKinesis(refuse=refuse_two)
+    runner, kinesis, letters, slept = run_pipe(
+        tmp_path, [stream_record(i) for i in (1, 2, 3)], kinesis, MaximumRetryAttempts=2)
+    assert kinesis.calls == 3  # the first attempt and MaximumRetryAttempts=2 retries, of the refused entry only
+    assert len(slept) == 2 and all(0 <= s <= 5.0 for s in slept)
+    assert kinesis.sequences() == [f"{1:021d}", f"{3:021d}"]
+    (letter,) = letters.messages
+    assert letter["context"]["condition"] == "RetryAttemptsExhausted"
+    assert letter["errorCode"] == "ProvisionedThroughputExceededException"
+    assert letter["DDBStreamBatchInfo"]["startSequenceNumber"] == f"{2:021d}"
+    assert runner.checkpoint.get(SHARD) == f"{3:021d}"
+
+
+def test_unbounded_retries_keep_a_refused_entry_in_the_stream_and_never_dead_letter_it(tmp_path: Path) -> None:
+    kinesis = FakeKinesis(refuse=lambda entry: "ProvisionedThroughputExceededException")
+    streams = FakeStreams(STREAM_A, {SHARD: (False, [stream_record(1)])})
+    runner = PipeRunner(FakeClients(streams, kinesis), pipe_spec(MaximumRetryAttempts=-1), tmp_path / "pipe.json")
+    runner.dead_letters = letters = FakeDeadLetters()
+    runner.sleep = lambda s: None
+    with pytest.raises(TransientError):
+        runner.run_once()  # the pass fails and the loop backs off; the next pass re-reads from the checkpoint
+    assert letters.messages == [] and runner.checkpoint.get(SHARD) is None
+
+
+def test_a_call_kinesis_fails_as_a_whole_is_the_pipe_s_own_error_retried_never_dead_lettered(tmp_path: Path) -> None:
+    kinesis = FakeKinesis(fail_calls=frozenset({1}))
+    streams = FakeStreams(STREAM_A, {SHARD: (False, [stream_record(1)])})
+    runner = PipeRunner(FakeClients(streams, kinesis), pipe_spec(MaximumRetryAttempts=0), tmp_path / "pipe.json")
+    runner.dead_letters = letters = FakeDeadLetters()
+    with pytest.raises(ClientError):
+        runner.run_once()
+    runner.run_once()
+    assert kinesis.sequences() == [f"{1:021d}"] and letters.messages == []
+
+
+def test_a_record_older_than_maximum_record_age_goes_to_the_dead_letter(tmp_path: Path) -> None:
+    old = stream_record(1)
+    old["dynamodb"]["ApproximateCreationDateTime"] = time.time() - 7200
+    _, kinesis, letters, _ = run_pipe(tmp_path, [old, stream_record(2)], MaximumRecordAgeInSeconds=3600)
+    assert kinesis.sequences() == [f"{2:021d}"]
+    (letter,) = letters.messages
+    assert (letter["context"]["condition"], letter["errorCode"]) == ("RecordAgeExceeded", "RecordAgeExceeded")
+    assert letter["originalEvents"] == [pipe_event(old, STREAM_A)]
+
+
+def test_the_dead_letter_message_is_aws_s_shape_plus_the_reason_and_the_original_events() -> None:
+    record = stream_record(7)
+    record["dynamodb"]["ApproximateCreationDateTime"] = 1795700001.0
+    event = pipe_event(record, STREAM_A)
+    message = dead_letter_message(
+        [record], [event], shard_id=SHARD, stream_arn=STREAM_A,
+        pipe_arn="arn:aws:pipes:us-east-1:123456789012:pipe/p", condition="RetryAttemptsExhausted",
+        error_code="Kinesis.RecordTooLarge", error_message="too big",
+        now=datetime(2026, 11, 26, 13, 5, 7, 250_000, tzinfo=UTC))
+    assert message == {
+        "context": {"partnerResourceArn": "arn:aws:pipes:us-east-1:123456789012:pipe/p",
+                    "condition": "RetryAttemptsExhausted"},
+        "version": "1.0",
+        "timestamp": "2026-11-26T13:05:07.250Z",
+        "DDBStreamBatchInfo": {
+            "shardId": SHARD, "startSequenceNumber": f"{7:021d}", "endSequenceNumber": f"{7:021d}",
+            "approximateArrivalOfFirstRecord": "2026-11-26T13:33:21.000Z",
+            "approximateArrivalOfLastRecord": "2026-11-26T13:33:21.000Z",
+            "batchSize": 1, "streamArn": STREAM_A},
+        "errorCode": "Kinesis.RecordTooLarge", "errorMessage": "too big", "originalEvents": [event],
+    }
+    assert events_to_redrive(message) == [event]
+    assert dead_letter_key("errors/", "sales-orders-pipe", datetime(2026, 11, 26, 13, 5, 7, tzinfo=UTC)).startswith(
+        "errors/pipe-dead-letter/2026/11/26/13/sales-orders-pipe-2026-11-26-13-05-07-")
+
+
+def test_an_aws_dead_letter_carries_only_pointers_and_redrive_reads_the_records_back_from_the_stream() -> None:
+    record = stream_record(7)
+    aws_message = {"context": {"partnerResourceArn": "arn:aws:pipes:us-east-1:123456789012:pipe/p",
+                               "condition": "RetryAttemptsExhausted"},
+                   "version": "1.0", "timestamp": "2026-11-26T13:05:07.250Z",
+                   "DDBStreamBatchInfo": {"shardId": SHARD, "startSequenceNumber": f"{7:021d}",
+                                          "endSequenceNumber": f"{7:021d}", "batchSize": 1, "streamArn": STREAM_A,
+                                          "approximateArrivalOfFirstRecord": "2026-11-26T13:05:01Z",
+                                          "approximateArrivalOfLastRecord": "2026-11-26T13:05:01Z"}}
+    asked: list[tuple] = []
+
+    def read_range(stream_arn: str, shard_id: str, first: str, last: str) -> list[dict]:
+        asked.append((stream_arn, shard_id, first, last))
+        return [record]
+
+    assert events_to_redrive(aws_message, read_range) == [pipe_event(record, STREAM_A)]
+    assert asked == [(STREAM_A, SHARD, f"{7:021d}", f"{7:021d}")]
+    with pytest.raises(TerminalError, match="24 h"):
+        events_to_redrive(aws_message)
