@@ -3,8 +3,11 @@
 Each statement names the exact actions one service needs and the exact ARNs it needs them on;
 `*` appears nowhere (CloudWatch Logs log streams use the documented `log-group:NAME:*` form).
 References:
-- Pipes with a DynamoDB stream source / Kinesis target:
+- Pipes with a DynamoDB stream source / Kinesis target, and sqs:SendMessage to send the records of
+  failed batches to the pipe's dead-letter queue:
   https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-pipes-permissions.html
+- Pipes logging to a CloudWatch Logs log group (the pipe's LogConfiguration):
+  https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-pipes-logs.html
 - Firehose reading Kinesis, invoking Lambda, writing S3, reading Glue for format conversion:
   https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html
 - Lambda basic execution: https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html
@@ -82,6 +85,10 @@ class Arns:
         return self._arn("pipes", f"pipe/{self.settings.pipe_name}")
 
     @property
+    def pipe_dead_letter_queue(self) -> str:
+        return self._arn("sqs", pipe_dead_letter_queue_name(self.settings))
+
+    @property
     def delivery_stream(self) -> str:
         return self._arn("firehose", f"deliverystream/{self.settings.delivery_stream}")
 
@@ -119,7 +126,18 @@ def log_groups(settings: Settings) -> dict[str, str]:
         "lambda": f"/aws/lambda/{settings.lambda_name}",
         "firehose": f"/aws/kinesisfirehose/{settings.delivery_stream}",
         "glue": "/aws-glue/crawlers",
+        "pipes": pipe_log_group(settings),
     }
+
+
+def pipe_log_group(settings: Settings) -> str:
+    """Where the pipe logs (its LogConfiguration); the name the Pipes console would give it."""
+    return f"/aws/vendedlogs/pipes/{settings.pipe_name}"
+
+
+def pipe_dead_letter_queue_name(settings: Settings) -> str:
+    """The SQS queue that receives the pipe's dead letters (DeadLetterConfig)."""
+    return f"{settings.pipe_name}-dlq"
 
 
 def managed_log_groups(settings: Settings) -> dict[str, str]:
@@ -171,6 +189,14 @@ def lambda_policy(arns: Arns) -> Document:
 
 
 def pipes_policy(arns: Arns) -> Document:
+    """Read the table's stream, write the Kinesis stream, send dead letters, write the pipe's own log group.
+
+    eb-pipes-permissions.html (DynamoDB execution role permissions): "To send records of failed
+    batches to the pipe dead-letter queue, your pipe execution role needs ... sqs:SendMessage".
+    eb-pipes-logs.html: the pipe delivers its log records with its execution role, so the role may
+    create streams in, and put events to, its log group (what the CDK's CloudwatchLogsLogDestination
+    grants the pipe role: logs:CreateLogStream and logs:PutLogEvents on that group).
+    """
     return _policy(
         _statement(
             "ReadTableStream",
@@ -179,6 +205,8 @@ def pipes_policy(arns: Arns) -> Document:
             [arns.table_streams],
         ),
         _statement("WriteKinesis", ["kinesis:PutRecord", "kinesis:PutRecords"], [arns.kinesis_stream]),
+        _statement("SendDeadLetters", ["sqs:SendMessage"], [arns.pipe_dead_letter_queue]),
+        _log_statement(arns, log_groups(arns.settings)["pipes"]),
     )
 
 

@@ -65,6 +65,12 @@ def role_response(name: str, created: datetime = OLD) -> dict:
                      "CreateDate": created}}
 
 
+# Dead letters to an SQS queue (a stream source takes an SQS queue or SNS topic), errors logged to the pipe's group.
+PIPE_DLQ = f"arn:aws:sqs:{REGION}:{ACCOUNT}:sales-orders-pipe-dlq"
+PIPE_LOGS = {"Level": "ERROR", "CloudwatchLogsLogDestination": {
+    "LogGroupArn": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/vendedlogs/pipes/sales-orders-pipe"}}
+
+
 def test_create_pipe_request(monkeypatch: pytest.MonkeyPatch) -> None:
     clients = clients_for()
     res = planned(clients, "pipe")
@@ -79,12 +85,14 @@ def test_create_pipe_request(monkeypatch: pytest.MonkeyPatch) -> None:
                 "StartingPosition": "TRIM_HORIZON",
                 "BatchSize": 500,
                 "MaximumBatchingWindowInSeconds": 1,
-                "MaximumRetryAttempts": -1,
-                "MaximumRecordAgeInSeconds": -1,
+                "MaximumRetryAttempts": 10,
+                "MaximumRecordAgeInSeconds": 21600,
                 "OnPartialBatchItemFailure": "AUTOMATIC_BISECT",
+                "DeadLetterConfig": {"Arn": PIPE_DLQ},
             }},
             "Target": f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/sales-orders-cdc",
             "TargetParameters": {"KinesisStreamParameters": {"PartitionKey": "$.dynamodb.Keys.order_id.S"}},
+            "LogConfiguration": PIPE_LOGS,
             "DesiredState": "RUNNING",
             "Tags": {**TAGS, "spec-sha": ANY},
         })
@@ -101,10 +109,12 @@ def test_pipe_batch_size_comes_from_settings_and_update_drops_what_cannot_change
             "Name": "sales-orders-pipe",
             "RoleArn": f"{ROLE}sales-orders-cdc-pipes",
             "SourceParameters": {"DynamoDBStreamParameters": {
-                "BatchSize": 500, "MaximumBatchingWindowInSeconds": 1, "MaximumRetryAttempts": -1,
-                "MaximumRecordAgeInSeconds": -1, "OnPartialBatchItemFailure": "AUTOMATIC_BISECT"}},
+                "BatchSize": 500, "MaximumBatchingWindowInSeconds": 1, "MaximumRetryAttempts": 10,
+                "MaximumRecordAgeInSeconds": 21600, "OnPartialBatchItemFailure": "AUTOMATIC_BISECT",
+                "DeadLetterConfig": {"Arn": PIPE_DLQ}}},
             "Target": f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/sales-orders-cdc",
             "TargetParameters": {"KinesisStreamParameters": {"PartitionKey": "$.dynamodb.Keys.order_id.S"}},
+            "LogConfiguration": PIPE_LOGS,
             "DesiredState": "RUNNING",
         })
         arn = f"arn:aws:pipes:{REGION}:{ACCOUNT}:pipe/sales-orders-pipe"

@@ -16,7 +16,16 @@ from bootstrap.plan import CREATE, NOOP, UPDATE, Change, Plan
 from bootstrap.resources.base import explain, iam_action
 from bootstrap.resources.discovery import key_of_arn
 from bootstrap.resources.glue import table_view
-from bootstrap.spec import CloudOptions, Resource, desired_resources, resolve, update_pipe_request
+from bootstrap.spec import (
+    PIPE_MAX_RECORD_AGE_S,
+    CloudOptions,
+    Resource,
+    desired_resources,
+    pipe_dead_letter_queue,
+    resolve,
+    tags,
+    update_pipe_request,
+)
 from common.aws import Clients
 from common.config import load_settings
 from common.console import Console
@@ -235,6 +244,26 @@ def test_every_aws_request_validates_against_the_botocore_model(options: CloudOp
             checked.add(operation)
     assert {"CreatePipe", "UpdatePipe", "CreateDeliveryStream", "UpdateDestination", "CreateTable",
             "CreateWorkGroup", "PutBucketPolicy", "PutRolePolicy"} <= checked
+
+
+def test_the_pipe_gives_up_on_a_record_before_the_stream_forgets_it_and_keeps_it_in_its_dead_letter_queue() -> None:
+    settings = load_settings(env={"TARGET": "aws", "AWS_REGION": REGION})
+    pipe = aws()["pipe:sales-orders-pipe"].params
+    stream = pipe["SourceParameters"]["DynamoDBStreamParameters"]
+    assert 0 <= stream["MaximumRetryAttempts"] <= 185  # bounded (the console's range): a poison record cannot stall
+    # under DynamoDB Streams' 24 h retention, with hours left to read back what a dead letter points at
+    assert 60 <= stream["MaximumRecordAgeInSeconds"] == PIPE_MAX_RECORD_AGE_S <= 24 * 3600 - 12 * 3600
+    dlq = stream["DeadLetterConfig"]["Arn"]
+    assert dlq.startswith(f"arn:aws:sqs:{REGION}:{ACCOUNT}:")  # a stream source takes an SQS queue or SNS topic
+    assert pipe["LogConfiguration"]["Level"] == "ERROR"
+    queue = pipe_dead_letter_queue(settings, tags(settings))
+    assert dlq.endswith(f":{queue['QueueName']}")
+    assert not queue["QueueName"].endswith(".fifo")  # Pipes cannot send dead letters to a FIFO queue
+    shape = get_session().get_service_model("sqs").operation_model("CreateQueue").input_shape
+    validate_parameters(queue, shape)
+    local = {r.kind: r for r in desired_resources(load_settings(env={}), ACCOUNT)}["pipe"].params
+    assert local["SourceParameters"]["DynamoDBStreamParameters"]["DeadLetterConfig"] == {
+        "Arn": f"arn:aws:sqs:us-east-1:{ACCOUNT}:sales-orders-pipe-dlq"}  # the local runner reads the same config
 
 
 # --- destroy by tag, error lines, deploy's words ------------------------------------------------------

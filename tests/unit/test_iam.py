@@ -32,7 +32,8 @@ def test_no_allow_statement_uses_a_wildcard_action_or_resource(docs: dict) -> No
                 assert "*" not in resource[:-1], (service, resource)
 
 
-def test_pipes_role_reads_only_the_table_stream_and_writes_only_the_kinesis_stream(docs: dict) -> None:
+def test_pipes_role_reads_the_table_stream_writes_the_kinesis_stream_its_dead_letters_and_its_logs(
+        docs: dict) -> None:
     st = statements(docs["pipes"][1])
     assert st["ReadTableStream"]["Action"] == [
         "dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"]
@@ -41,7 +42,13 @@ def test_pipes_role_reads_only_the_table_stream_and_writes_only_the_kinesis_stre
     assert st["WriteKinesis"] == {
         "Sid": "WriteKinesis", "Effect": "Allow", "Action": ["kinesis:PutRecord", "kinesis:PutRecords"],
         "Resource": [f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/sales-orders-cdc"]}
-    assert set(st) == {"ReadTableStream", "WriteKinesis"}
+    assert st["SendDeadLetters"] == {  # eb-pipes-permissions.html: sqs:SendMessage on the dead-letter queue
+        "Sid": "SendDeadLetters", "Effect": "Allow", "Action": ["sqs:SendMessage"],
+        "Resource": [f"arn:aws:sqs:{REGION}:{ACCOUNT}:sales-orders-pipe-dlq"]}
+    assert st["WriteOwnLogs"] == {
+        "Sid": "WriteOwnLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/vendedlogs/pipes/sales-orders-pipe:*"]}
+    assert set(st) == {"ReadTableStream", "WriteKinesis", "SendDeadLetters", "WriteOwnLogs"}
 
 
 def test_firehose_role_is_scoped_to_stream_function_bucket_table_and_its_log_group(docs: dict) -> None:
