@@ -13,7 +13,7 @@ import pytest
 from bootstrap.spec import desired_resources, resolve
 from common.aws import Clients
 from common.config import Settings, with_overrides
-from runners.pipe import PipeRunner, events_to_redrive, read_dead_letters
+from runners.pipe import PipeRunner, events_to_redrive, read_dead_letters, read_stream_range
 from tests.fixtures.faults import Fault
 
 LAKE = "pr-lake"
@@ -111,6 +111,9 @@ def test_records_kinesis_cannot_take_go_to_dead_letters_in_s3_and_the_pipe_goes_
     (event,) = events_to_redrive(big)  # the payload survives the stream: both images, byte for byte
     assert (event["eventName"], event["dynamodb"]["OldImage"]["blob"]["B"][:4]) == ("MODIFY", "AQEB")
     assert event["dynamodb"]["SequenceNumber"] == big["DDBStreamBatchInfo"]["startSequenceNumber"]
+    pointers_only = {k: big[k] for k in ("context", "version", "timestamp", "DDBStreamBatchInfo")}  # as AWS sends it
+    streams = clients.client("dynamodbstreams")
+    assert events_to_redrive(pointers_only, lambda *where: read_stream_range(streams, *where)) == [event]
     assert "PartitionKey" in long_key["errorMessage"] and "300" in long_key["errorMessage"]
     assert pipe.checkpoint.get(pipe.shards()[0].shard_id) == pipe.stats.position[pipe.shards()[0].shard_id]
     assert (pipe.stats.records_in, pipe.stats.records_out) == (5, 3)
