@@ -22,6 +22,15 @@ Mirrors Kinesis Data Firehose with a Kinesis source, a Lambda processor and dyna
   wait;
 - the Lambda's answer is checked (every recordId once, result Ok / Dropped / ProcessingFailed,
   base64 data, metadata.partitionKeys), anything else is processing-failed;
+- a record the transform marked ProcessingFailed keeps its own reason: the transform logs one JSON
+  line per failed record with the invocationId, the function's output lands in its CloudWatch Logs
+  group /aws/lambda/<FunctionName> (on AWS, and in MiniStack as well), and the runner, only after an
+  invocation that failed records, reads them back with FilterLogEvents (a quoted-term filter on the
+  invocationId, a window of seconds around the invoke, every page) instead of Invoke's 4 KB log
+  tail, which held about 25 reasons. Logs that cannot be read give a generic message, never a
+  failed pass (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs.html,
+  https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_FilterLogEvents.html,
+  https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/FilterAndPatternSyntax.html);
 - transformed rows are buffered per evaluated prefix by BufferingHints, at most 500 active
   partitions (beyond: activePartitionExceeded... to the error output as partitioning-failed);
 - objects are named as Firehose names them; the checkpoint moves only past records in S3.
@@ -41,7 +50,6 @@ import base64
 import binascii
 import json
 import random
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,7 +57,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from common.aws import TRANSIENT_CODES, Clients, error_code, retrying
@@ -64,7 +72,8 @@ from runners.refresh import Refreshing
 
 KINESIS_GET_LIMIT = 10000
 VALID_RESULTS = ("Ok", "Dropped", "ProcessingFailed")
-_REASON = re.compile(r"recordId=(\S+) reason=(.*)")
+LOG_WINDOW_MS = 5_000  # FilterLogEvents looks this far before and after the invoke
+LOG_PAGES_MAX = 100
 # Invoke errors another attempt may fix (API_Invoke.html): throttling, Lambda's own 5xx, a function
 # that is being updated or whose network is not ready yet. Any 5xx status counts too.
 TRANSIENT_INVOKE_CODES = TRANSIENT_CODES | frozenset({
@@ -175,14 +184,36 @@ def split_for_payload(records: list[SourceRecord], limit: int = LAMBDA_SYNC_PAYL
     return batches
 
 
-def reasons_from_log(log_tail: str) -> dict[str, str]:
-    """The transform logs `recordId=... reason=...` per failed record; Invoke's log tail carries them."""
+def log_group_of(lambda_arn: str) -> str:
+    """The CloudWatch Logs group Lambda writes a function's output to: /aws/lambda/<FunctionName>."""
+    parts = lambda_arn.split(":")
+    name = parts[6] if lambda_arn.startswith("arn:") and len(parts) > 6 else lambda_arn
+    return f"/aws/lambda/{name}"
+
+
+def reasons_from_log_events(events: list[dict[str, Any]], invocation_id: str) -> dict[str, str]:
+    """recordId -> reason from the transform's JSON log lines of this invocation; anything else is ignored."""
     found = {}
-    for line in log_tail.splitlines():
-        m = _REASON.search(line)
-        if m:
-            found[m.group(1)] = m.group(2).strip()
+    for event in events:
+        message = event.get("message")
+        if not isinstance(message, str) or not message.startswith("{"):
+            continue
+        try:
+            line = json.loads(message)
+        except ValueError:
+            continue
+        if isinstance(line, dict) and line.get("invocationId") == invocation_id:
+            record_id, reason = line.get("recordId"), line.get("reason")
+            if isinstance(record_id, str) and isinstance(reason, str):
+                found[record_id] = reason
     return found
+
+
+def failed_record_ids(answer: Any) -> set[str]:
+    """The recordIds the Lambda's answer marks ProcessingFailed (the answer is checked later, by parse_response)."""
+    items = answer.get("records") if isinstance(answer, dict) else None
+    return {item["recordId"] for item in items or [] if isinstance(item, dict)
+            and item.get("result") == "ProcessingFailed" and isinstance(item.get("recordId"), str)}
 
 
 def parse_response(records: list[SourceRecord], payload: Any, reasons: dict[str, str]) -> list[Outcome]:
@@ -246,7 +277,7 @@ class FirehoseRunner:
     name = "firehose"
 
     def __init__(self, clients: Clients, config: FirehoseConfig, checkpoint_path: Path, *,
-                 lambda_client: Any = None, sleep: Callable[[float], None] = time.sleep,
+                 lambda_client: Any = None, logs_client: Any = None, sleep: Callable[[float], None] = time.sleep,
                  draw: Callable[[], float] = random.random) -> None:
         self.clients = clients
         self.config = config
@@ -254,6 +285,7 @@ class FirehoseRunner:
         self.s3 = clients.s3
         # One attempt per call: InvokeRetry is the only retry loop around Invoke.
         self.lam = lambda_client if lambda_client is not None else one_attempt_client(clients, "lambda")
+        self.logs = logs_client if logs_client is not None else clients.client("logs")
         self.retry = InvokeRetry(config.lambda_retries)
         self._sleep = sleep
         self._draw = draw
@@ -333,12 +365,16 @@ class FirehoseRunner:
 
     def _invoke(self, records: list[SourceRecord]) -> list[Outcome]:
         """Invoke the transform for one batch under InvokeRetry; the answer is checked record by record."""
-        payload = json.dumps(invoke_event(records, self.config, self.region)).encode()
+        event = invoke_event(records, self.config, self.region)
+        payload = json.dumps(event).encode()
         attempts = self.retry.retries + 1
         for attempt in range(1, attempts + 1):
+            started = time.time()
             answer, failure = self._invoke_once(payload)
             if failure is None:
-                return parse_response(records, answer[0], reasons_from_log(answer[1]))
+                failed = failed_record_ids(answer)
+                reasons = self._failure_reasons(event["invocationId"], failed, started) if failed else {}
+                return parse_response(records, answer, reasons)
             if not failure.transient or attempt == attempts:
                 break
             self._sleep(self.retry.delay(attempt - 1, self._draw()))
@@ -347,9 +383,9 @@ class FirehoseRunner:
                 for r in records]
 
     def _invoke_once(self, payload: bytes) -> tuple[Any, InvokeFailure | None]:
-        """One Invoke: ((answer, log tail), None), or (None, why it failed)."""
+        """One Invoke: (the function's answer, None), or (None, why it failed)."""
         try:
-            resp = self.lam.invoke(FunctionName=self.config.lambda_arn, Payload=payload, LogType="Tail")
+            resp = self.lam.invoke(FunctionName=self.config.lambda_arn, Payload=payload)
             body = resp["Payload"].read()
         except (ClientError, HTTPClientError, BotoConnectionError) as exc:
             return None, invoke_failure(exc)
@@ -358,11 +394,32 @@ class FirehoseRunner:
             return None, InvokeFailure("Lambda.FunctionError", body[:300].decode(errors="replace"),
                                        function_error == "Unhandled")
         try:
-            answer = json.loads(body)
+            return json.loads(body), None
         except ValueError:
             return None, InvokeFailure("Lambda.InvalidResponse", "the response is not JSON", False)
-        tail = base64.b64decode(resp.get("LogResult", "") or "").decode(errors="replace")
-        return (answer, tail), None
+
+    def _failure_reasons(self, invocation_id: str, failed: set[str], started: float) -> dict[str, str]:
+        """Each failed record's reason, as the transform logged it for this invocation; a generic one if unreadable."""
+        group = log_group_of(self.config.lambda_arn)
+        request: dict[str, Any] = {
+            "logGroupName": group, "filterPattern": f'"{invocation_id}"',
+            "startTime": int(started * 1000) - LOG_WINDOW_MS, "endTime": int(time.time() * 1000) + LOG_WINDOW_MS,
+        }
+        found: dict[str, str] = {}
+        problem = ""
+        try:
+            for _page in range(LOG_PAGES_MAX):
+                page = self.logs.filter_log_events(**request)
+                found.update(reasons_from_log_events(page.get("events", []), invocation_id))
+                if not page.get("nextToken") or failed <= found.keys():
+                    break
+                request["nextToken"] = page["nextToken"]
+        except (ClientError, BotoCoreError) as exc:
+            problem = error_code(exc) or type(exc).__name__
+        generic = (f"the transform marked the record ProcessingFailed; its reason could not be read from {group} "
+                   f"({problem})" if problem else
+                   f"the transform marked the record ProcessingFailed; its reason is not in {group}")
+        return {record_id: found.get(record_id, generic) for record_id in failed}
 
     def _route(self, outcomes: list[Outcome], now: float) -> None:
         stamp = datetime.now(UTC)

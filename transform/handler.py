@@ -639,12 +639,17 @@ def _one_line(text: str) -> str:
 def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, list[dict[str, Any]]]:
     """Lambda entry point: a Firehose transformation event -> one output record per input record, in order.
 
-    Logs one line per failed record and one summary line per invocation (stdout is CloudWatch
-    on AWS; MiniStack's worker also answers faster when a handler writes a line).
+    Logs one compact JSON line per failed record, {"invocationId", "recordId", "reason"}, one per
+    attribute a REMOVE had to write as null ({"invocationId", "recordId", "nulled"}), and one summary
+    line per invocation. stdout is the function's CloudWatch log group (/aws/lambda/<name>) on AWS and
+    in MiniStack alike: the firehose runner reads every reason back from there by invocationId, so no
+    reason is lost to the 4 KB log tail of Invoke. (MiniStack's worker also answers faster when a
+    handler writes a line.)
     """
     records = event.get("records") if isinstance(event, Mapping) else None
     if not isinstance(records, list):
         raise ValueError("event: no 'records' list; expected a Firehose data-transformation event")
+    invocation_id = event.get("invocationId")
     output = []
     log_lines = []
     failed = 0
@@ -654,11 +659,17 @@ def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, list[dic
         output.append(result)
         if reason is not None:
             failed += 1
-            log_lines.append(f"recordId={result['recordId']} reason={reason}")
+            log_lines.append(_log_line(invocation_id, result["recordId"], "reason", reason))
         for note in notes:
-            log_lines.append(f"recordId={result['recordId']} nulled={_one_line(note)}")
+            log_lines.append(_log_line(invocation_id, result["recordId"], "nulled", note))
     log_lines.append(
-        f"invocationId={event.get('invocationId')} records={len(records)} ok={len(records) - failed} failed={failed}"
+        f"invocationId={invocation_id} records={len(records)} ok={len(records) - failed} failed={failed}"
     )
     print("\n".join(log_lines), flush=True)
     return {"records": output}
+
+
+def _log_line(invocation_id: Any, record_id: Any, kind: str, text: str) -> str:
+    """One compact JSON log line about one record of one invocation (json escapes any newline in it)."""
+    return json.dumps({"invocationId": invocation_id, "recordId": record_id, kind: text},
+                      ensure_ascii=False, separators=(",", ":"), default=str)

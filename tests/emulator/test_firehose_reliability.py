@@ -115,3 +115,27 @@ def test_a_throttled_invoke_is_retried_with_backoff_and_every_record_lands(setti
     assert set(ids) <= {r["order_id"] for r in lake_rows(clients)}
     failed = [base64.b64decode(d["rawData"]) for d in error_docs(clients, "processing-failed")]
     assert not [raw for raw in failed if any(order_id.encode() in raw for order_id in ids)]
+
+
+def test_every_failed_record_of_one_big_invoke_keeps_its_own_reason(settings: Settings) -> None:
+    """130 records fail in one invoke: each error document says why that record failed, not a 4 KB log tail's few."""
+    clients = Clients(settings)
+    payloads = {}
+    for i in range(130):
+        record = {"eventID": f"ev-r{i}", "eventName": f"UPSERT-{i}", "dynamodb": {}}
+        payloads[json.dumps(record).encode()] = f"eventName: got 'UPSERT-{i}', expected INSERT, MODIFY or REMOVE"
+    for start in range(0, len(payloads), 100):
+        batch = list(payloads)[start:start + 100]
+        clients.kinesis.put_records(StreamName="fr-orders-cdc",
+                                    Records=[{"Data": data, "PartitionKey": "k"} for data in batch])
+    invokes: list[int] = []
+    firehose = firehose_runner(clients, settings, "reasons")
+    firehose.lam.meta.events.register("before-send.lambda.Invoke", lambda **_: invokes.append(1))
+
+    pump(None, firehose)
+
+    assert len(invokes) == 1  # all of them in one invocation
+    mine = {base64.b64decode(d["rawData"]): d for d in error_docs(clients, "processing-failed")
+            if base64.b64decode(d["rawData"]) in payloads}
+    assert len(mine) == len(payloads)
+    assert {raw: doc["errorMessage"] for raw, doc in mine.items()} == payloads

@@ -442,9 +442,11 @@ def test_mixed_batch_keeps_order_and_ids_and_fails_only_the_bad_records(
     assert out[1] == {"recordId": "b", "result": "ProcessingFailed", "data": "%%%"}
     assert out[3] == {"recordId": "d", "result": "ProcessingFailed", "data": records[3]["data"]}
     assert row_of(out[2])["is_deleted"] is True
+    # One JSON line per failed record, carrying the invocation: the runner finds every reason in the log group.
     assert capsys.readouterr().out.splitlines() == [
-        "recordId=b reason=data: not valid base64 (Only base64 data is allowed)",
-        "recordId=d reason=eventName: got 'UPSERT', expected INSERT, MODIFY or REMOVE",
+        '{"invocationId":"inv-7","recordId":"b","reason":"data: not valid base64 (Only base64 data is allowed)"}',
+        '{"invocationId":"inv-7","recordId":"d",'
+        '"reason":"eventName: got \'UPSERT\', expected INSERT, MODIFY or REMOVE"}',
         "invocationId=inv-7 records=5 ok=3 failed=2",
     ]
 
@@ -606,10 +608,12 @@ def test_a_remove_lands_even_when_its_old_image_has_values_the_lake_cannot_hold(
     # The row converts to Parquet as it is: the delete reaches the lake.
     (converted,) = rows_to_table(decode_rows([base64.b64decode(output["data"])])).to_pylist()
     assert (converted["order_id"], converted["is_deleted"], converted["quantity"]) == ("ord-1b2d4e6f", True, None)
-    # And each null is explained in the log.
-    logged = capsys.readouterr().out
-    for name in nulled:
-        assert f"dynamodb.OldImage.{name}: " in logged
+    # And each null is explained in the log, one JSON line each.
+    *notes, summary = capsys.readouterr().out.splitlines()
+    assert summary == "invocationId=inv-9 records=1 ok=1 failed=0"
+    explained = [json.loads(line) for line in notes]
+    assert {(n["invocationId"], n["recordId"]) for n in explained} == {("inv-9", "r-1")}
+    assert sorted(n["nulled"].split(":")[0] for n in explained) == sorted(f"dynamodb.OldImage.{n}" for n in nulled)
 
 
 def test_a_remove_without_a_usable_key_fails() -> None:
