@@ -1,7 +1,8 @@
 """Read a CreateDeliveryStream request into the few numbers and names the firehose runner needs.
 
 Defaults and ranges are AWS's: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html
-(processor buffer 0.2-3 MB, default 1 MB / 60 s; 3 retries) and
+(processor buffer 0.2-3 MB, default 1 MB / 60 s), NumberOfRetries default 3
+(https://docs.aws.amazon.com/firehose/latest/APIReference/API_ProcessorParameter.html) and
 https://docs.aws.amazon.com/firehose/latest/APIReference/API_BufferingHints.html (1-128 MiB, 0-900 s).
 """
 
@@ -52,6 +53,9 @@ def parse_config(spec: dict[str, Any], max_active_partitions: int = 500) -> Fire
     gzip = dest.get("CompressionFormat", "UNCOMPRESSED") == "GZIP"
     default_ext = ".parquet" if parquet else (".gz" if gzip else "")
     hints = dest.get("BufferingHints", {})
+    retries = int(lam.get("NumberOfRetries", 3))
+    if retries < 0:
+        raise ValueError(f"NumberOfRetries={retries}: the Lambda processor's retries cannot be negative")
     return FirehoseConfig(
         delivery_stream=spec["DeliveryStreamName"],
         source_stream=spec["KinesisStreamSourceConfiguration"]["KinesisStreamARN"].split("/", 1)[1],
@@ -65,7 +69,7 @@ def parse_config(spec: dict[str, Any], max_active_partitions: int = 500) -> Fire
         append_delimiter=_processor_params(processors, "AppendDelimiterToRecord") is not None,
         file_extension=dest.get("FileExtension", default_ext),
         lambda_arn=lam["LambdaArn"],
-        lambda_retries=int(lam.get("NumberOfRetries", 3)),
+        lambda_retries=retries,
         processor_bytes=int(float(lam.get("BufferSizeInMBs", 1)) * MIB),
         processor_interval_s=float(lam.get("BufferIntervalInSeconds", 60)),
         max_active_partitions=max_active_partitions,

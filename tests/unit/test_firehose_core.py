@@ -54,6 +54,17 @@ def test_config_is_read_from_the_create_delivery_stream_request() -> None:
     assert (c.parquet, c.gzip, c.file_extension, c.lambda_retries) == (True, False, ".parquet", 3)
 
 
+def test_negative_number_of_retries_is_refused() -> None:
+    spec = {r.kind: r for r in desired_resources(load_settings(env={}), "000000000000")}["delivery_stream"].params
+    processors = spec["ExtendedS3DestinationConfiguration"]["ProcessingConfiguration"]["Processors"]
+    lam = next(p for p in processors if p["Type"] == "Lambda")
+    for parameter in lam["Parameters"]:
+        if parameter["ParameterName"] == "NumberOfRetries":
+            parameter["ParameterValue"] = "-1"
+    with pytest.raises(ValueError, match="NumberOfRetries=-1"):
+        parse_config(spec)
+
+
 def test_ok_rows_keep_their_partition_keys() -> None:
     (out,) = parse_response([rec(1)], {"records": [ok(1)]}, {})
     assert (out.result, out.data) == ("Ok", b'{"a":1}')
