@@ -29,8 +29,10 @@ Delivery follows the stream-source settings of the CreatePipe request
   and the pipe never truncates one; CreatePipe itself refuses a PartitionKey over 256 characters).
   AWS would retry it to MaximumRetryAttempts and report RetryAttemptsExhausted; so does this runner.
 - OnPartialBatchItemFailure AUTOMATIC_BISECT halves a failing batch until the failing record is
-  alone; PutRecords reports each entry's outcome, so the runner retries exactly the failing entries,
-  which is where bisection ends.
+  alone. PutRecords reports each entry's outcome, so the runner retries exactly the failing entries,
+  which is where bisection ends; a call Kinesis refuses as a whole for its content (ValidationException,
+  InvalidArgumentException: a limit measured otherwise than here) is halved until the record at fault is
+  alone, and that record alone is dead-lettered.
 Each undeliverable record goes to the dead-letter destination, one message per record with its own
 reason, and the checkpoint then moves past it: the pipe never stalls on a record and never drops one.
 The spec's LogConfiguration (Level ERROR to a log group) is played by the runner's log file
@@ -91,6 +93,8 @@ KINESIS_RECORD_MAX_BYTES = 1024 * 1024  # per record; counted here with its part
 PARTITION_KEY_MAX_CHARS = 256  # Kinesis: 1 to 256 Unicode characters
 UNBOUNDED_ATTEMPTS_PER_PASS = 8  # MaximumRetryAttempts -1: then the pass fails and re-reads from the checkpoint
 BACKOFF_BASE_S, BACKOFF_CAP_S = 0.1, 5.0
+# A PutRecords refused as a whole because of what it carries: bisected down to the record at fault.
+REFUSED_CALL_CODES = frozenset({"ValidationException", "InvalidArgumentException"})
 
 RETRY_ATTEMPTS_EXHAUSTED = "RetryAttemptsExhausted"
 RECORD_AGE_EXCEEDED = "RecordAgeExceeded"
@@ -475,25 +479,38 @@ class PipeRunner:
         return len(batch) - len(failed)
 
     def _put(self, pending: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]) -> list[tuple[Any, str, str]]:
-        """PutRecords; an entry Kinesis refuses is retried alone with jittered backoff. Returns those given up on."""
+        """PutRecords in Kinesis-sized calls. Returns the items given up on, with Kinesis's code and message."""
         given_up: list[tuple[Any, str, str]] = []
         for batch in chunk_entries(pending, lambda item: item[2]):
-            todo = batch
-            for attempt in itertools.count():
-                resp = self.kinesis.put_records(StreamName=self.target, Records=[item[2] for item in todo])
-                if not resp.get("FailedRecordCount"):
-                    break
-                refused = [(item, r) for item, r in zip(todo, resp["Records"], strict=True) if "ErrorCode" in r]
-                if 0 <= self.max_retries <= attempt:
-                    given_up += [(item, r["ErrorCode"], f"{r.get('ErrorMessage', '')} (refused {attempt + 1} times; "
-                                  f"MaximumRetryAttempts={self.max_retries})") for item, r in refused]
-                    break
-                if self.max_retries < 0 and attempt + 1 >= UNBOUNDED_ATTEMPTS_PER_PASS:
-                    raise TransientError(f"{len(refused)} records still refused by Kinesis after {attempt + 1} "
-                                         "attempts (MaximumRetryAttempts -1: they wait in the stream)")
-                self.sleep(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)))
-                todo = [item for item, _ in refused]
+            given_up += self._put_call(batch)
         return given_up
+
+    def _put_call(self, todo: list[Any]) -> list[tuple[Any, str, str]]:
+        """One PutRecords; an entry Kinesis refuses is retried alone with jittered backoff, up to
+        MaximumRetryAttempts. A call refused as a whole for its content (one record Kinesis will not
+        take) is halved until that record is alone (AUTOMATIC_BISECT); any other failed call is raised."""
+        for attempt in itertools.count():
+            try:
+                resp = self.kinesis.put_records(StreamName=self.target, Records=[item[2] for item in todo])
+            except ClientError as exc:
+                if error_code(exc) not in REFUSED_CALL_CODES:
+                    raise
+                if len(todo) == 1:
+                    return [(todo[0], error_code(exc), str(exc.response["Error"].get("Message", exc)))]
+                half = len(todo) // 2
+                return self._put_call(todo[:half]) + self._put_call(todo[half:])
+            if not resp.get("FailedRecordCount"):
+                return []
+            refused = [(item, r) for item, r in zip(todo, resp["Records"], strict=True) if "ErrorCode" in r]
+            if 0 <= self.max_retries <= attempt:
+                return [(item, r["ErrorCode"], f"{r.get('ErrorMessage', '')} (refused {attempt + 1} times; "
+                         f"MaximumRetryAttempts={self.max_retries})") for item, r in refused]
+            if self.max_retries < 0 and attempt + 1 >= UNBOUNDED_ATTEMPTS_PER_PASS:
+                raise TransientError(f"{len(refused)} records still refused by Kinesis after {attempt + 1} "
+                                     "attempts (MaximumRetryAttempts -1: they wait in the stream)")
+            self.sleep(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)))
+            todo = [item for item, _ in refused]
+        raise AssertionError("unreachable")
 
     def _dead_letter_destination(self) -> DeadLetters:
         if self.dead_letters is None:

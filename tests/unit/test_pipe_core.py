@@ -434,3 +434,24 @@ def test_an_aws_dead_letter_carries_only_pointers_and_redrive_reads_the_records_
     assert asked == [(STREAM_A, SHARD, f"{7:021d}", f"{7:021d}")]
     with pytest.raises(TerminalError, match="24 h"):
         events_to_redrive(aws_message)
+
+
+def test_a_call_kinesis_rejects_for_one_record_is_bisected_until_that_record_alone_goes_to_the_dead_letter(
+        tmp_path: Path) -> None:
+    """AUTOMATIC_BISECT: a PutRecords refused as a whole (ValidationException) is halved until the culprit is alone."""
+    class Strict(FakeKinesis):
+        def put_records(self, StreamName: str, Records: list[dict]) -> dict:
+            if any(b'"o-bad"' in e["Data"] for e in Records):
+                self.calls += 1
+                error = {"Code": "ValidationException", "Message": "1 validation error detected: Value at 'data'"}
+                raise ClientError({"Error": error}, "PutRecords")
+            return super().put_records(StreamName, Records)
+
+    records = [stream_record(1), stream_record(2), stream_record(3, "o-bad"), stream_record(4)]
+    runner, kinesis, letters, _ = run_pipe(tmp_path, records, Strict())
+    assert kinesis.sequences() == [f"{i:021d}" for i in (1, 2, 4)]
+    (letter,) = letters.messages
+    assert (letter["errorCode"], letter["DDBStreamBatchInfo"]["startSequenceNumber"]) == (
+        "ValidationException", f"{3:021d}")
+    assert "validation error" in letter["errorMessage"]
+    assert runner.checkpoint.get(SHARD) == f"{4:021d}"
