@@ -27,7 +27,8 @@ Delivery follows the stream-source settings of the CreatePipe request
 - A record no retry can deliver is not retried: over 1 MiB as sent, or a PartitionKey path that is
   missing from it or yields a key outside Kinesis's 1..256 characters (Kinesis refuses such a key
   and the pipe never truncates one; CreatePipe itself refuses a PartitionKey over 256 characters).
-  AWS would retry it to MaximumRetryAttempts and report RetryAttemptsExhausted; so does this runner.
+  AWS would retry it to MaximumRetryAttempts and report RetryAttemptsExhausted; this runner reports
+  the same condition without the futile retries.
 - OnPartialBatchItemFailure AUTOMATIC_BISECT halves a failing batch until the failing record is
   alone. PutRecords reports each entry's outcome, so the runner retries exactly the failing entries,
   which is where bisection ends; a call Kinesis refuses as a whole for its content (ValidationException,
@@ -40,9 +41,9 @@ The spec's LogConfiguration (Level ERROR to a log group) is played by the runner
 
 Dead letters. For a stream source AWS sends them to the SQS queue or SNS topic named by
 DeadLetterConfig (https://docs.aws.amazon.com/eventbridge/latest/pipes-reference/API_DeadLetterConfig.html),
-and the message carries pointers into the stream, not the record (the shape Lambda documents for
-stream sources, https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html, with the
-pipe's ARN as partnerResourceArn; the EventBridge guide does not print it):
+and the message carries pointers into the stream, not the record. The EventBridge guide does not print
+the message; this is the shape Pipes users report, whose DDBStreamBatchInfo is the one Lambda documents
+for stream sources (https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html):
 
     {"context": {"partnerResourceArn": "arn:aws:pipes:REGION:ACCOUNT:pipe/NAME",
                  "condition": "RetryAttemptsExhausted" | "RecordAgeExceeded"},
