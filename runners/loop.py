@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from common.aws import TRANSIENT_CODES, error_code
 from common.errors import TerminalError, TransientError
@@ -80,7 +81,8 @@ def read_status(directory: Path, name: str) -> dict[str, Any] | None:
 
 
 def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, TransientError | EndpointConnectionError) or (
+    """Retry (after a backoff) what may pass: throttling, and a lost or closed connection (an emulator restart)."""
+    return isinstance(exc, TransientError | BotoConnectionError | HTTPClientError) or (
         isinstance(exc, ClientError) and error_code(exc) in TRANSIENT_CODES
     )
 

@@ -7,6 +7,8 @@ import os
 import threading
 from pathlib import Path
 
+from botocore.exceptions import ConnectionClosedError
+
 from common.errors import TransientError
 from runners.loop import Stats, read_status, run_forever, write_status
 
@@ -82,3 +84,25 @@ def test_a_first_pass_that_fails_is_not_a_completed_one(tmp_path: Path) -> None:
     thread.join(timeout=30)
     status = read_status(tmp_path, "firehose") or {}
     assert (status["passes"], status["ok_passes"]) == (1, 0)
+
+
+def test_a_connection_closed_mid_pass_is_retried_not_fatal(tmp_path: Path) -> None:
+    """The emulator restarting under a runner closes its connection; the next pass goes on."""
+    stop = threading.Event()
+    closed = ConnectionClosedError(endpoint_url="http://127.0.0.1:1/")
+    runner = FakeRunner("pipe", [closed, True], stop)
+    failures: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            run_forever(runner, tmp_path, stop, idle_sleep=0, max_backoff=0)
+        except BaseException as exc:  # the assertion below reports it
+            failures.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(timeout=30)
+    assert failures == []
+    status = read_status(tmp_path, "pipe") or {}
+    assert (status["passes"], status["ok_passes"], status["errors"]) == (2, 1, 1)
+    assert status["last_error"].startswith("ConnectionClosedError: Connection was closed")
