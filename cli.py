@@ -47,6 +47,17 @@ def settings_for(target: str | None) -> Settings:
     return load_settings(target=target)
 
 
+def up_lock(settings: Settings, console: Console):  # type: ignore[no-untyped-def]
+    """`<state>/up.lock` for a whole `up` or `down`; says so (one line) when another one holds it."""
+    from common.process import UP_WHAT
+    from common.process import up_lock as lock
+
+    def waiting(pid: int | None) -> None:
+        console.warn(f"waiting for {UP_WHAT} (pid {pid or '?'}) to finish")
+
+    return lock(settings.state_dir, on_wait=waiting)
+
+
 def clients_for(settings: Settings):  # type: ignore[no-untyped-def]
     from common.aws import Clients
 
@@ -85,16 +96,17 @@ def up(
     from runners import service
 
     settings, console = settings_for(target), Console()
-    if settings.target == "embedded" and emulator:
-        pid = emu.start(settings)
-        console.ok(f"emulator up at {settings.endpoint_url} (pid {pid}, log {emu.log_file(settings)})")
-    clients = clients_for(settings)
-    plan = build_plan(clients, settings)
-    print_plan(plan, console)
-    apply(clients, plan, console)
-    if settings.emulated and runners:
-        pids = service.start(settings)
-        console.ok("runners up: " + ", ".join(f"{n} (pid {p})" for n, p in pids.items()))
+    with up_lock(settings, console):  # a concurrent `make up`/`make down` waits here, then finds all up
+        if settings.target == "embedded" and emulator:
+            pid = emu.start(settings)
+            console.ok(f"emulator up at {settings.endpoint_url} (pid {pid}, log {emu.log_file(settings)})")
+        clients = clients_for(settings)
+        plan = build_plan(clients, settings)
+        print_plan(plan, console)
+        apply(clients, plan, console)
+        if settings.emulated and runners:
+            pids = service.start(settings)
+            console.ok("runners up: " + ", ".join(f"{n} (pid {p})" for n, p in pids.items()))
 
 
 @app.command()
@@ -105,10 +117,11 @@ def down(target: TargetOpt = None) -> None:
     from runners import service
 
     settings, console = settings_for(target), Console()
-    stopped = service.stop(settings)
-    console.ok(f"runners stopped: {', '.join(stopped) or 'none were running'}")
-    if settings.target == "embedded":
-        console.ok("emulator stopped" if emu.stop(settings) else "emulator was not running")
+    with up_lock(settings, console):
+        stopped = service.stop(settings)
+        console.ok(f"runners stopped: {', '.join(stopped) or 'none were running'}")
+        if settings.target == "embedded":
+            console.ok("emulator stopped" if emu.stop(settings) else "emulator was not running")
 
 
 @app.command()

@@ -2,21 +2,22 @@
 
 It runs from its own virtualenv (.venv-emu) because it pins an exact botocore. The pid and
 log live under the state directory so `make down` stops exactly what `make up` started.
+Starting and stopping hold `<state>/up.lock` (common/process.py): two `make up` at once never start
+two emulators or stop each other's, and the pid file always names the emulator that answers.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from common.aws import emulator_healthy
 from common.config import ROOT, Settings
 from common.errors import TerminalError
+from common.process import live_pid, terminate, up_lock
 
 EMULATOR_VENV = ROOT / ".venv-emu"
 
@@ -53,13 +54,7 @@ def emulator_env(settings: Settings, persist: bool = False) -> dict[str, str]:
 
 def running_pid(settings: Settings) -> int | None:
     """The pid from the pid file if that process is still alive."""
-    path = pid_file(settings)
-    try:
-        pid = int(path.read_text().strip())
-        os.kill(pid, 0)
-        return pid
-    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
-        return None
+    return live_pid(pid_file(settings))
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -70,9 +65,19 @@ def port_in_use(host: str, port: int) -> bool:
 
 def start(settings: Settings, persist: bool = False, timeout: float = 30.0) -> int:
     """Start MiniStack in the background and return its pid once the health check answers."""
+    with up_lock(settings.state_dir):
+        return _start(settings, persist, timeout)
+
+
+def _start(settings: Settings, persist: bool, timeout: float) -> int:
     endpoint = settings.endpoint_url or ""
     pid = running_pid(settings)
-    if pid and emulator_healthy(endpoint):
+    if pid:
+        try:  # ours, alive: a busy one may answer slowly; a hung one is never killed from `make up`
+            wait_healthy(settings, min(timeout, 10.0))
+        except TerminalError:
+            raise TerminalError(f"the emulator (pid {pid}) runs but does not answer at {endpoint}; see "
+                                f"{log_file(settings)}, or `make down` then `make up`") from None
         return pid
     if port_in_use(settings.host, settings.port):
         if emulator_healthy(endpoint):
@@ -84,9 +89,8 @@ def start(settings: Settings, persist: bool = False, timeout: float = 30.0) -> i
     python = emulator_python()
     if not python.exists():
         raise TerminalError(f"the emulator is not installed at {python}; run `make install`")
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
     with log_file(settings).open("ab") as log:
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # the emulator's command line
             [str(python), "-m", "ministack"],
             env=emulator_env(settings, persist),
             stdout=log,
@@ -97,19 +101,22 @@ def start(settings: Settings, persist: bool = False, timeout: float = 30.0) -> i
     pid_file(settings).write_text(str(proc.pid))
     try:
         wait_healthy(settings, timeout, proc)
-    except TerminalError:
-        stop(settings)
+    except BaseException:
+        pid_file(settings).unlink(missing_ok=True)
+        terminate(proc.pid)
         raise
     return proc.pid
 
 
 def wait_healthy(settings: Settings, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
-    """Block until the health endpoint answers; fail fast if the process died."""
+    """Block until the health endpoint answers (and `proc`, if given, is the one answering); fail fast if it died."""
     endpoint = settings.endpoint_url or ""
     deadline = time.monotonic() + timeout
-    while not emulator_healthy(endpoint, timeout=0.5):
+    while True:
         if proc is not None and proc.poll() is not None:
             raise TerminalError(f"the emulator exited with code {proc.returncode}; see {log_file(settings)}")
+        if emulator_healthy(endpoint, timeout=0.5) and (proc is None or proc.poll() is None):
+            return
         if time.monotonic() > deadline:
             raise TerminalError(f"the emulator did not answer within {timeout:.0f}s; see {log_file(settings)}")
         time.sleep(0.1)
@@ -117,34 +124,11 @@ def wait_healthy(settings: Settings, timeout: float = 30.0, proc: subprocess.Pop
 
 def stop(settings: Settings, timeout: float = 10.0) -> bool:
     """Stop the emulator this project started (by its pid file); False when none was running."""
-    pid = running_pid(settings)
-    pid_file(settings).unlink(missing_ok=True)
-    if pid is None:
-        return False
-    return terminate(pid, timeout)
-
-
-def terminate(pid: int, timeout: float = 10.0) -> bool:
-    """SIGTERM the process group, then SIGKILL if it lingers."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            os.kill(pid, sig)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                waited, _ = os.waitpid(pid, os.WNOHANG)
-                if waited == pid:
-                    return True
-            except ChildProcessError:
-                pass
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return True
-            time.sleep(0.05)
-    print(f"warning: process {pid} did not stop", file=sys.stderr)
-    return False
+    with up_lock(settings.state_dir):
+        pid = running_pid(settings)
+        if pid is None:
+            pid_file(settings).unlink(missing_ok=True)
+            return False
+        stopped = terminate(pid, timeout)
+        pid_file(settings).unlink(missing_ok=True)  # only once it is gone: the file never names a live one wrongly
+        return stopped

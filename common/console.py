@@ -14,7 +14,8 @@ class Console:
     capture: bool = False
     quiet: bool = False
     lines: list[str] = field(default_factory=list)
-    _rich: RichConsole = field(default_factory=lambda: RichConsole(highlight=False))
+    # soft_wrap: a line is never broken at the terminal's (or a pipe's 80-column) width; one message, one line.
+    _rich: RichConsole = field(default_factory=lambda: RichConsole(highlight=False, soft_wrap=True))
 
     def info(self, message: str) -> None:
         self._emit(message)

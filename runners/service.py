@@ -1,12 +1,14 @@
 """Build the runners from the specs the bootstrap wrote, and run them as background processes.
 
-Each runner is its own process (DESIGN.md: separate processes use both cores), with a pid file,
-a log and a status file under <state>/runners/, so `make down` stops exactly what `make up` started.
+Each runner is its own process (DESIGN.md: separate processes use both cores), with a lock, a log
+and a status file under <state>/runners/, so `make down` stops exactly what `make up` started.
+A runner holds `<name>.lock` (common/process.py) for its whole life: a second one of the same kind
+exits at once, and the lock's holder is the running one (a pid file could name a reused pid).
+Starting and stopping hold `<state>/up.lock`, as the emulator's start and stop do.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -18,11 +20,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bootstrap.emulator import terminate
 from bootstrap.resources.local import spec_path
 from common.aws import Clients
 from common.config import ROOT, Settings
-from common.errors import TerminalError
+from common.errors import ConfigError, PipelineError, TerminalError
+from common.process import hold_for_life, holder, terminate, up_lock
 from runners.firehose import FirehoseRunner
 from runners.firehose_config import parse_config
 from runners.loop import Runner, read_status, run_forever
@@ -39,6 +41,23 @@ def load_spec(settings: Settings, name: str) -> dict:
     return json.loads(path.read_text())
 
 
+def check_name(name: str) -> str:
+    if name not in RUNNERS:
+        raise ConfigError(f"unknown runner {name!r}; use one of {', '.join(RUNNERS)}")
+    return name
+
+
+def lock_path(settings: Settings, name: str) -> Path:
+    return settings.runner_dir / f"{name}.lock"
+
+
+def claim(settings: Settings, name: str) -> None:
+    """Hold this runner kind's lock until the process exits; one line if another process holds it."""
+    pid = hold_for_life(lock_path(settings, name))
+    if pid is not None:
+        raise TerminalError(f"the {name} runner already runs as pid {pid or '?'}; `make down` stops it")
+
+
 def build_runner(name: str, clients: Clients, settings: Settings) -> Runner:
     spec = load_spec(settings, name)
     checkpoint = settings.runner_dir / f"{name}.checkpoint.json"
@@ -51,14 +70,24 @@ def build_runner(name: str, clients: Clients, settings: Settings) -> Runner:
 
 def run(name: str, settings: Settings) -> None:
     """Foreground: run one runner until SIGTERM/SIGINT; its warnings go to stderr (the runner's log)."""
+    claim(settings, check_name(name))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     clients = Clients(settings)
     clients.ensure_reachable()
-    run_forever(build_runner(name, clients, settings), settings.runner_dir)
+    try:
+        run_forever(build_runner(name, clients, settings), settings.runner_dir)
+    except PipelineError:
+        raise
+    except Exception as exc:  # the traceback goes to the log; its last line says what stopped the runner
+        logging.getLogger("runners").exception("the %s runner stopped", name)
+        detail = " ".join(str(exc).split())[:300]
+        raise TerminalError(f"the {name} runner stopped: {type(exc).__name__}: {detail}") from exc
 
 
 def run_all(settings: Settings) -> None:
     """Foreground: every runner in a thread of this process; SIGTERM stops them all, gracefully."""
+    for name in RUNNERS:
+        claim(settings, name)
     clients = Clients(settings)
     clients.ensure_reachable()
     stop = threading.Event()
@@ -82,17 +111,9 @@ def run_all(settings: Settings) -> None:
         raise failures[0]
 
 
-def pid_path(settings: Settings, name: str) -> Path:
-    return settings.runner_dir / f"{name}.pid"
-
-
 def running(settings: Settings, name: str) -> int | None:
-    try:
-        pid = int(pid_path(settings, name).read_text())
-        os.kill(pid, 0)
-        return pid
-    except (FileNotFoundError, ValueError, ProcessLookupError):
-        return None
+    """The pid of the process holding this runner's lock (0: it has not written its pid yet), or None."""
+    return holder(lock_path(settings, name))
 
 
 def start(settings: Settings, env: dict[str, str] | None = None, timeout: float = 60.0) -> dict[str, int]:
@@ -101,6 +122,11 @@ def start(settings: Settings, env: dict[str, str] | None = None, timeout: float 
     Healthy: its process is alive and it wrote a status showing a completed pass. A runner that dies
     or does not get there within `timeout` fails this with one line naming it and its log's last line.
     """
+    with up_lock(settings.state_dir):
+        return _start(settings, env, timeout)
+
+
+def _start(settings: Settings, env: dict[str, str] | None, timeout: float) -> dict[str, int]:
     settings.runner_dir.mkdir(parents=True, exist_ok=True)
     pids = {}
     started: dict[str, tuple[subprocess.Popen, int]] = {}
@@ -120,7 +146,6 @@ def start(settings: Settings, env: dict[str, str] | None = None, timeout: float 
                     start_new_session=True,
                 )
             pid = proc.pid
-            pid_path(settings, name).write_text(str(pid))
             started[name] = (proc, offset)
         pids[name] = pid
     wait_healthy(settings, started, timeout)
@@ -173,23 +198,15 @@ def last_log_line(settings: Settings, name: str, offset: int = 0) -> str:
 def stop(settings: Settings, kill: bool = False) -> list[str]:
     """Stop the runners (SIGTERM lets them flush and checkpoint; `kill` is SIGKILL, for fault tests)."""
     stopped = []
-    for name in RUNNERS:
-        pid = running(settings, name)
-        pid_path(settings, name).unlink(missing_ok=True)
-        if pid is None:
-            continue
-        if kill:
-            os.killpg(pid, 9)
-            _reap(pid)
-        else:
-            terminate(pid, timeout=30)
-        stopped.append(name)
+    with up_lock(settings.state_dir):
+        for name in RUNNERS:
+            (settings.runner_dir / f"{name}.pid").unlink(missing_ok=True)  # written by earlier versions
+            pid = running(settings, name)
+            if not pid:
+                continue
+            terminate(pid, timeout=30, force=kill)
+            stopped.append(name)
     return stopped
-
-
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
+import select
 import socket
+import subprocess
+import sys
 from pathlib import Path
+from typing import IO
 
 import pytest
 
-from common.config import Settings, load_settings
+from bootstrap.emulator import terminate
+from common.config import ROOT, Settings, load_settings
 from common.errors import TerminalError
 from runners import service
 
@@ -36,3 +43,79 @@ def test_start_fails_with_one_line_naming_the_runner_that_died(nowhere: Settings
     name = re.match(r"the (pipe|firehose) runner exited right after it started \(code 1\)", message)
     assert name, message  # both die; whichever is seen first is named
     assert f"its log {nowhere.runner_dir / (name[1] + '.log')} ends with: error: no AWS emulator answers" in message
+
+
+# -- one runner per kind, one `make up`/`make down` at a time ---------------------------------------------------
+
+
+def hold(path: Path) -> int:
+    """Take a lock the way another process of this project would: flock, then write the holder's pid."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if k not in ("TARGET", "PIPELINE_CONFIG", "DEBUG", "ENDPOINT")}
+    return {**keep, "PORT": str(settings.port), "STATE_DIR": str(settings.state_dir)}
+
+
+def readline(stream: IO[str], timeout: float) -> str:
+    """The next line of a child's output, or '' if none comes within `timeout` (or the stream ends)."""
+    ready, _, _ = select.select([stream], [], [], timeout)
+    return stream.readline() if ready else ""
+
+
+def test_a_second_runner_of_one_kind_exits_with_one_line(nowhere: Settings) -> None:
+    fd = hold(nowhere.runner_dir / "pipe.lock")
+    try:
+        result = subprocess.run([sys.executable, "-m", "cli", "runner", "pipe"], cwd=ROOT, env=cli_env(nowhere),
+                                capture_output=True, text=True, timeout=60)
+    finally:
+        os.close(fd)
+    lines = [ln for ln in (result.stdout + result.stderr).splitlines() if ln.strip()]
+    assert result.returncode == 1
+    assert lines == [f"error: the pipe runner already runs as pid {os.getpid()}; `make down` stops it"]
+
+
+def test_runners_are_found_by_their_lock_never_by_a_stale_pid_file(nowhere: Settings) -> None:
+    nowhere.runner_dir.mkdir(parents=True)
+    (nowhere.runner_dir / "pipe.pid").write_text(str(os.getpid()))  # a dead runner's pid, reused by pytest
+    assert service.running(nowhere, "pipe") is None
+    assert service.stop(nowhere) == []  # and `make down` signals nobody
+    fd = hold(nowhere.runner_dir / "pipe.lock")
+    try:
+        assert service.running(nowhere, "pipe") == os.getpid()
+    finally:
+        os.close(fd)
+    assert service.running(nowhere, "pipe") is None
+
+
+def test_make_down_waits_for_a_make_up_in_progress_and_says_so(nowhere: Settings) -> None:
+    fd = hold(nowhere.state_dir / "up.lock")
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "down"], cwd=ROOT, env=cli_env(nowhere),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = readline(proc.stdout, timeout=60)  # type: ignore[arg-type]
+        assert line.strip() == f"! waiting for another `make up` or `make down` (pid {os.getpid()}) to finish"
+        assert proc.poll() is None
+    finally:
+        os.close(fd)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "emulator was not running" in out
+
+
+def test_terminate_stops_a_process_that_leads_no_process_group() -> None:
+    """A runner started by hand in a terminal shares the shell's group: it is signalled by pid."""
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        assert terminate(proc.pid, timeout=30)
+        assert proc.wait(timeout=30) is not None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,192 @@
+"""The project's own processes: pid files, locks, and stopping a process. The one place for them.
+
+Locks are `fcntl.flock` on a file under the state directory, and the holder writes its pid into that
+file. The kernel drops a flock when its holder dies, however it dies, so "the lock is held" means
+"that process is alive"; a pid file alone can name a process that died and whose pid was reused.
+
+- `hold_for_life(path)`: a runner takes `<state>/runners/<name>.lock` and keeps it until it exits,
+  so a second runner of one kind cannot start, and `holder(path)` finds the running one.
+- `exclusive(path)`: `make up` and `make down` take `<state>/up.lock` around starting and stopping
+  the emulator and the runners; a concurrent one waits (and says so once). Re-entrant within a thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from common.errors import TerminalError
+
+_held_for_life: list[int] = []  # fds kept open (and so locked) until the process exits
+_local = threading.local()  # path -> [fd, depth] of the `exclusive` locks this thread holds
+
+
+def read_pid(path: Path) -> int | None:
+    """The pid a pid or lock file names, or None (no file, empty, not a number)."""
+    try:
+        text = path.read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def alive(pid: int) -> bool:
+    """True when `pid` is a live process this user may signal."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def live_pid(path: Path) -> int | None:
+    """The pid from a pid file if that process is still alive."""
+    pid = read_pid(path)
+    return pid if pid is not None and alive(pid) else None
+
+
+def _try_flock(fd: int, mode: int) -> bool:
+    try:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _open_lock(path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
+def _write_pid(fd: int) -> None:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+
+
+def holder(path: Path, settle: float = 1.0) -> int | None:
+    """The pid of the process holding the lock at `path`, or None when nobody holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        # A shared probe: it never blocks the holder, only tells whether an exclusive lock is held.
+        if _try_flock(fd, fcntl.LOCK_SH):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+    finally:
+        os.close(fd)
+    deadline = time.monotonic() + settle
+    while True:  # the holder writes its pid just after taking the lock
+        pid = read_pid(path)
+        if pid is not None or time.monotonic() > deadline:
+            return pid or 0  # 0: held, by a pid not yet written (callers never signal pid 0)
+        time.sleep(0.01)
+
+
+def hold_for_life(path: Path, settle: float = 1.0) -> int | None:
+    """Take the lock at `path` until this process exits; None on success, else the holder's pid (0: unknown).
+
+    A `holder()` probe holds the lock for an instant, so a busy lock is retried for `settle` seconds.
+    """
+    fd = _open_lock(path)
+    deadline = time.monotonic() + settle
+    while not _try_flock(fd, fcntl.LOCK_EX):
+        if time.monotonic() > deadline:
+            os.close(fd)
+            return holder(path) or 0
+        time.sleep(0.02)
+    _write_pid(fd)
+    _held_for_life.append(fd)
+    return None
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, timeout: float = 600.0, what: str = "",
+              on_wait: Callable[[int | None], None] | None = None) -> Iterator[None]:
+    """Hold the lock at `path` for the block; wait (bounded) while another process or thread holds it.
+
+    `on_wait(pid)` is called once if it has to wait; the TerminalError after `timeout` names `what` holds it.
+    """
+    held: dict[str, list[int]] = _local.__dict__.setdefault("held", {})
+    key = str(path)
+    if key in held:  # this thread holds it already: re-enter
+        held[key][1] += 1
+        try:
+            yield
+        finally:
+            held[key][1] -= 1
+        return
+    fd = _open_lock(path)
+    try:
+        deadline = time.monotonic() + timeout
+        waited = False
+        while not _try_flock(fd, fcntl.LOCK_EX):
+            if not waited and on_wait is not None:
+                on_wait(holder(path))
+            waited = True
+            if time.monotonic() > deadline:
+                raise TerminalError(f"{what or 'another process'} (pid {holder(path) or '?'}) still holds {path} "
+                                    f"after {timeout:.0f}s; wait for it to finish, then try again")
+            time.sleep(0.05)
+        _write_pid(fd)
+        held[key] = [fd, 1]
+        try:
+            yield
+        finally:
+            del held[key]
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def terminate(pid: int, timeout: float = 10.0, force: bool = False) -> bool:
+    """SIGTERM the process (its whole group when it leads one), then SIGKILL if it lingers; True once gone.
+
+    `force` sends SIGKILL at once (fault tests). A child of ours is reaped, so it leaves no zombie.
+    """
+    if pid <= 0:
+        raise ValueError(f"refusing to signal pid {pid}")
+    for sig in (signal.SIGKILL,) if force else (signal.SIGTERM, signal.SIGKILL):
+        try:
+            leads_group = os.getpgid(pid) == pid
+            (os.killpg if leads_group else os.kill)(pid, sig)
+        except ProcessLookupError:
+            _reap(pid)
+            return True
+        except PermissionError:
+            os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if _reap(pid) or not alive(pid):
+                return True
+            time.sleep(0.05)
+    print(f"warning: process {pid} did not stop", file=sys.stderr)
+    return False
+
+
+def _reap(pid: int) -> bool:
+    """Collect `pid` if it is our child and has exited; True when it was."""
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return waited == pid
+
+
+UP_LOCK = "up.lock"
+UP_WHAT = "another `make up` or `make down`"
+
+
+def up_lock(state_dir: Path, on_wait: Callable[[int | None], None] | None = None,
+            timeout: float = 600.0) -> contextlib.AbstractContextManager[None]:
+    """`<state>/up.lock`: held while the emulator or the runners are started or stopped."""
+    return exclusive(state_dir / UP_LOCK, timeout=timeout, what=UP_WHAT, on_wait=on_wait)
