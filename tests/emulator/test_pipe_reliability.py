@@ -75,8 +75,10 @@ def kinesis_events(clients: Clients, stream: str) -> list[dict]:
 
 
 def dead_letters_of(clients: Clients, stream_arn: str) -> list[tuple[str, dict]]:
-    return [(key, m) for key, m in read_dead_letters(clients.s3, LAKE, "errors/")
+    """This stream's dead letters in stream order (object names order them by second, then by a random uuid)."""
+    mine = [(key, m) for key, m in read_dead_letters(clients.s3, LAKE, "errors/")
             if m["DDBStreamBatchInfo"]["streamArn"] == stream_arn]
+    return sorted(mine, key=lambda letter: int(letter[1]["DDBStreamBatchInfo"]["startSequenceNumber"]))
 
 
 def item(order_id: str, **attrs: dict) -> dict:
