@@ -20,6 +20,7 @@ from common.errors import TerminalError
 from common.process import live_pid, terminate, up_lock
 
 EMULATOR_VENV = ROOT / ".venv-emu"
+PATCHED_BOOT = Path(__file__).resolve().parent / "emulator_patches" / "boot.py"
 
 
 def emulator_python() -> Path:
@@ -91,7 +92,7 @@ def _start(settings: Settings, persist: bool, timeout: float) -> int:
         raise TerminalError(f"the emulator is not installed at {python}; run `make install`")
     with log_file(settings).open("ab") as log:
         proc = subprocess.Popen(  # the emulator's command line
-            [str(python), "-m", "ministack"],
+            [str(python), str(PATCHED_BOOT)],  # MiniStack with our pinned patches (docs/emulator-patches.md)
             env=emulator_env(settings, persist),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,0 +1,33 @@
+"""Start MiniStack with this project's pinned patches applied: `python boot.py` from the emulator's venv.
+
+Runs in the emulator's own interpreter (.venv-emu), so it imports nothing of the project. Each
+patch is a module beside this file, written for one MiniStack version and refused on any other:
+a newer MiniStack may have fixed the bug or moved the code, and a patch that silently no longer
+fits would be worse than none. docs/emulator-patches.md lists each patch and its upstream report.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import sys
+
+PINNED = "1.5.33"
+PATCHES = ("stream_persistence",)
+
+
+def apply_patches() -> list[str]:
+    version = importlib.metadata.version("ministack")
+    if version != PINNED:
+        sys.exit(f"error: the emulator patches are written for ministack {PINNED}, found {version}; "
+                 "pin ministack in pyproject.toml or port docs/emulator-patches.md to the new version")
+    for name in PATCHES:
+        importlib.import_module(name).apply()
+    return list(PATCHES)
+
+
+if __name__ == "__main__":
+    apply_patches()
+    from ministack.app import main
+
+    main()
