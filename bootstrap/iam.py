@@ -84,9 +84,13 @@ class Arns:
     def pipe(self) -> str:
         return self._arn("pipes", f"pipe/{self.settings.pipe_name}")
 
+    def queue(self, name: str) -> str:
+        """An SQS queue's ARN: the queue name follows the account, with no resource-type prefix."""
+        return self._arn("sqs", name)
+
     @property
     def pipe_dead_letter_queue(self) -> str:
-        return self._arn("sqs", pipe_dead_letter_queue_name(self.settings))
+        return self.queue(pipe_dead_letter_queue_name(self.settings))
 
     @property
     def delivery_stream(self) -> str:
@@ -100,6 +104,7 @@ class Arns:
             "kinesis_stream": lambda: self._arn("kinesis", f"stream/{name}"),
             "iam_role": lambda: self.role(name),
             "log_group": lambda: self.log_group(name),
+            "sqs_queue": lambda: self.queue(name),
             "lambda_function": lambda: self._arn("lambda", f"function:{name}"),
             "glue_database": lambda: self._arn("glue", f"database/{name}"),
             "glue_table": lambda: self._arn("glue", f"table/{self.settings.glue_database}/{name}"),
@@ -141,13 +146,14 @@ def pipe_dead_letter_queue_name(settings: Settings) -> str:
 
 
 def managed_log_groups(settings: Settings) -> dict[str, str]:
-    """The log groups the bootstrap creates (with retention) on aws: the Lambda's and Firehose's.
+    """The log groups the bootstrap creates (with retention) on aws: the Lambda's, Firehose's and the pipe's.
 
-    `/aws-glue/crawlers` is shared by every crawler of the account, so it is not ours to
-    create, set a retention on, or delete.
+    The pipe's is created before CreatePipe names it in its LogConfiguration, so the pipe's error
+    records land in a group that exists and has a retention. `/aws-glue/crawlers` is shared by
+    every crawler of the account, so it is not ours to create, set a retention on, or delete.
     """
     groups = log_groups(settings)
-    return {"lambda": groups["lambda"], "firehose": groups["firehose"]}
+    return {"lambda": groups["lambda"], "firehose": groups["firehose"], "pipes": groups["pipes"]}
 
 
 def role_names(settings: Settings) -> dict[str, str]:

@@ -6,7 +6,7 @@ and the crawler are handed to the local runners, which read these same parameter
 cloud cannot drift. Values only known after an earlier step (the table's stream ARN) are `Ref`s.
 
 What only the `aws` target has (DESIGN.md section 1):
-- log groups with a retention for the Lambda and Firehose errors;
+- log groups with a retention for the Lambda's, Firehose's and the pipe's errors;
 - the Glue table, declared from the row contract (lake/glue_schema.py): Firehose's Parquet
   conversion reads its schema, so it must exist before the first delivery
   (https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion.html);
@@ -42,7 +42,7 @@ MANAGED_BY = "sales-orders-cdc-bootstrap"
 # Creation order of the kinds; destroy walks it backwards (also for resources found by tag).
 KIND_ORDER = (
     "s3_bucket", "dynamodb_table", "kinesis_stream", "iam_role", "log_group", "lambda_function",
-    "glue_database", "glue_table", "pipe", "delivery_stream", "glue_crawler", "athena_workgroup",
+    "glue_database", "glue_table", "sqs_queue", "pipe", "delivery_stream", "glue_crawler", "athena_workgroup",
 )
 FIREHOSE_LOG_STREAM = "DestinationDelivery"
 # The pipe gives up on a record after this many retries, or once it is this old, and sends it to its
@@ -189,7 +189,11 @@ def desired_resources(settings: Settings, account: str, options: CloudOptions | 
     ]
     if not local:
         resources.append(Resource("glue_table", settings.glue_table, _glue_table(settings, lake, options, t)))
+    # The pipe's dead-letter queue, on every target: CreatePipe names it on aws; the emulator serves SQS,
+    # so creating it there too keeps the plan the same everywhere (the local pipe runner writes its
+    # dead letters to S3 instead, runners/pipe.py).
     resources += [
+        Resource("sqs_queue", pipe_dead_letter_queue_name(settings), pipe_dead_letter_queue(settings, t)),
         Resource("pipe", settings.pipe_name, _pipe(settings, arns, roles, t),
                  LOCAL_RUNNERS["pipe"] if local else None),
         Resource("delivery_stream", settings.delivery_stream,
@@ -352,10 +356,8 @@ def _pipe(settings: Settings, arns: Arns, roles: dict[str, str], t: dict[str, st
 
 def pipe_dead_letter_queue(settings: Settings, t: dict[str, str]) -> dict[str, Any]:
     """CreateQueue for the pipe's dead letters: a standard queue (Pipes cannot use FIFO ones), SSE-SQS,
-    messages kept 14 days.
-
-    Not planned yet: the plan has no `sqs_queue` kind (handler, discovery, destroy). Until it has,
-    the aws target's CreatePipe names a queue that must be created by hand.
+    messages kept 14 days. Planned before the pipe (kind `sqs_queue`, resources/sqs.py); the
+    attributes named here are the ones the plan keeps as asked.
     https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html
     """
     return {

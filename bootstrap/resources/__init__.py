@@ -6,7 +6,7 @@ exactly what would change and a second `apply` finds nothing to do.
 
 from __future__ import annotations
 
-from bootstrap.resources import athena, dynamodb, glue, kinesis, lambdas, local, logs, roles, s3, tagged
+from bootstrap.resources import athena, dynamodb, glue, kinesis, lambdas, local, logs, roles, s3, sqs, tagged
 from bootstrap.resources.base import Handler
 
 HANDLERS: dict[str, Handler] = {
@@ -18,6 +18,7 @@ HANDLERS: dict[str, Handler] = {
     "lambda_function": lambdas.Function(),
     "glue_database": glue.Database(),
     "glue_table": glue.Table(),
+    "sqs_queue": sqs.Queue(),
     "pipe": tagged.Pipe(),
     "delivery_stream": tagged.DeliveryStream(),
     "glue_crawler": tagged.Crawler(),

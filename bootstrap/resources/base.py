@@ -25,7 +25,8 @@ ACCESS_DENIED_CODES = frozenset(
 SERVICE_OF_KIND = {
     "s3_bucket": "s3", "dynamodb_table": "dynamodb", "kinesis_stream": "kinesis", "iam_role": "iam",
     "log_group": "logs", "lambda_function": "lambda", "glue_database": "glue", "glue_table": "glue",
-    "pipe": "pipes", "delivery_stream": "firehose", "glue_crawler": "glue", "athena_workgroup": "athena",
+    "sqs_queue": "sqs", "pipe": "pipes", "delivery_stream": "firehose", "glue_crawler": "glue",
+    "athena_workgroup": "athena",
 }
 # API operations whose IAM action is not "<service>:<operation>".
 # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html

@@ -9,6 +9,8 @@ https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html
 
 from __future__ import annotations
 
+import re
+
 from botocore.exceptions import ClientError
 
 from bootstrap.spec import tags
@@ -28,6 +30,8 @@ _PREFIXES: tuple[tuple[str, str, str], ...] = (
     ("firehose", "deliverystream/", "delivery_stream"),
     ("athena", "workgroup/", "athena_workgroup"),
 )
+# An SQS queue's ARN ends in the bare queue name (no resource type): 1-80 of these, `.fifo` included.
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}|[A-Za-z0-9_-]{1,75}\.fifo")
 
 
 def key_of_arn(arn: str) -> tuple[str, str] | None:
@@ -38,6 +42,8 @@ def key_of_arn(arn: str) -> tuple[str, str] | None:
     service, resource = parts[2], parts[5]
     if service == "s3":
         return ("s3_bucket", resource) if resource and "/" not in resource else None
+    if service == "sqs":
+        return ("sqs_queue", resource) if _QUEUE_NAME.fullmatch(resource) else None
     for svc, prefix, kind in _PREFIXES:
         if service == svc and resource.startswith(prefix):
             name = resource[len(prefix):]

@@ -31,8 +31,9 @@ EXPECTED_KEYS = [
     f"s3_bucket:{LAKE}", f"s3_bucket:{RESULTS}", "dynamodb_table:sales_orders", "kinesis_stream:sales-orders-cdc",
     "iam_role:sales-orders-cdc-lambda", "iam_role:sales-orders-cdc-pipes", "iam_role:sales-orders-cdc-firehose",
     "iam_role:sales-orders-cdc-glue", "log_group:/aws/lambda/sales-orders-transform",
-    "log_group:/aws/kinesisfirehose/sales-orders-firehose", "lambda_function:sales-orders-transform",
-    "glue_database:sales_orders_db", "glue_table:sales_orders_cdc", "pipe:sales-orders-pipe",
+    "log_group:/aws/kinesisfirehose/sales-orders-firehose", "log_group:/aws/vendedlogs/pipes/sales-orders-pipe",
+    "lambda_function:sales-orders-transform", "glue_database:sales_orders_db", "glue_table:sales_orders_cdc",
+    "sqs_queue:sales-orders-pipe-dlq", "pipe:sales-orders-pipe",
     "delivery_stream:sales-orders-firehose", "glue_crawler:sales-orders-crawler", "athena_workgroup:sales-orders-wg",
 ]
 
@@ -82,14 +83,26 @@ def test_apply_reapply_destroy(aws_clients: Clients, aws_settings: Settings) -> 
 
     groups = {g["logGroupName"]: g for g in aws_clients.logs.describe_log_groups()["logGroups"]}
     assert {name: g["retentionInDays"] for name, g in groups.items()} == {
-        "/aws/lambda/sales-orders-transform": 14, "/aws/kinesisfirehose/sales-orders-firehose": 14}
+        "/aws/lambda/sales-orders-transform": 14, "/aws/kinesisfirehose/sales-orders-firehose": 14,
+        "/aws/vendedlogs/pipes/sales-orders-pipe": 14}
     streams = aws_clients.logs.describe_log_streams(logGroupName="/aws/kinesisfirehose/sales-orders-firehose")
     assert [s["logStreamName"] for s in streams["logStreams"]] == ["DestinationDelivery"]
+
+    sqs = aws_clients.sqs
+    dlq_url = sqs.get_queue_url(QueueName="sales-orders-pipe-dlq")["QueueUrl"]
+    dlq = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["All"])["Attributes"]
+    assert (dlq["MessageRetentionPeriod"], dlq["SqsManagedSseEnabled"]) == ("1209600", "true")
+    assert "FifoQueue" not in dlq
+    assert sqs.list_queue_tags(QueueUrl=dlq_url)["Tags"] == TAGS
 
     pipe = aws_clients.pipes.describe_pipe(Name="sales-orders-pipe")
     assert pipe["Source"] == table["LatestStreamArn"]
     assert pipe["CurrentState"] == "RUNNING"
     assert pipe["TargetParameters"] == {"KinesisStreamParameters": {"PartitionKey": "$.dynamodb.Keys.order_id.S"}}
+    # What the pipe names exists: its dead-letter queue and its log group.
+    assert pipe["SourceParameters"]["DynamoDBStreamParameters"]["DeadLetterConfig"] == {"Arn": dlq["QueueArn"]}
+    log_arn = pipe["LogConfiguration"]["CloudwatchLogsLogDestination"]["LogGroupArn"]
+    assert log_arn.removesuffix(":*") == groups["/aws/vendedlogs/pipes/sales-orders-pipe"]["arn"].removesuffix(":*")
 
     glue_table = aws_clients.glue.get_table(DatabaseName="sales_orders_db", Name="sales_orders_cdc")["Table"]
     assert glue_table["StorageDescriptor"]["Columns"] == glue_columns("parquet")
@@ -113,7 +126,17 @@ def test_apply_reapply_destroy(aws_clients: Clients, aws_settings: Settings) -> 
     assert [(c.resource.key, c.fields) for c in again.pending] == []
     assert {c.action for c in again.changes} == {NOOP}
 
+    # A queue attribute changed by hand is set back, and only that one.
+    sqs.set_queue_attributes(QueueUrl=dlq_url, Attributes={"MessageRetentionPeriod": "345600"})
+    drift = build_plan(aws_clients, aws_settings)
+    assert [(c.resource.key, c.fields) for c in drift.pending] == [
+        ("sqs_queue:sales-orders-pipe-dlq", ("MessageRetentionPeriod",))]
+    apply(aws_clients, drift, console)
+    assert "> update sqs_queue sales-orders-pipe-dlq: MessageRetentionPeriod" in console.lines
+    assert build_plan(aws_clients, aws_settings).pending == ()
+
     assert destroy(aws_clients, aws_settings, console, empty_buckets=True) == len(EXPECTED_KEYS)
+    assert sqs.list_queues().get("QueueUrls", []) == []
     assert {c.action for c in build_plan(aws_clients, aws_settings).changes} == {CREATE}
     assert not aws_settings.runner_dir.exists()  # no local runner spec was ever written
 
@@ -147,16 +170,22 @@ def test_destroy_deletes_only_what_carries_the_project_tags(aws_clients: Clients
     logs = aws_clients.logs
     logs.create_log_group(logGroupName="/aws/lambda/old-transform", tags=TAGS)  # left by an earlier LAMBDA_NAME
     logs.create_log_group(logGroupName="/aws/lambda/someone-else", tags={"project": "other"})
+    sqs = aws_clients.sqs
+    sqs.create_queue(QueueName="old-pipe-dlq", tags=TAGS)  # left by an earlier PIPE_NAME
+    sqs.create_queue(QueueName="someone-elses-queue", tags={"project": "other"})
     aws_clients.kinesis.remove_tags_from_stream(StreamName="sales-orders-cdc", TagKeys=["project"])
 
     console = Console(capture=True)
     removed = destroy(aws_clients, aws_settings, console, empty_buckets=True)
 
-    assert removed == len(EXPECTED_KEYS)  # 17 planned - the untagged stream + the orphan found by tag
+    assert removed == len(EXPECTED_KEYS) + 1  # 19 planned - the untagged stream + the 2 orphans found by tag
     assert "> delete log_group /aws/lambda/old-transform (found by its tags)" in console.lines
+    assert "> delete sqs_queue old-pipe-dlq (found by its tags)" in console.lines
+    assert "> delete sqs_queue sales-orders-pipe-dlq" in console.lines
     assert any(line.startswith("! kinesis_stream sales-orders-cdc lacks the tags") for line in console.lines)
     left = {g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]}
     assert left == {"/aws/lambda/someone-else"}
+    assert [url.rsplit("/", 1)[-1] for url in sqs.list_queues()["QueueUrls"]] == ["someone-elses-queue"]
     assert aws_clients.kinesis.list_streams()["StreamNames"] == ["sales-orders-cdc"]
     order = [line.split()[2] for line in console.lines if line.startswith("> delete")]
     assert order == sorted(order, key=KIND_ORDER.index, reverse=True)

@@ -54,8 +54,8 @@ def test_aws_target_never_reads_an_emulator_endpoint_nor_starts_local_runners(
 
     yes = Answer(True)
     plan = deploy(clients, aws_settings, Console(capture=True), confirm=yes)
-    assert len(plan.pending) == 17 and len(yes.asked) == 1
-    assert teardown(clients, aws_settings, Console(capture=True), confirm=Answer(True), empty_buckets=True) == 17
+    assert len(plan.pending) == 19 and len(yes.asked) == 1
+    assert teardown(clients, aws_settings, Console(capture=True), confirm=Answer(True), empty_buckets=True) == 19
 
     assert aws_settings.endpoint_url is None
     assert urls and all(url.startswith(aws_env) for url in urls)  # moto stands where AWS's endpoints would be
@@ -70,7 +70,7 @@ def test_deploy_asks_first_names_account_and_caller_and_changes_nothing_when_ref
     console = Console(capture=True)
     with pytest.raises(TerminalError, match=CANCELLED):
         deploy(aws_clients, aws_settings, console, confirm=no)
-    assert no.asked == [f"apply 17 change(s) to AWS account {ACCOUNT} in {REGION} as "
+    assert no.asked == [f"apply 19 change(s) to AWS account {ACCOUNT} in {REGION} as "
                      f"arn:aws:sts::{ACCOUNT}:user/moto?"]
     assert console.lines[0] == f"target aws: account {ACCOUNT} as arn:aws:sts::{ACCOUNT}:user/moto, region {REGION}"
     assert "  create  s3_bucket         sales-orders-lake-123456789012" in console.lines

@@ -59,11 +59,18 @@ def test_apply_then_reapply_then_destroy(settings: Settings) -> None:
     assert clients.glue.get_database(Name="bt_db")["Database"]["Name"] == "bt_db"
     wg = clients.athena.get_work_group(WorkGroup="bt-wg")["WorkGroup"]["Configuration"]
     assert wg["ResultConfiguration"]["OutputLocation"] == "s3://bt-results/athena-results/"
+    # The pipe's dead-letter queue is created here too (the emulator serves SQS), as on aws.
+    dlq_url = clients.sqs.get_queue_url(QueueName="bt-pipe-dlq")["QueueUrl"]
+    dlq = clients.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["All"])["Attributes"]
+    assert (dlq["MessageRetentionPeriod"], dlq["SqsManagedSseEnabled"]) == ("1209600", "true")
+    assert clients.sqs.list_queue_tags(QueueUrl=dlq_url)["Tags"] == {
+        "project": "bt-cdc", "managed-by": "sales-orders-cdc-bootstrap"}
 
     # The runner-served resources are the request files the local runners read, not emulator resources.
     pipe_spec = json.loads((Path(settings.runner_dir) / "pipe.json").read_text())
     assert pipe_spec["Source"] == table["LatestStreamArn"]
     assert pipe_spec["Target"].endswith(":stream/bt-orders-cdc")
+    assert pipe_spec["SourceParameters"]["DynamoDBStreamParameters"]["DeadLetterConfig"] == {"Arn": dlq["QueueArn"]}
     firehose_spec = json.loads((Path(settings.runner_dir) / "delivery_stream.json").read_text())
     assert firehose_spec["DeliveryStreamName"] == "bt-firehose"
     assert "bt-firehose" not in clients.firehose.list_delivery_streams()["DeliveryStreamNames"]
@@ -85,6 +92,12 @@ def test_apply_then_reapply_then_destroy(settings: Settings) -> None:
         ("iam_role:bt-cdc-pipes", "update", ("Policy",))]
     apply(clients, drift, console)
     assert build_plan(clients, settings).pending == ()
+    clients.sqs.set_queue_attributes(QueueUrl=dlq_url, Attributes={"MessageRetentionPeriod": "60"})
+    drift = build_plan(clients, settings)
+    assert [(c.resource.key, c.action, c.fields) for c in drift.pending] == [
+        ("sqs_queue:bt-pipe-dlq", "update", ("MessageRetentionPeriod",))]
+    apply(clients, drift, console)
+    assert build_plan(clients, settings).pending == ()
 
     # destroy leaves nothing behind (the lake gets an object first: destroy must empty it on request).
     clients.s3.put_object(Bucket="bt-lake", Key="orders/x", Body=b"x")
@@ -93,3 +106,4 @@ def test_apply_then_reapply_then_destroy(settings: Settings) -> None:
     assert {c.action for c in after.changes} == {"create"}
     assert not (Path(settings.runner_dir) / "pipe.json").exists()
     assert "bt_orders" not in clients.dynamodb.list_tables()["TableNames"]
+    assert not any(url.endswith("/bt-pipe-dlq") for url in clients.sqs.list_queues().get("QueueUrls", []))

@@ -124,6 +124,77 @@ def test_pipe_batch_size_comes_from_settings_and_update_drops_what_cannot_change
         HANDLERS["pipe"].update(clients, res, ["spec-sha"])
 
 
+DLQ_NAME = "sales-orders-pipe-dlq"
+DLQ_URL = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{DLQ_NAME}"
+
+
+def test_create_queue_request_for_the_pipe_dead_letters() -> None:
+    clients = clients_for()
+    res = planned(clients, "sqs_queue")
+    with stubbed(clients, "sqs") as stub:
+        stub["sqs"].add_response("create_queue", {"QueueUrl": DLQ_URL}, {
+            "QueueName": DLQ_NAME,  # a standard queue: Pipes cannot send dead letters to a FIFO one
+            "Attributes": {"MessageRetentionPeriod": "1209600", "SqsManagedSseEnabled": "true"},
+            "tags": TAGS,
+        })
+        HANDLERS["sqs_queue"].create(clients, res)
+
+
+def test_queue_observe_reads_only_the_managed_attributes_and_update_sets_only_what_drifted() -> None:
+    clients = clients_for()
+    res = planned(clients, "sqs_queue")
+    handler = HANDLERS["sqs_queue"]
+    with stubbed(clients, "sqs") as stub:
+        stub["sqs"].add_response("get_queue_url", {"QueueUrl": DLQ_URL}, {"QueueName": DLQ_NAME})
+        stub["sqs"].add_response("get_queue_attributes", {"Attributes": {
+            "MessageRetentionPeriod": "345600", "SqsManagedSseEnabled": "true"}}, {
+            "QueueUrl": DLQ_URL, "AttributeNames": ["MessageRetentionPeriod", "SqsManagedSseEnabled"]})
+        stub["sqs"].add_response("list_queue_tags", {"Tags": {"project": "sales-orders-cdc", "team": "data"}},
+                                 {"QueueUrl": DLQ_URL})
+        current = handler.observe(clients, res)
+    assert current == {"MessageRetentionPeriod": "345600", "SqsManagedSseEnabled": "true",
+                       "Tags": {"project": "sales-orders-cdc", "managed-by": None}}
+    changed = [k for k, v in handler.desired(res).items() if current[k] != v]
+    assert changed == ["MessageRetentionPeriod", "Tags"]
+    with stubbed(clients, "sqs") as stub:
+        stub["sqs"].add_response("get_queue_url", {"QueueUrl": DLQ_URL}, {"QueueName": DLQ_NAME})
+        stub["sqs"].add_response("set_queue_attributes", {}, {
+            "QueueUrl": DLQ_URL, "Attributes": {"MessageRetentionPeriod": "1209600"}})
+        stub["sqs"].add_response("tag_queue", {}, {"QueueUrl": DLQ_URL, "Tags": TAGS})
+        handler.update(clients, res, changed)
+
+
+def test_a_queue_name_deleted_moments_ago_is_retried_until_sqs_allows_it() -> None:
+    clients = clients_for()
+    res = planned(clients, "sqs_queue")
+    slept: list[float] = []
+    clock = iter([0.0, 5.0, 10.0])
+    with stubbed(clients, "sqs") as stub:
+        for _ in range(2):
+            stub["sqs"].add_client_error(
+                "create_queue", "AWS.SimpleQueueService.QueueDeletedRecently",
+                "You must wait 60 seconds after deleting a queue before you can create another with the same name.",
+                400)
+        stub["sqs"].add_response("create_queue", {"QueueUrl": DLQ_URL}, None)
+        HANDLERS["sqs_queue"].create(clients, res, sleep=slept.append, now=lambda: next(clock))
+    assert slept == [5.0, 5.0]
+
+
+def test_queue_delete_waits_until_the_name_is_gone_and_a_missing_queue_is_nothing_to_delete() -> None:
+    clients = clients_for()
+    bare = Resource("sqs_queue", DLQ_NAME, {})  # found by its tags: no spec parameters
+    with stubbed(clients, "sqs") as stub:
+        stub["sqs"].add_response("get_queue_url", {"QueueUrl": DLQ_URL}, {"QueueName": DLQ_NAME})
+        stub["sqs"].add_response("delete_queue", {}, {"QueueUrl": DLQ_URL})
+        stub["sqs"].add_client_error("get_queue_url", "AWS.SimpleQueueService.NonExistentQueue",
+                                     "The specified queue does not exist.", 400)
+        HANDLERS["sqs_queue"].delete(clients, bare)
+    with stubbed(clients, "sqs") as stub:
+        stub["sqs"].add_client_error("get_queue_url", "AWS.SimpleQueueService.NonExistentQueue",
+                                     "The specified queue does not exist.", 400)
+        assert HANDLERS["sqs_queue"].observe(clients, planned(clients, "sqs_queue")) is None
+
+
 FIREHOSE_ROLE = f"{ROLE}sales-orders-cdc-firehose"
 LAMBDA_PROCESSOR = {"Type": "Lambda", "Parameters": [
     {"ParameterName": "LambdaArn",
@@ -356,6 +427,18 @@ def test_s3_access_denied_without_details_maps_the_operation_to_its_iam_action()
             apply_one(clients, planned(clients, "s3_bucket", LAKE))
     assert str(err.value) == (
         f"AccessDenied on s3:CreateBucket for arn:aws:s3:::{LAKE}: grant it to the deploying identity")
+
+
+def test_access_denied_on_create_queue_names_the_sqs_action_and_the_queue_arn() -> None:
+    clients = clients_for()
+    with stubbed(clients, "sqs", "sts") as stub:
+        with_account(stub)
+        stub["sqs"].add_client_error("create_queue", "AccessDenied", "Access to the resource is denied.", 403)
+        with pytest.raises(TerminalError) as err:
+            apply_one(clients, planned(clients, "sqs_queue"))
+    assert str(err.value) == (
+        f"AccessDenied on sqs:CreateQueue for arn:aws:sqs:{REGION}:{ACCOUNT}:{DLQ_NAME}: "
+        "grant it to the deploying identity")
 
 
 def test_a_bucket_name_owned_elsewhere_reads_as_access_denied_on_list_bucket() -> None:

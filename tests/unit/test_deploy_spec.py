@@ -109,8 +109,11 @@ def test_table_view_ignores_parameters_others_add_but_sees_projection_switched_o
 def test_aws_adds_log_groups_and_the_glue_table_and_emulated_targets_do_not() -> None:
     cloud = aws()
     assert [r.name for r in cloud.values() if r.kind == "log_group"] == [
-        "/aws/lambda/sales-orders-transform", "/aws/kinesisfirehose/sales-orders-firehose"]
+        "/aws/lambda/sales-orders-transform", "/aws/kinesisfirehose/sales-orders-firehose",
+        "/aws/vendedlogs/pipes/sales-orders-pipe"]
     assert cloud["log_group:/aws/kinesisfirehose/sales-orders-firehose"].params["logStreams"] == ["DestinationDelivery"]
+    assert {r.params["retentionInDays"] for r in cloud.values() if r.kind == "log_group"} == {14}
+    assert cloud["log_group:/aws/vendedlogs/pipes/sales-orders-pipe"].params["logStreams"] == []  # Pipes makes its own
     table = cloud["glue_table:sales_orders_cdc"].params
     assert table["DatabaseName"] == "sales_orders_db"
     assert table["TableInput"]["StorageDescriptor"]["Location"] == f"s3://{LAKE}/orders/"
@@ -209,6 +212,12 @@ def requests_of(res: Resource) -> list[tuple[str, str, dict]]:
                                       "PolicyDocument": json.dumps(p["PolicyDocument"])})]
     if res.kind == "log_group":
         return [("logs", "CreateLogGroup", {"logGroupName": res.name, "tags": p["tags"]})]
+    if res.kind == "sqs_queue":
+        url = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{res.name}"
+        return [("sqs", "CreateQueue", p),
+                ("sqs", "GetQueueAttributes", {"QueueUrl": url, "AttributeNames": list(p["Attributes"])}),
+                ("sqs", "SetQueueAttributes", {"QueueUrl": url, "Attributes": p["Attributes"]}),
+                ("sqs", "TagQueue", {"QueueUrl": url, "Tags": p["tags"]})]
     if res.kind == "lambda_function":
         return [("lambda", "CreateFunction", {k: v for k, v in p.items()} | {"Code": {"ZipFile": b"zip"}})]
     if res.kind == "glue_database":
@@ -243,7 +252,8 @@ def test_every_aws_request_validates_against_the_botocore_model(options: CloudOp
             validate_parameters(params, shape)  # raises ParamValidationError naming the bad field
             checked.add(operation)
     assert {"CreatePipe", "UpdatePipe", "CreateDeliveryStream", "UpdateDestination", "CreateTable",
-            "CreateWorkGroup", "PutBucketPolicy", "PutRolePolicy"} <= checked
+            "CreateWorkGroup", "PutBucketPolicy", "PutRolePolicy", "CreateQueue", "SetQueueAttributes",
+            "TagQueue", "CreateLogGroup"} <= checked
 
 
 def test_the_pipe_gives_up_on_a_record_before_the_stream_forgets_it_and_keeps_it_in_its_dead_letter_queue() -> None:
@@ -266,6 +276,23 @@ def test_the_pipe_gives_up_on_a_record_before_the_stream_forgets_it_and_keeps_it
         "Arn": f"arn:aws:sqs:us-east-1:{ACCOUNT}:sales-orders-pipe-dlq"}  # the local runner reads the same config
 
 
+def test_the_queue_and_the_log_group_the_pipe_names_are_planned_before_it() -> None:
+    settings = load_settings(env={"TARGET": "aws", "AWS_REGION": REGION})
+    cloud = aws()
+    keys = list(cloud)
+    pipe = cloud["pipe:sales-orders-pipe"].params
+    arns = Arns.build(settings, ACCOUNT)
+    named = {pipe["SourceParameters"]["DynamoDBStreamParameters"]["DeadLetterConfig"]["Arn"],
+             pipe["LogConfiguration"]["CloudwatchLogsLogDestination"]["LogGroupArn"]}
+    planned = {arns.of(r.kind, r.name): key for key, r in cloud.items()}
+    assert named <= set(planned)  # CreatePipe fails on a dead-letter queue or log group that does not exist
+    for arn in named:
+        assert keys.index(planned[arn]) < keys.index("pipe:sales-orders-pipe")
+    queue = cloud["sqs_queue:sales-orders-pipe-dlq"]
+    assert queue.params == pipe_dead_letter_queue(settings, tags(settings))
+    assert key_of_arn(arns.of("sqs_queue", queue.name)) == ("sqs_queue", queue.name)  # destroy finds it by tag
+
+
 # --- destroy by tag, error lines, deploy's words ------------------------------------------------------
 
 
@@ -283,7 +310,10 @@ def test_the_pipe_gives_up_on_a_record_before_the_stream_forgets_it_and_keeps_it
     (f"arn:aws:pipes:{REGION}:{ACCOUNT}:pipe/p", ("pipe", "p")),
     (f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/d", ("delivery_stream", "d")),
     (f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/w", ("athena_workgroup", "w")),
-    (f"arn:aws:sqs:{REGION}:{ACCOUNT}:queue", None),
+    (f"arn:aws:sqs:{REGION}:{ACCOUNT}:sales-orders-pipe-dlq", ("sqs_queue", "sales-orders-pipe-dlq")),
+    (f"arn:aws:sqs:{REGION}:{ACCOUNT}:orders.fifo", ("sqs_queue", "orders.fifo")),
+    (f"arn:aws:sqs:{REGION}:{ACCOUNT}:", None),
+    (f"arn:aws:sqs:{REGION}:{ACCOUNT}:a/b", None),
     ("not-an-arn", None),
 ])
 def test_tagged_arns_map_to_the_kinds_destroy_can_delete(arn: str, key: tuple[str, str] | None) -> None:

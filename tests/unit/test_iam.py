@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from bootstrap.iam import Arns, partition_of, role_documents, tls_only_bucket_policy, trust_policy
+from bootstrap.iam import (
+    Arns,
+    log_groups,
+    managed_log_groups,
+    partition_of,
+    role_documents,
+    tls_only_bucket_policy,
+    trust_policy,
+)
 from common.config import load_settings
 
 ACCOUNT = "123456789012"
@@ -103,3 +111,12 @@ def test_tls_only_bucket_policy_denies_plain_http() -> None:
 
 def test_partitions_follow_the_region() -> None:
     assert [partition_of(r) for r in ("us-east-1", "cn-north-1", "us-gov-west-1")] == ["aws", "aws-cn", "aws-us-gov"]
+
+
+def test_the_bootstrap_creates_the_pipe_log_group_but_not_the_shared_crawler_one() -> None:
+    settings = load_settings(env={"TARGET": "aws", "AWS_REGION": REGION})
+    assert managed_log_groups(settings) == {
+        "lambda": "/aws/lambda/sales-orders-transform", "firehose": "/aws/kinesisfirehose/sales-orders-firehose",
+        "pipes": "/aws/vendedlogs/pipes/sales-orders-pipe"}  # CreatePipe's LogConfiguration names it
+    assert log_groups(settings)["glue"] not in managed_log_groups(settings).values()  # shared by every crawler
+    assert Arns.build(settings, ACCOUNT).of("sqs_queue", "q") == f"arn:aws:sqs:{REGION}:{ACCOUNT}:q"

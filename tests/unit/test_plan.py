@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bootstrap.plan import CREATE, NOOP, UPDATE, aws_warnings, decide, diff
-from bootstrap.spec import Ref, Resource, desired_resources, lake_prefix_expression, resolve
+from bootstrap.spec import KIND_ORDER, Ref, Resource, desired_resources, lake_prefix_expression, resolve
 from common.config import load_settings
 from common.errors import TerminalError
 
@@ -24,7 +24,7 @@ def test_every_pipeline_resource_is_planned_in_dependency_order() -> None:
     kinds = [r.kind for r in resources]
     for before, after in [("dynamodb_table", "pipe"), ("kinesis_stream", "pipe"), ("iam_role", "lambda_function"),
                           ("lambda_function", "delivery_stream"), ("glue_database", "glue_crawler"),
-                          ("s3_bucket", "athena_workgroup")]:
+                          ("s3_bucket", "athena_workgroup"), ("sqs_queue", "pipe")]:
         assert kinds.index(before) < kinds.index(after)
     grouped = by_kind(resources)
     assert len(grouped["s3_bucket"]) == 2 and len(grouped["iam_role"]) == 4
@@ -36,10 +36,27 @@ def test_emulated_targets_hand_pipe_firehose_and_crawler_to_local_runners() -> N
     assert local["delivery_stream"] == "firehose runner"
     assert local["glue_crawler"] == "crawler"
     assert local["dynamodb_table"] is None
+    assert local["sqs_queue"] is None  # the emulator serves SQS: the queue is created there too
     cloud = desired_resources(load_settings(env={"TARGET": "aws"}), ACCOUNT)
     assert all(r.local_runner is None for r in cloud)
     assert {r.name for r in cloud if r.kind == "log_group"} == {
-        "/aws/lambda/sales-orders-transform", "/aws/kinesisfirehose/sales-orders-firehose"}
+        "/aws/lambda/sales-orders-transform", "/aws/kinesisfirehose/sales-orders-firehose",
+        "/aws/vendedlogs/pipes/sales-orders-pipe"}
+
+
+@pytest.mark.parametrize("env", [{}, {"TARGET": "aws"}])
+def test_the_pipe_dead_letter_queue_is_planned_on_every_target_before_the_pipe(env: dict) -> None:
+    resources = desired_resources(load_settings(env=env), ACCOUNT)
+    keys = [r.key for r in resources]
+    assert keys.index("sqs_queue:sales-orders-pipe-dlq") == keys.index("pipe:sales-orders-pipe") - 1
+    assert [r.kind for r in resources] == sorted((r.kind for r in resources), key=KIND_ORDER.index)
+    queue, pipe = (r for r in resources if r.kind in ("sqs_queue", "pipe"))
+    assert queue.params == {
+        "QueueName": "sales-orders-pipe-dlq",
+        "Attributes": {"MessageRetentionPeriod": "1209600", "SqsManagedSseEnabled": "true"},
+        "tags": {"project": "sales-orders-cdc", "managed-by": "sales-orders-cdc-bootstrap"}}
+    dead_letter = pipe.params["SourceParameters"]["DynamoDBStreamParameters"]["DeadLetterConfig"]["Arn"]
+    assert dead_letter == f"arn:aws:sqs:us-east-1:{ACCOUNT}:{queue.name}"
 
 
 def test_same_request_for_local_runner_and_aws_except_buffer_interval() -> None:
