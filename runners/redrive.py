@@ -1,0 +1,157 @@
+"""`make redrive`: replay the error output through the pipeline after a fix, idempotently.
+
+Three kinds of error output, each replayed where its records left the pipeline:
+- `processing-failed` (the transform refused the record, or Invoke kept failing): its `rawData` is
+  the original Kinesis record, the pipe's event, so it is put into the Kinesis stream again and the
+  firehose runner sends it through the (fixed) transform;
+- the pipe's dead letters (`pipe-dead-letter`): their events are put into the Kinesis stream, as the
+  pipe would have put them;
+- `format-conversion-failed`: its `rawData` is the transform's output row, which failed conversion;
+  it is converted again with today's lake schema and written to the partition its event time names,
+  as Firehose's format conversion would have.
+
+Each object is moved under `<error prefix>redriven/` only after all its records were replayed, so a
+second run finds nothing, and a crash in between replays an object twice: harmless, since a replayed
+row keeps its stream sequence number and the current-state view collapses duplicates. A record that
+still cannot be replayed (not a pipe event; still over Kinesis's limits; still failing conversion)
+leaves its object where it is, and the result says why.
+https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-failure-handling.html
+https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion.html
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from common.aws import Clients
+from common.errors import TransientError
+from lake.keys import evaluate_prefix, object_name
+from lake.writer import ConversionError, decode_rows, encode_parquet
+from runners.firehose_config import FirehoseConfig
+from runners.pipe import (
+    DEAD_LETTER_OUTPUT,
+    Undeliverable,
+    chunk_entries,
+    events_to_redrive,
+    kinesis_entry,
+    stream_name_from_arn,
+)
+from transform.handler import partition_keys
+
+PROCESSING_FAILED = "processing-failed"
+CONVERSION_FAILED = "format-conversion-failed"
+OUTPUTS = (PROCESSING_FAILED, DEAD_LETTER_OUTPUT, CONVERSION_FAILED)
+REDRIVEN = "redriven/"
+PUT_ATTEMPTS = 5
+
+
+@dataclass
+class RedriveResult:
+    records: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTPUTS, 0))
+    objects: int = 0
+    left: list[str] = field(default_factory=list)  # "<key>: <why>", objects kept where they are
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{n:,} {kind}" for kind, n in self.records.items() if n) or "nothing to replay"
+        return f"redriven {self.objects:,} object(s): {counts}" + (f"; {len(self.left)} left" if self.left else "")
+
+
+def redriven_key(key: str, error_prefix: str) -> str:
+    """Where a replayed object goes: beside the error output, out of every output's listing."""
+    return f"{error_prefix}{REDRIVEN}{key[len(error_prefix):]}"
+
+
+def error_lines(body: bytes, key: str) -> list[dict[str, Any]]:
+    """The JSON lines of one Firehose error-output object (gzip when its name says so)."""
+    text = gzip.decompress(body) if key.endswith(".gz") else body
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def raw_event(doc: dict[str, Any]) -> dict[str, Any]:
+    """The pipe event a processing-failed record carried; ValueError when it is not one."""
+    event = json.loads(base64.b64decode(doc["rawData"]))
+    if not isinstance(event, dict) or "dynamodb" not in event:
+        raise ValueError("its rawData is not a pipe event of a DynamoDB stream record")
+    return event
+
+
+def row_key(row: dict[str, Any], config: FirehoseConfig, written: datetime) -> str:
+    """The object key a converted row is written to: its event day's partition, Firehose's name."""
+    prefix = evaluate_prefix(config.prefix, partition_keys=partition_keys(str(row["event_ts"])), arrival=written)
+    return prefix + object_name(config.delivery_stream, 1, written, config.file_extension)
+
+
+class Redriver:
+    """Replays one target's error output; `partition_path` and `stream` come from the CreatePipe request."""
+
+    def __init__(self, clients: Clients, pipe_spec: dict[str, Any], config: FirehoseConfig) -> None:
+        self.s3, self.kinesis = clients.s3, clients.kinesis
+        self.bucket = config.bucket
+        self.error_prefix = clients.settings.error_prefix
+        self.config = config
+        self.stream = stream_name_from_arn(pipe_spec["Target"])
+        self.partition_path = pipe_spec["TargetParameters"]["KinesisStreamParameters"]["PartitionKey"]
+
+    def run(self) -> RedriveResult:
+        result = RedriveResult()
+        for output in OUTPUTS:
+            for key in self._keys(output):
+                body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+                try:
+                    replayed = self._replay(output, key, body)
+                except (Undeliverable, ConversionError, ValueError, KeyError) as exc:
+                    result.left.append(f"{key}: {str(exc).splitlines()[0]}")
+                    continue
+                self._move(key, body)
+                result.records[output] += replayed
+                result.objects += 1
+        return result
+
+    def _keys(self, output: str) -> Iterator[str]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=f"{self.error_prefix}{output}/")
+        for page in pages:
+            yield from (obj["Key"] for obj in page.get("Contents", []))
+
+    def _replay(self, output: str, key: str, body: bytes) -> int:
+        if output == CONVERSION_FAILED:
+            return self._convert([base64.b64decode(d["rawData"]) for d in error_lines(body, key)])
+        if output == DEAD_LETTER_OUTPUT:
+            events = events_to_redrive(json.loads(body))
+        else:
+            events = [raw_event(doc) for doc in error_lines(body, key)]
+        self._put([kinesis_entry(event, self.partition_path) for event in events])
+        return len(events)
+
+    def _convert(self, lines: list[bytes]) -> int:
+        """Rows that failed conversion, converted with today's schema, one object per partition."""
+        written = datetime.now(UTC)
+        by_key: dict[str, list[dict[str, Any]]] = {}
+        for row in decode_rows(lines):
+            by_key.setdefault(row_key(row, self.config, written), []).append(row)
+        bodies = {key: encode_parquet(rows) for key, rows in by_key.items()}  # all convert, or none is written
+        for key, body in bodies.items():
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+        return len(lines)
+
+    def _put(self, entries: list[dict[str, Any]]) -> None:
+        for batch in chunk_entries(entries):
+            pending = batch
+            for _ in range(PUT_ATTEMPTS):
+                resp = self.kinesis.put_records(StreamName=self.stream, Records=pending)
+                pending = [e for e, r in zip(pending, resp["Records"], strict=True) if "ErrorCode" in r]
+                if not pending:
+                    break
+            else:
+                raise TransientError(f"Kinesis refused {len(pending)} replayed records {PUT_ATTEMPTS} times; "
+                                     "run `make redrive` again (nothing was moved)")
+
+    def _move(self, key: str, body: bytes) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=redriven_key(key, self.error_prefix), Body=body)
+        self.s3.delete_object(Bucket=self.bucket, Key=key)
