@@ -6,27 +6,30 @@ One error boundary: a known error prints one red line with its fix and exits 1
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console as RichConsole
+from rich.markup import escape
 from rich.table import Table
 
-from common.config import Settings, load_settings
+from common.config import Settings, load_settings, parse_option, writable_state_dir
 from common.console import Console
 from common.errors import PipelineError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Local-first CDC pipeline for sales orders.")
+MAX_ORDERS = 1_000_000  # the generator keeps every order's final state in memory for `make verify`
 TargetOpt = Annotated[str | None, typer.Option("--target", help="embedded | compose | aws (default: $TARGET)")]
 
 
 def boundary(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn known errors into one line and exit code 1."""
+    """Turn known errors into one line and exit code 1 (Ctrl-C: one line, 130)."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -35,12 +38,31 @@ def boundary(fn: Callable[..., Any]) -> Callable[..., Any]:
         except PipelineError as exc:
             if os.environ.get("DEBUG"):
                 raise
-            RichConsole(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {exc}")
-            raise typer.Exit(1) from None
+            fail(str(exc))
         except KeyboardInterrupt:
-            raise typer.Exit(130) from None
+            fail("interrupted", code=130)
+        except Exception as exc:
+            if os.environ.get("DEBUG") or not lost_endpoint(exc):
+                raise
+            fail(f"the AWS endpoint stopped answering ({exc}); "
+                 "if the emulator was stopped (`make down`), `make up` starts it again")
 
     return wrapper
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print `error: <message>` as exactly one line on stderr and exit with `code`."""
+    line = " ".join(message.split())
+    RichConsole(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {escape(line)}")
+    raise typer.Exit(code)
+
+
+def lost_endpoint(exc: BaseException) -> bool:
+    """A connection that failed or closed under a call: the emulator went away (e.g. `make down` mid-seed)."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    return isinstance(exc, BotoConnectionError | HTTPClientError)
 
 
 def settings_for(target: str | None) -> Settings:
@@ -96,6 +118,7 @@ def up(
     from runners import service
 
     settings, console = settings_for(target), Console()
+    writable_state_dir(settings)
     with up_lock(settings, console):  # a concurrent `make up`/`make down` waits here, then finds all up
         if settings.target == "embedded" and emulator:
             pid = emu.start(settings)
@@ -117,6 +140,7 @@ def down(target: TargetOpt = None) -> None:
     from runners import service
 
     settings, console = settings_for(target), Console()
+    writable_state_dir(settings)
     with up_lock(settings, console):
         stopped = service.stop(settings)
         console.ok(f"runners stopped: {', '.join(stopped) or 'none were running'}")
@@ -144,6 +168,8 @@ def apply_cmd(
     from bootstrap.plan import apply, build_plan
 
     settings, console = settings_for(target), Console()
+    if settings.emulated:
+        writable_state_dir(settings)  # the runner specs go there
     clients = clients_for(settings)
     plan = build_plan(clients, settings)
     print_plan(plan, console)
@@ -164,6 +190,8 @@ def destroy(
     from runners import service
 
     settings, console = settings_for(target), Console()
+    if settings.emulated:
+        writable_state_dir(settings)
     clients = clients_for(settings)
     if not settings.emulated and not yes:
         typer.confirm(f"destroy the pipeline in AWS account {clients.account_id}?", abort=True)
@@ -205,9 +233,11 @@ def runner(name: str, target: TargetOpt = None) -> None:
     """Run one local runner in the foreground (pipe | firehose); `up` starts them in the background."""
     from runners import service
 
+    service.check_name(name)
     settings = settings_for(target)
     if not settings.emulated:
         raise PipelineError("on TARGET=aws the managed Pipe and Firehose run; the local runners never start")
+    writable_state_dir(settings)
     service.run(name, settings)
 
 
@@ -215,24 +245,34 @@ def runner(name: str, target: TargetOpt = None) -> None:
 @boundary
 def seed(
     target: TargetOpt = None,
-    orders: Annotated[int, typer.Option(help="orders to place (their lifecycles follow)")] = 2000,
-    rate: Annotated[float | None, typer.Option(help="orders per second (default: as fast as possible)")] = None,
-    duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="the same seed gives the same orders")] = 42,
-    threads: Annotated[int, typer.Option(help="writer threads")] = 2,
-    days: Annotated[float, typer.Option(help="the orders' simulated history (order_ts) spans this many days")] = 14,
+    orders: Annotated[str, typer.Option(metavar="INTEGER", help=f"orders to place, 1 to {MAX_ORDERS:,} "
+                                        "(their lifecycles follow)")] = "2000",
+    rate: Annotated[str | None, typer.Option(metavar="FLOAT", help="orders per second "
+                                             "(default: as fast as possible)")] = None,
+    duration: Annotated[str | None, typer.Option(metavar="FLOAT", help="stop after this many seconds")] = None,
+    seed: Annotated[str, typer.Option("--seed", metavar="INTEGER", help="the same seed gives the same orders")] = "42",
+    threads: Annotated[str, typer.Option(metavar="INTEGER", help="writer threads, 1 to 16")] = "2",
+    days: Annotated[str, typer.Option(metavar="FLOAT", help="the orders' simulated history (order_ts) spans "
+                                      "this many days")] = "14",
 ) -> None:
     """Stream orders and their later changes (updates, cancellations, deletes) into DynamoDB."""
     from generator.lifecycle import LifecycleConfig
     from generator.seed import run_seed, validate_seed_args
 
-    validate_seed_args(orders, rate, duration, seed, threads)
-    if not 0 < days <= 3650:
-        raise PipelineError(f"--days must be between 0 and 3650, got {days:g}")
+    n_orders = parse_option("--orders", orders, int, 1, MAX_ORDERS)
+    per_s = None if rate is None else parse_option(
+        "--rate", rate, float, 0, 100_000, above=True, unit="orders per second; omit it for as fast as possible")
+    secs = None if duration is None else parse_option(
+        "--duration", duration, float, 0, 7 * 86_400, above=True,
+        unit="seconds; omit it to run until every order is done")
+    n_seed = parse_option("--seed", seed, int, 0, 2**32 - 1)
+    n_threads = parse_option("--threads", threads, int, 1, 16)
+    n_days = parse_option("--days", days, float, 0, 3650, above=True, unit="days of history")
+    validate_seed_args(n_orders, per_s, secs, n_seed, n_threads)
     settings, console = settings_for(target), Console()
-    config = LifecycleConfig(mean_gap_ms=days * 86_400_000 / orders)
-    summary = run_seed(clients_for(settings), settings, orders=orders, rate=rate, duration=duration, seed=seed,
-                       console=console, threads=threads, config=config)
+    config = LifecycleConfig(mean_gap_ms=n_days * 86_400_000 / n_orders)
+    summary = run_seed(clients_for(settings), settings, orders=n_orders, rate=per_s, duration=secs, seed=n_seed,
+                       console=console, threads=n_threads, config=config)
     counts = ", ".join(f"{n} {kind}" for kind, n in summary.counts.items() if n)
     console.ok(f"{summary.writes} writes in {summary.elapsed:.1f}s ({summary.write_rate:,.0f}/s): {counts}"
                + (" [interrupted]" if summary.interrupted else ""))
@@ -247,15 +287,20 @@ def runners_cmd(target: TargetOpt = None) -> None:
     settings = settings_for(target)
     if not settings.emulated:
         raise PipelineError("on TARGET=aws the managed Pipe and Firehose run; the local runners never start")
+    writable_state_dir(settings)
     service.run_all(settings)
 
 
 @app.command()
 @boundary
-def drain(target: TargetOpt = None, timeout: float = 180.0) -> None:
+def drain(
+    target: TargetOpt = None,
+    timeout: Annotated[str, typer.Option(metavar="FLOAT", help="seconds to wait, at most 86,400")] = "180",
+) -> None:
     """Wait until the runners have moved everything written so far into the lake."""
     from runners import service
 
+    wait_s = parse_option("--timeout", timeout, float, 0, 86_400, above=True, unit="seconds")
     settings, console = settings_for(target), Console()
     with console.rich.status("waiting for the runners to drain") as spinner:
 
@@ -264,7 +309,7 @@ def drain(target: TargetOpt = None, timeout: float = 180.0) -> None:
             spinner.update(f"draining: pipe moved {pipe.get('records_out', 0):,}, firehose delivered "
                            f"{firehose.get('records_out', 0):,} ({firehose.get('pending', 0):,} buffered)")
 
-        service.wait_drained(settings, timeout=timeout, on_poll=show)
+        service.wait_drained(settings, timeout=wait_s, on_poll=show)
     console.ok("drained: every change written so far is in the lake")
 
 
@@ -365,14 +410,21 @@ def analyze(
 def compact(
     target: TargetOpt = None,
     day: Annotated[str | None, typer.Option(help="YYYY-MM-DD: one day's partition (default: every busy one)")] = None,
-    more_than: Annotated[int, typer.Option(help="compact partitions holding more small objects than this")] = 10,
-    grace: Annotated[float, typer.Option(help="seconds between writing the new files and deleting the old")] = 0.0,
-    target_rows: Annotated[int | None, typer.Option(help="rows per compacted file [default: 1,000,000]")] = None,
+    more_than: Annotated[str, typer.Option(metavar="INTEGER",
+                                           help="compact partitions holding more small objects than this")] = "10",
+    grace: Annotated[str, typer.Option(metavar="FLOAT",
+                                       help="seconds between writing the new files and deleting the old")] = "0",
+    target_rows: Annotated[str | None, typer.Option(metavar="INTEGER",
+                                                    help="rows per compacted file [default: 1,000,000]")] = None,
 ) -> None:
     """Rewrite many small lake objects into few large Parquet files (readers never lose a row)."""
     from lake.compact import DEFAULT_TARGET_ROWS, compact_all, compact_partition, parse_day, validate_compact_args
 
-    target_rows = DEFAULT_TARGET_ROWS if target_rows is None else target_rows
+    # Typed strictly here; a value that is not a number reaches validate_compact_args as text, which it refuses
+    # with the flag's own range.
+    more_than = number_or_text(more_than, int)
+    grace = number_or_text(grace, float)
+    target_rows = DEFAULT_TARGET_ROWS if target_rows is None else number_or_text(target_rows, int)
     validate_compact_args(more_than=more_than, grace_s=grace, target_rows=target_rows)
     part = parse_day(day) if day else None  # bad flags fail before anything is touched
     settings, console = settings_for(target), Console()
@@ -386,6 +438,14 @@ def compact(
     done = [r for r in results if r.outputs]
     console.ok(f"compacted {len(done)} partition(s): "
                + (", ".join(f"{r.partition} {r.inputs}->{len(r.outputs)} objects" for r in done) or "nothing to do"))
+
+
+def number_or_text(raw: str, kind: type) -> Any:
+    """`raw` as a number of `kind` if it is one, written plainly (no 1e3, nan, 2_0), else `raw` itself."""
+    try:
+        return parse_option("", raw, kind, -math.inf, math.inf)
+    except PipelineError:
+        return raw
 
 
 @app.command()

@@ -7,8 +7,10 @@ environment, except `transform/`, which reads only its own Lambda environment.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import tempfile
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -133,19 +135,87 @@ class Settings:
         return self.state_dir / "runners"
 
 
-def _coerce(name: str, raw: Any, kind: type) -> Any:
-    if kind is Path:
-        return Path(str(raw)).expanduser()
+def _num(value: float) -> str:
+    """A bound as people write it: 65,535, 1,000,000, 0.2."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
+_INT_RE = re.compile(r"-?[0-9]+")
+_FLOAT_RE = re.compile(r"-?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _noun(name: str, kind: type, from_env: bool) -> str:
+    """What a setting must be, with its range when it has one."""
+    lo_hi = RANGES.get(name)
+    span = f" from {_num(lo_hi[0])} to {_num(lo_hi[1])}" if lo_hi else ""
+    if kind is int:
+        return f"a whole number{span}"
+    if kind is float:
+        return f"a number{span}"
     if kind is bool:
-        return str(raw).lower() in ("1", "true", "yes")
-    try:
-        return kind(raw)
-    except (TypeError, ValueError):
-        noun = {"int": "a whole number", "float": "a number"}.get(kind.__name__, "a string")
-        raise ConfigError(f"{name.upper()}={raw!r} is not valid; set it to {noun}") from None
+        return "1 or 0 (true/false, yes/no)" if from_env else "true or false"
+    return "a path" if kind is Path else "a string"
+
+
+def _coerce(name: str, raw: Any, kind: type, from_env: bool) -> Any:
+    """The value of a setting, strictly: a bool is not a number, 1.9 is not a whole number, '2_0' is not 20.
+
+    Environment values are strings and parse strictly; TOML values (and overrides) must have the type.
+    """
+    value: Any = None
+    if from_env:
+        text = str(raw)
+        if kind is int and _INT_RE.fullmatch(text):
+            value = int(text)
+        elif kind is float and _FLOAT_RE.fullmatch(text) and math.isfinite(float(text)):
+            value = float(text)
+        elif kind is bool and text.lower() in _TRUE + _FALSE:
+            value = text.lower() in _TRUE
+        elif kind is str:
+            value = text
+        elif kind is Path:
+            value = Path(text).expanduser()
+    elif kind is bool:
+        value = raw if isinstance(raw, bool) else None
+    elif isinstance(raw, bool):
+        value = None  # True is not 1
+    elif kind is int and isinstance(raw, int):
+        value = raw
+    elif kind is int and isinstance(raw, float) and raw.is_integer():
+        value = int(raw)  # 2.0 is 2; 1.9 is refused, never truncated
+    elif kind is float and isinstance(raw, int | float) and math.isfinite(raw):
+        value = float(raw)
+    elif kind is str and isinstance(raw, str):
+        value = raw
+    elif kind is Path and isinstance(raw, str | Path):
+        value = Path(raw).expanduser()
+    if value is None:
+        raise ConfigError(f"{name.upper()}={raw!r} is not valid; set it to {_noun(name, kind, from_env)}")
+    return value
 
 
 _KINDS: dict[str, type] = {"int": int, "float": float, "str": str, "Path": Path, "bool": bool}
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    """The TOML file PIPELINE_CONFIG names; one line for a file that is missing, unreadable or not TOML."""
+    fix = "fix it or unset PIPELINE_CONFIG"
+    if not path.is_file():
+        raise ConfigError(f"PIPELINE_CONFIG={path} does not exist; point it at a TOML file or unset it")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"PIPELINE_CONFIG={path} cannot be read ({exc.strerror or exc}); {fix}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"PIPELINE_CONFIG={path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                          f"save it as UTF-8 or unset PIPELINE_CONFIG") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"PIPELINE_CONFIG={path} is not valid TOML ({' '.join(str(exc).split())}); {fix}") from None
 
 
 def load_settings(
@@ -153,29 +223,64 @@ def load_settings(
 ) -> Settings:
     """Build and validate settings: explicit overrides > environment > TOML file > defaults."""
     env = os.environ if env is None else env
-    values: dict[str, Any] = {}
+    values: dict[str, tuple[Any, bool]] = {}  # name -> (raw value, came from the environment)
     path = config_file or (Path(env["PIPELINE_CONFIG"]) if env.get("PIPELINE_CONFIG") else None)
     if path is not None:
-        if not path.is_file():
-            raise ConfigError(f"PIPELINE_CONFIG={path} does not exist; point it at a TOML file or unset it")
-        with path.open("rb") as fh:
-            values.update(tomllib.load(fh))
+        values.update((k, (v, False)) for k, v in _read_config_file(path).items())
     for f in fields(Settings):
         key = f.name.upper()
         if key in env and env[key] != "":
-            values[f.name] = env[key]
+            values[f.name] = (env[key], True)
     if "region" not in values:
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
         if region:
-            values["region"] = region
-    values.update({k: v for k, v in overrides.items() if v is not None})
+            values["region"] = (region, True)
+    values.update({k: (v, False) for k, v in overrides.items() if v is not None})
     unknown = sorted(set(values) - {f.name for f in fields(Settings)})
     if unknown:
         raise ConfigError(f"unknown setting {unknown[0]!r} in the config file; remove it or fix its name")
     kinds = {f.name: _KINDS[str(f.type)] for f in fields(Settings)}
-    settings = Settings(**{k: _coerce(k, v, kinds[k]) for k, v in values.items()})
+    settings = Settings(**{k: _coerce(k, raw, kinds[k], from_env) for k, (raw, from_env) in values.items()})
     validate(settings)
     return settings
+
+
+def parse_option(flag: str, raw: Any, kind: type, lo: float, hi: float, *, above: bool = False,
+                 unit: str = "") -> Any:
+    """A command-line option's value, parsed as strictly as a setting: one line naming it and its range.
+
+    `above`: the range excludes `lo` (a rate or a duration must be more than 0). `unit` says what it counts.
+    """
+    if kind is int:
+        noun = f"a whole number from {_num(lo)} to {_num(hi)}"
+    else:
+        noun = f"a number {'above' if above else 'from'} {_num(lo)} {'and at most' if above else 'to'} {_num(hi)}"
+    value: Any = None
+    if isinstance(raw, bool):
+        value = None
+    elif isinstance(raw, kind) or (kind is float and isinstance(raw, int)):
+        value = kind(raw)
+    elif isinstance(raw, str) and kind is int and _INT_RE.fullmatch(raw):
+        value = int(raw)
+    elif isinstance(raw, str) and kind is float and _FLOAT_RE.fullmatch(raw):
+        value = float(raw)
+    if value is not None and (not math.isfinite(value) or not (lo < value if above else lo <= value) or value > hi):
+        value = None
+    if value is None:
+        raise ConfigError(f"{flag} must be {noun}{f' ({unit})' if unit else ''}, got {str(raw)!r}")
+    return value
+
+
+def writable_state_dir(s: Settings) -> Path:
+    """Create the state directory (and runners/ in it) if needed; one line when it cannot be written."""
+    try:
+        s.runner_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=s.state_dir):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"STATE_DIR={s.state_dir} is not a writable directory ({exc.strerror or exc}); "
+                          "set STATE_DIR to a directory you can write") from None
+    return s.state_dir
 
 
 def validate(s: Settings) -> Settings:
@@ -189,7 +294,7 @@ def validate(s: Settings) -> Settings:
         if name in ("buffer_interval_s", "processor_interval_s") and value == -1:
             continue
         if not lo <= value <= hi:
-            raise ConfigError(f"{name.upper()}={value:g} is out of range; AWS allows {lo:g} to {hi:g}")
+            raise ConfigError(f"{name.upper()}={value:g} is out of range; AWS allows {_num(lo)} to {_num(hi)}")
     if s.endpoint and s.target != "compose":
         raise ConfigError("ENDPOINT is only for TARGET=compose (the runner container); unset it")
     if s.emulated and s.host not in ("127.0.0.1", "localhost"):

@@ -1,7 +1,8 @@
 """`make up` / `make down` as processes, against a real emulator of this module's own (127.0.0.1, free port).
 
 Two `make up` at once share one emulator and one set of runners; a second pipe runner is refused; `make up`
-names a runner that died at start instead of printing "runners up". Every process started here is stopped here.
+names a runner that died at start instead of printing "runners up"; `make down` during a seed ends the seed
+with one line. Every process started here is stopped here.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bootstrap import emulator
-from common.aws import emulator_healthy
+from common.aws import Clients, emulator_healthy
 from common.config import ROOT, Settings, load_settings, with_overrides
 from common.errors import TerminalError
 from runners import service
@@ -129,4 +131,25 @@ def test_start_names_a_runner_without_its_spec(emulator_settings: Settings, tmp_
         service.stop(settings)
     assert re.match(r"the (pipe|firehose) runner exited right after it started \(code 1\); its log \S+ ends with: "
                     r"error: no (pipe|firehose) spec at ", str(err.value)), err.value
+
+
+def test_make_down_during_a_seed_ends_the_seed_with_one_line(stack: Settings) -> None:
+    ensure_up(stack)
+    clients = Clients(stack)
+    seed = cli(stack, "seed", "--orders", "100000", "--rate", "200")
+    try:
+        deadline = time.monotonic() + 120
+        while clients.dynamodb.scan(TableName=stack.table_name, Select="COUNT", Limit=50)["Count"] == 0:
+            assert seed.poll() is None and time.monotonic() < deadline, finish(seed)
+            time.sleep(0.1)
+        code, output = finish(cli(stack, "down"))
+        assert code == 0, output
+    finally:
+        code, output = finish(seed, timeout=180)
+    assert code == 1, output
+    assert "Traceback" not in output and "╭" not in output
+    errors = [ln for ln in lines(output) if ln.startswith("error:")]
+    assert len(errors) == 1, output
+    assert f"127.0.0.1:{stack.port}" in errors[0]
+    assert "make up" in errors[0]
 

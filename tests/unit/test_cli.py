@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
+from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
+from typer.testing import CliRunner, Result
 
+import cli
 from cli import app
 
 
@@ -19,8 +23,8 @@ def free_port() -> int:
 @pytest.mark.parametrize(
     ("args", "env", "line"),
     [
-        (["seed", "--orders", "-3"], {}, "error: --orders must be a positive integer, got -3"),
-        (["seed", "--rate", "0"], {}, "error: --rate must be a positive number"),
+        (["seed", "--orders", "-3"], {}, "error: --orders must be a whole number from 1 to 1,000,000, got '-3'"),
+        (["seed", "--rate", "0"], {}, "error: --rate must be a number above 0 and at most 100,000"),
         (["plan"], {"SHARD_COUNT": "-1"}, "error: SHARD_COUNT=-1 is out of range; AWS allows 1 to 500"),
         (["plan"], {"BUFFER_INTERVAL_S": "soon"},
          "error: BUFFER_INTERVAL_S='soon' is not valid; set it to a whole number"),
@@ -49,3 +53,117 @@ def test_commands_that_need_the_emulator_say_how_to_start_it(monkeypatch: pytest
     result = CliRunner().invoke(app, ["plan"], env={"PORT": str(port)})
     assert result.exit_code == 1
     assert result.output.strip() == f"error: no AWS emulator answers at http://127.0.0.1:{port}; run `make up` first"
+
+
+# -- every bad value at the command line or in the config: one line naming it, exit 1, nothing written -----------
+
+
+def invoke(args: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Result:
+    """Run the CLI on a free port and a fresh state dir; starting the emulator or a runner fails the test."""
+    import bootstrap.emulator
+    import runners.service
+
+    def forbid(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a bad value must stop the command before anything starts")
+
+    monkeypatch.setattr(bootstrap.emulator, "start", forbid)
+    monkeypatch.setattr(runners.service, "start", forbid)
+    monkeypatch.setattr(runners.service, "run", forbid)
+    for key in ("TARGET", "SHARD_COUNT", "PORT", "BUFFER_INTERVAL_S", "PIPELINE_CONFIG", "STATE_DIR", "DEBUG"):
+        monkeypatch.delenv(key, raising=False)
+    return CliRunner().invoke(app, args, env={"PORT": str(free_port()), "STATE_DIR": str(tmp_path / "state"), **env})
+
+
+def one_line(result: Result) -> str:
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception  # no traceback: a clean exit
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "toml", "line"),
+    [
+        (["plan"], b"shard_count = [\n", "is not valid TOML (Invalid value (at end of document)); fix it or unset"),
+        (["up"], b"table_name = '\xff\xfe'\n", "is not UTF-8 text"),
+        (["plan"], b"shard_count = 1.9\n", "error: SHARD_COUNT=1.9 is not valid; set it to a whole number from 1 to"),
+        (["up"], b"port = true\n", "error: PORT=True is not valid; set it to a whole number from 1 to 65,535"),
+    ],
+)
+def test_a_bad_config_file_is_one_line(args: list[str], toml: bytes, line: str, monkeypatch: pytest.MonkeyPatch,
+                                       tmp_path: Path) -> None:
+    cfg = tmp_path / "pipeline.toml"
+    cfg.write_bytes(toml)
+    first = one_line(invoke(args, {"PIPELINE_CONFIG": str(cfg), "PORT": ""}, monkeypatch, tmp_path))  # "": unset
+    assert first.startswith(line if line.startswith("error:") else f"error: PIPELINE_CONFIG={cfg} {line}")
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize("command", [["up"], ["down"], ["apply"], ["runner", "pipe"]])
+def test_an_unwritable_state_dir_is_one_line(command: list[str], monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    taken = tmp_path / "state"
+    taken.write_text("a file where the state directory should be")
+    line = one_line(invoke(command, {}, monkeypatch, tmp_path))
+    assert line.startswith(f"error: STATE_DIR={taken} is not a writable directory (")
+    assert line.endswith("; set STATE_DIR to a directory you can write")
+
+
+def test_an_unknown_runner_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    line = one_line(invoke(["runner", "nope"], {}, monkeypatch, tmp_path))
+    assert line == "error: unknown runner 'nope'; use one of pipe, firehose"
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["seed", "--orders", "1e20"], "error: --orders must be a whole number from 1 to 1,000,000, got '1e20'"),
+        (["seed", "--orders", "100000000000000000000"], "error: --orders must be a whole number from 1 to 1,000,000"),
+        (["seed", "--orders", "2.5"], "error: --orders must be a whole number from 1 to 1,000,000, got '2.5'"),
+        (["seed", "--rate", "nan"], "error: --rate must be a number above 0 and at most 100,000 (orders per second"),
+        (["seed", "--rate", "1e9"], "error: --rate must be a number above 0 and at most 100,000 (orders per second"),
+        (["seed", "--duration", "-1"], "error: --duration must be a number above 0 and at most 604,800 (seconds"),
+        (["seed", "--days", "inf"], "error: --days must be a number above 0 and at most 3,650 (days of history"),
+        (["seed", "--seed", "-1"], "error: --seed must be a whole number from 0 to 4,294,967,295, got '-1'"),
+        (["seed", "--seed", "1.5"], "error: --seed must be a whole number from 0 to 4,294,967,295, got '1.5'"),
+        (["seed", "--threads", "99"], "error: --threads must be a whole number from 1 to 16, got '99'"),
+        (["drain", "--timeout", "-5"], "error: --timeout must be a number above 0 and at most 86,400 (seconds"),
+        (["compact", "--more-than", "x"], "error: --more-than must be a whole number of objects, 0 or more, got 'x'"),
+        (["compact", "--target-rows", "1e3"], "error: --target-rows must be a positive whole number of rows per file"),
+    ],
+)
+def test_a_bad_option_is_one_line_naming_its_range(args: list[str], line: str, monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    assert one_line(invoke(args, {}, monkeypatch, tmp_path)).startswith(line)
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "line"),
+    [
+        (EndpointConnectionError(endpoint_url="http://127.0.0.1:4599/"), 1,
+         'error: the AWS endpoint stopped answering (Could not connect to the endpoint URL: "http://127.0.0.1:4599/")'),
+        (ConnectionClosedError(endpoint_url="http://127.0.0.1:4599/"), 1,
+         "error: the AWS endpoint stopped answering (Connection was closed before we received a valid response"),
+        (KeyboardInterrupt(), 130, "error: interrupted"),
+    ],
+)
+def test_a_seed_whose_emulator_goes_away_ends_with_one_line(raised: BaseException, code: int, line: str,
+                                                            monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import generator.seed
+
+    def lost(*args: Any, **kwargs: Any) -> None:
+        raise raised
+
+    monkeypatch.setattr(generator.seed, "run_seed", lost)
+    monkeypatch.setattr(cli, "clients_for", lambda settings: object())
+    result = invoke(["seed", "--orders", "10"], {}, monkeypatch, tmp_path)
+    assert result.exit_code == code, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith(line)
+    if code == 1:
+        assert lines[0].endswith("if the emulator was stopped (`make down`), `make up` starts it again")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from common.config import load_settings
+from common.config import load_settings, parse_option, writable_state_dir
 from common.errors import ConfigError
 
 
@@ -72,3 +72,114 @@ def test_bucket_names_default_to_the_account() -> None:
     s = load_settings(env={})
     assert s.lake_bucket_for("123456789012") == "sales-orders-lake-123456789012"
     assert s.results_bucket_for("123456789012") == "sales-orders-athena-123456789012"
+
+
+# -- strict types: what is written is what is meant, or one line says what is allowed ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("shard_count = 1.9\n", "SHARD_COUNT=1.9 is not valid; set it to a whole number from 1 to 500"),
+        ("port = true\n", "PORT=True is not valid; set it to a whole number from 1 to 65,535"),
+        ('shard_count = "2"\n', "SHARD_COUNT='2' is not valid; set it to a whole number from 1 to 500"),
+        ("buffer_size_mb = false\n", "BUFFER_SIZE_MB=False is not valid; set it to a number from 1 to 128"),
+        ("partition_projection = 1\n", "PARTITION_PROJECTION=1 is not valid; set it to true or false"),
+        ("table_name = 5\n", "TABLE_NAME=5 is not valid; set it to a string"),
+        ("state_dir = 5\n", "STATE_DIR=5 is not valid; set it to a path"),
+        ("[shard_count]\nx = 1\n", "SHARD_COUNT={'x': 1} is not valid; set it to a whole number from 1 to 500"),
+    ],
+)
+def test_toml_values_have_strict_types(tmp_path: Path, toml: str, message: str) -> None:
+    cfg = tmp_path / "pipeline.toml"
+    cfg.write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={"PIPELINE_CONFIG": str(cfg)})
+    assert str(err.value) == message
+
+
+def test_toml_whole_floats_and_ints_for_floats_are_accepted(tmp_path: Path) -> None:
+    cfg = tmp_path / "pipeline.toml"
+    cfg.write_text("shard_count = 2.0\nbuffer_size_mb = 64\npartition_projection = true\n")
+    s = load_settings(env={"PIPELINE_CONFIG": str(cfg)})
+    assert (s.shard_count, s.buffer_size_mb, s.partition_projection) == (2, 64.0, True)
+    assert type(s.shard_count) is int and type(s.buffer_size_mb) is float
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SHARD_COUNT": "2_0"}, "SHARD_COUNT='2_0' is not valid; set it to a whole number from 1 to 500"),
+        ({"SHARD_COUNT": " 2"}, "SHARD_COUNT=' 2' is not valid; set it to a whole number from 1 to 500"),
+        ({"SHARD_COUNT": "1.0"}, "SHARD_COUNT='1.0' is not valid; set it to a whole number from 1 to 500"),
+        ({"PORT": "\u0664\u0665\u0666"}, "PORT='\u0664\u0665\u0666' is not valid; set it to a whole number"),
+        ({"BUFFER_SIZE_MB": "nan"}, "BUFFER_SIZE_MB='nan' is not valid; set it to a number from 1 to 128"),
+        ({"BUFFER_SIZE_MB": "inf"}, "BUFFER_SIZE_MB='inf' is not valid; set it to a number from 1 to 128"),
+        ({"PARTITION_PROJECTION": "maybe"}, "PARTITION_PROJECTION='maybe' is not valid; set it to 1 or 0"),
+    ],
+)
+def test_environment_strings_parse_strictly(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(env=env)
+    assert str(err.value).startswith(message)
+
+
+def test_environment_numbers_and_switches_that_are_meant() -> None:
+    s = load_settings(env={"SHARD_COUNT": "3", "BUFFER_SIZE_MB": "1.5", "BUFFER_INTERVAL_S": "-1",
+                           "PARTITION_PROJECTION": "Yes"})
+    assert (s.shard_count, s.buffer_size_mb, s.buffer_interval_s, s.partition_projection) == (3, 1.5, -1, True)
+    assert load_settings(env={"PARTITION_PROJECTION": "0"}).partition_projection is False
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"shard_count = [\n", "is not valid TOML (Invalid value (at end of document))"),
+        (b"shard_count = 2\nshard_count = 3\n", "is not valid TOML (Cannot overwrite a value (at line 2, column 16))"),
+        (b"table_name = '\xff\xfe'\n", "is not UTF-8 text"),
+    ],
+)
+def test_a_config_file_that_is_not_toml_is_one_line(tmp_path: Path, content: bytes, message: str) -> None:
+    cfg = tmp_path / "pipeline.toml"
+    cfg.write_bytes(content)
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={"PIPELINE_CONFIG": str(cfg)})
+    assert str(err.value).startswith(f"PIPELINE_CONFIG={cfg} {message}")
+    assert "\n" not in str(err.value)
+
+
+def test_an_unwritable_state_dir_is_one_line(tmp_path: Path) -> None:
+    taken = tmp_path / "state"
+    taken.write_text("a file, not a directory")
+    s = load_settings(env={"STATE_DIR": str(taken)})
+    with pytest.raises(ConfigError) as err:
+        writable_state_dir(s)
+    assert str(err.value).startswith(f"STATE_DIR={taken} is not a writable directory (")
+    assert taken.read_text() == "a file, not a directory"
+    ok = load_settings(env={"STATE_DIR": str(tmp_path / "fresh")})
+    assert writable_state_dir(ok) == tmp_path / "fresh"
+    assert sorted(p.name for p in (tmp_path / "fresh").iterdir()) == ["runners"]
+
+
+@pytest.mark.parametrize(
+    ("flag", "raw", "kind", "bounds", "message"),
+    [
+        ("--orders", "1e20", int, (1, 1_000_000), "--orders must be a whole number from 1 to 1,000,000, got '1e20'"),
+        ("--orders", "100000000000000000000", int, (1, 1_000_000), "--orders must be a whole number from 1 to"),
+        ("--orders", "-3", int, (1, 1_000_000), "--orders must be a whole number from 1 to 1,000,000, got '-3'"),
+        ("--days", "nan", float, (0, 3650), "--days must be a number above 0 and at most 3,650, got 'nan'"),
+        ("--days", "0", float, (0, 3650), "--days must be a number above 0 and at most 3,650, got '0'"),
+    ],
+)
+def test_cli_options_parse_strictly_and_name_their_range(flag: str, raw: str, kind: type, bounds: tuple,
+                                                          message: str) -> None:
+    lo, hi = bounds
+    with pytest.raises(ConfigError) as err:
+        parse_option(flag, raw, kind, lo, hi, above=kind is float)
+    assert str(err.value).startswith(message)
+
+
+def test_cli_options_in_range_are_returned_typed() -> None:
+    assert parse_option("--orders", "2000", int, 1, 1_000_000) == 2000
+    assert parse_option("--rate", "12.5", float, 0, 100_000, above=True) == 12.5
+    assert parse_option("--days", "1e-3", float, 0, 3650, above=True) == 0.001
