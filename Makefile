@@ -28,7 +28,7 @@ IN_RUNNER := $(if $(filter compose,$(TARGET)),$(COMPOSE) exec $(PIPELINE_SVC) pi
 
 .DEFAULT_GOAL := help
 .PHONY: help _guard install up down plan apply destroy seed drain status crawl analyze verify demo test test-unit \
-        test-emulator test-aws test-browser lint bench chaos compact deploy-aws destroy-aws env awslocal logs clean
+        test-emulator test-aws test-browser lint bench chaos redrive compact deploy-aws destroy-aws env awslocal logs clean
 
 help: ## List every target, one line each
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -145,6 +145,9 @@ bench: install ## Benchmarks, as ratios against references measured in the same 
 
 chaos: install ## Kill the runners at random and restart the emulator during a seed; verify must agree, 0 lost (ORDERS=)
 	$(PY) -m chaos --orders $(ORDERS) $(ARGS)
+
+redrive: install ## Replay the error output through the pipeline after a fix (idempotent: a second run changes nothing)
+	$(CLI) redrive
 
 compact: install ## Rewrite many small lake objects into few large Parquet files (DAY=YYYY-MM-DD, TARGET_ROWS=n)
 	$(CLI) compact $(if $(DAY),--day $(DAY),) $(if $(TARGET_ROWS),--target-rows $(TARGET_ROWS),)

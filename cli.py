@@ -315,6 +315,28 @@ def drain(
 
 @app.command()
 @boundary
+def redrive(target: TargetOpt = None) -> None:
+    """Replay the error output (processing-failed, format-conversion-failed, pipe dead letters) after a fix."""
+    from bootstrap.spec import desired_resources
+    from runners import service
+    from runners.firehose_config import parse_config
+    from runners.redrive import Redriver
+
+    settings, console = settings_for(target), Console()
+    clients = clients_for(settings)
+    specs = {r.kind: r.params for r in desired_resources(settings, clients.account_id)}
+    config = parse_config(specs["delivery_stream"], settings.max_active_partitions)
+    result = Redriver(clients, specs["pipe"], config).run()
+    for line in result.left:
+        console.warn(f"left in place: {line}")
+    console.ok(result.summary())
+    if settings.emulated and result.objects and all(service.running(settings, n) for n in service.RUNNERS):
+        service.wait_drained(settings)
+        console.ok("drained: the replayed records are through the pipeline; `make verify` checks the result")
+
+
+@app.command()
+@boundary
 def status(target: TargetOpt = None) -> None:
     """Per runner: running?, position, lag, records in/out, objects out, errors."""
     from runners import service

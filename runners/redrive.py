@@ -75,7 +75,10 @@ def error_lines(body: bytes, key: str) -> list[dict[str, Any]]:
 
 def raw_event(doc: dict[str, Any]) -> dict[str, Any]:
     """The pipe event a processing-failed record carried; ValueError when it is not one."""
-    event = json.loads(base64.b64decode(doc["rawData"]))
+    try:
+        event = json.loads(base64.b64decode(doc["rawData"]))
+    except ValueError as exc:  # binascii.Error and JSONDecodeError are ValueErrors
+        raise ValueError(f"its rawData is not a pipe event (not base64 JSON: {exc})") from None
     if not isinstance(event, dict) or "dynamodb" not in event:
         raise ValueError("its rawData is not a pipe event of a DynamoDB stream record")
     return event

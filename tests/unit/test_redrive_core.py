@@ -40,7 +40,7 @@ def test_only_a_pipe_event_is_replayed_into_kinesis() -> None:
     assert raw_event({"rawData": base64.b64encode(json.dumps(event).encode()).decode()}) == event
     with pytest.raises(ValueError, match="not a pipe event"):
         raw_event({"rawData": base64.b64encode(b'{"a": 1}').decode()})
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a pipe event .not base64 JSON"):
         raw_event({"rawData": base64.b64encode(b"this is not json").decode()})
 
 
