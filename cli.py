@@ -355,6 +355,9 @@ def status(target: TargetOpt = None) -> None:
                       f"{s.get('records_out', 0):,}", f"{s.get('objects_out', 0):,}", f"{s.get('pending', 0):,}",
                       "-" if lag is None else f"{lag:,} ms", f"{s.get('errors', 0):,}")
         problems += [f"{name}: DATA LOSS: {line}" for line in s.get("data_loss", [])]
+        if s.get("dead_letters"):
+            problems.append(f"{name}: {s['dead_letters']:,} record(s) sent to the dead-letter destination; "
+                            "fix the cause, then `make redrive` replays them")
         if s.get("last_error"):
             problems.append(f"{name}: last error: {s['last_error']}")
     console.table(table)

@@ -38,6 +38,7 @@ class Stats:
     position: dict[str, str] = field(default_factory=dict)
     last_error: str = ""
     data_loss: list[str] = field(default_factory=list)  # never overwritten: each one needs a human
+    dead_letters: int = 0  # records sent to the error output / dead-letter destination (`make redrive` replays)
     updated: float = 0.0
     idle_passes: int = 0  # consecutive passes that found nothing to do and raised nothing
     passes: int = 0

@@ -528,6 +528,7 @@ class PipeRunner:
         where = self._dead_letter_destination().send(message)
         seq = failure.record["dynamodb"]["SequenceNumber"]
         self.stats.errors += 1
+        self.stats.dead_letters += 1
         self.stats.last_error = (f"shard {shard_id} record {seq} went to the dead-letter destination {where}: "
                                  f"{failure.code}: {failure.message}")[:500]
         log.error("pipe: %s", self.stats.last_error)

@@ -118,7 +118,7 @@ def test_records_kinesis_cannot_take_go_to_dead_letters_in_s3_and_the_pipe_goes_
     assert events_to_redrive(pointers_only, lambda *where: read_stream_range(streams, *where)) == [event]
     assert "PartitionKey" in long_key["errorMessage"] and "300" in long_key["errorMessage"]
     assert pipe.checkpoint.get(pipe.shards()[0].shard_id) == pipe.stats.position[pipe.shards()[0].shard_id]
-    assert (pipe.stats.records_in, pipe.stats.records_out) == (5, 3)
+    assert (pipe.stats.records_in, pipe.stats.records_out, pipe.stats.dead_letters) == (5, 3, 2)
 
 
 def test_an_entry_kinesis_keeps_refusing_is_dead_lettered_after_maximum_retry_attempts(base: Settings) -> None:
