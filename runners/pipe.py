@@ -57,9 +57,9 @@ bucket under `<ERROR_PREFIX>pipe-dead-letter/YYYY/MM/dd/HH/<pipe>-<time>-<uuid>.
 Firehose's error output, and adds three fields AWS does not send: `errorCode` and `errorMessage` (the
 record's own reason) and `originalEvents` (the events exactly as they would have been put), so a
 redrive still works after the stream's 24 h retention, or after an emulator restart that empties the
-stream. Not the SQS queue the spec names: that queue is not (yet) a resource of the plan, and an SQS
-message is capped at 1 MiB, so the records that most need a dead letter (over Kinesis's 1 MiB) could
-not carry their payload; Lambda's S3 on-failure destination keeps the payload beside the metadata in
+stream. Not the SQS queue the spec names (the plan creates it on every target, so `make plan` is the
+same everywhere, but locally nothing sends to it): an SQS message is capped at 1 MiB, so the records
+that most need a dead letter (over Kinesis's 1 MiB) could not carry their payload; Lambda's S3 on-failure destination keeps the payload beside the metadata in
 the same way. `dead_letter_message` builds a message; `events_to_redrive` turns one (local, or AWS's
 pointers read back from the stream with `read_stream_range`) into the events to put again, and
 `kinesis_entry` into their PutRecords entries; `read_dead_letters` lists the local ones.
