@@ -19,7 +19,7 @@ import os
 import random
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,21 +105,19 @@ def _killer(settings: Settings, kills: list[Kill], stop: threading.Event, done: 
             service.start(settings)
 
 
-def stream_sequence_numbers(clients: Clients, settings: Settings) -> set[str]:
-    """Every change the table's stream holds, read from TRIM_HORIZON independently of the runners."""
+def stream_records(clients: Clients, settings: Settings) -> Iterator[dict[str, Any]]:
+    """Every change record the table's stream holds, read from TRIM_HORIZON independently of the runners."""
     streams = clients.client("dynamodbstreams")
     arn = clients.dynamodb.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
-    found: set[str] = set()
     for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
         iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
                                               ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
         while iterator:
             resp = streams.get_records(ShardIterator=iterator, Limit=1000)
-            found.update(r["dynamodb"]["SequenceNumber"] for r in resp["Records"])
+            yield from resp["Records"]
             if not resp["Records"]:
                 break
             iterator = resp.get("NextShardIterator")
-    return found
 
 
 def count_error_records(clients: Clients, settings: Settings) -> int:
@@ -166,7 +164,7 @@ def run_drill(
 def measure(clients: Clients, settings: Settings, report: DrillReport) -> DrillReport:
     """Count losses and duplicates against the stream, and reconcile with a scan."""
     crawl(clients, settings)
-    stream = stream_sequence_numbers(clients, settings)
+    stream = {r["dynamodb"]["SequenceNumber"] for r in stream_records(clients, settings)}
     with open_engine(clients, settings, Console(quiet=True)) as eng:
         lake = [row[0] for row in eng.conn.execute("SELECT sequence_number FROM sales_orders_cdc").fetchall()]
         report.reconciliation = reconcile(clients, settings, eng.conn)

@@ -68,3 +68,18 @@ def emulator_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sett
 @pytest.fixture(scope="session")
 def emulator_clients(emulator_settings: Settings) -> Clients:
     return Clients(emulator_settings)
+
+
+@pytest.fixture()
+def persistent_emulator(tmp_path: Path) -> Iterator[Settings]:
+    """An emulator of the test's own, with persistence, so the test may restart it; stopped at the end."""
+    settings = load_settings(env={}, port=free_port(), state_dir=tmp_path, buffer_interval_s=1,
+                             processor_interval_s=0)
+    emulator.start(settings, persist=True)
+    try:
+        yield settings
+    finally:
+        from runners import service
+
+        service.stop(settings)
+        emulator.stop(settings)

@@ -3,36 +3,14 @@ and still every change in the stream reaches the lake and the lake equals a Dyna
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from bootstrap import emulator
 from chaos.drill import run_drill
-from common.config import Settings, load_settings
+from common.config import Settings
 from common.console import Console
-from runners import service
 
 
-@pytest.fixture()
-def persistent(tmp_path: Path) -> Iterator[Settings]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    settings = load_settings(env={}, port=port, state_dir=tmp_path, buffer_interval_s=1, processor_interval_s=0)
-    emulator.start(settings, persist=True)
-    try:
-        yield settings
-    finally:
-        service.stop(settings)
-        emulator.stop(settings)
-
-
-def test_kills_and_a_restart_during_a_seed_lose_nothing(persistent: Settings) -> None:
+def test_kills_and_a_restart_during_a_seed_lose_nothing(persistent_emulator: Settings) -> None:
     console = Console(capture=True)
-    report = run_drill(persistent, orders=240, kills=4, seed=5, console=console, window_s=2.0)
+    report = run_drill(persistent_emulator, orders=240, kills=4, seed=5, console=console, window_s=2.0)
 
     assert len(report.kills) == 4 and report.emulator_restarts == 1
     assert report.stream_changes > 240  # placements and their later changes

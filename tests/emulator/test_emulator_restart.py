@@ -9,16 +9,10 @@ as AWS does for 24 hours: every change reaches the lake, and no data-loss notice
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from bootstrap import emulator
 from bootstrap.plan import apply, build_plan
 from common.aws import Clients
-from common.config import Settings, load_settings
+from common.config import Settings
 from common.console import Console
 from generator.seed import run_seed
 from runners import service
@@ -26,62 +20,48 @@ from runners.loop import read_status
 from tests.emulator.test_pipeline import assert_lake_matches, stream_event_ids
 
 
-@pytest.fixture()
-def persistent(tmp_path: Path) -> Iterator[Settings]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    settings = load_settings(env={}, port=port, state_dir=tmp_path, buffer_interval_s=1, processor_interval_s=0)
-    emulator.start(settings, persist=True)
-    try:
-        yield settings
-    finally:
-        service.stop(settings)
-        emulator.stop(settings)
-
-
 def seed(settings: Settings, orders: int, seed: int) -> None:
     run_seed(Clients(settings), settings, orders=orders, rate=None, duration=None, seed=seed,
              console=Console(capture=True))
 
 
-def test_a_persisted_restart_keeps_the_stream_and_loses_no_change(persistent: Settings) -> None:
-    clients = Clients(persistent)
-    apply(clients, build_plan(clients, persistent), Console(capture=True))
-    service.start(persistent)
-    seed(persistent, 120, seed=21)
-    service.wait_drained(persistent, timeout=180)
+def test_a_persisted_restart_keeps_the_stream_and_loses_no_change(persistent_emulator: Settings) -> None:
+    clients = Clients(persistent_emulator)
+    apply(clients, build_plan(clients, persistent_emulator), Console(capture=True))
+    service.start(persistent_emulator)
+    seed(persistent_emulator, 120, seed=21)
+    service.wait_drained(persistent_emulator, timeout=180)
 
     # Changes the pipe has not read yet when the emulator goes down: they must survive the restart.
-    service.stop(persistent)
-    seed(persistent, 80, seed=22)
-    before = stream_event_ids(clients, persistent)
-    emulator.stop(persistent)
-    emulator.start(persistent, persist=True)
+    service.stop(persistent_emulator)
+    seed(persistent_emulator, 80, seed=22)
+    before = stream_event_ids(clients, persistent_emulator)
+    emulator.stop(persistent_emulator)
+    emulator.start(persistent_emulator, persist=True)
 
-    clients = Clients(persistent)
-    assert stream_event_ids(clients, persistent) == before  # the stream came back whole
-    assert build_plan(clients, persistent).pending == ()  # and so did every resource
-    service.start(persistent)
-    seed(persistent, 60, seed=23)
-    service.wait_drained(persistent, timeout=180)
+    clients = Clients(persistent_emulator)
+    assert stream_event_ids(clients, persistent_emulator) == before  # the stream came back whole
+    assert build_plan(clients, persistent_emulator).pending == ()  # and so did every resource
+    service.start(persistent_emulator)
+    seed(persistent_emulator, 60, seed=23)
+    service.wait_drained(persistent_emulator, timeout=180)
 
-    assert (read_status(persistent.runner_dir, "pipe") or {}).get("data_loss") == []
-    assert_lake_matches(clients, persistent, stream_complete=True)
+    assert (read_status(persistent_emulator.runner_dir, "pipe") or {}).get("data_loss") == []
+    assert_lake_matches(clients, persistent_emulator, stream_complete=True)
 
 
-def test_a_restart_between_two_polls_does_not_skip_new_changes(persistent: Settings) -> None:
+def test_a_restart_between_two_polls_does_not_skip_new_changes(persistent_emulator: Settings) -> None:
     """The runners keep running across the restart, so their open iterators outlive it."""
-    clients = Clients(persistent)
-    apply(clients, build_plan(clients, persistent), Console(capture=True))
-    service.start(persistent)
-    seed(persistent, 60, seed=31)
-    service.wait_drained(persistent, timeout=180)
+    clients = Clients(persistent_emulator)
+    apply(clients, build_plan(clients, persistent_emulator), Console(capture=True))
+    service.start(persistent_emulator)
+    seed(persistent_emulator, 60, seed=31)
+    service.wait_drained(persistent_emulator, timeout=180)
 
-    emulator.stop(persistent)
-    emulator.start(persistent, persist=True)
-    seed(persistent, 60, seed=32)
-    service.wait_drained(persistent, timeout=180)
+    emulator.stop(persistent_emulator)
+    emulator.start(persistent_emulator, persist=True)
+    seed(persistent_emulator, 60, seed=32)
+    service.wait_drained(persistent_emulator, timeout=180)
 
-    assert (read_status(persistent.runner_dir, "pipe") or {}).get("data_loss") == []
-    assert_lake_matches(Clients(persistent), persistent, stream_complete=True)
+    assert (read_status(persistent_emulator.runner_dir, "pipe") or {}).get("data_loss") == []
+    assert_lake_matches(Clients(persistent_emulator), persistent_emulator, stream_complete=True)

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bootstrap.plan import apply, build_plan
+from chaos.drill import stream_records
 from common.aws import Clients
 from common.config import Settings, with_overrides
 from common.console import Console
@@ -46,19 +47,7 @@ def pipeline(emulator_settings: Settings, tmp_path_factory: pytest.TempPathFacto
 
 def stream_event_ids(clients: Clients, settings: Settings) -> set[str]:
     """Every change event DynamoDB Streams holds for the table, read independently of the runners."""
-    streams = clients.client("dynamodbstreams")
-    arn = clients.dynamodb.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
-    ids: set[str] = set()
-    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-        it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
-                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        while it:
-            resp = streams.get_records(ShardIterator=it, Limit=1000)
-            ids.update(r["eventID"] for r in resp["Records"])
-            if not resp["Records"]:
-                break
-            it = resp.get("NextShardIterator")
-    return ids
+    return {r["eventID"] for r in stream_records(clients, settings)}
 
 
 def lake_rows(clients: Clients, bucket: str, prefix: str) -> list[dict]:
