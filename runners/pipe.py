@@ -53,16 +53,17 @@ for stream sources (https://docs.aws.amazon.com/lambda/latest/dg/services-dynamo
                             "batchSize": 1, "streamArn": ...}}
 
 Locally (a deviation) the runner writes that message, field for field, as a JSON object in the lake
-bucket under `<ERROR_PREFIX>pipe-dead-letter/YYYY/MM/dd/HH/<pipe>-<time>-<uuid>.json`, beside
-Firehose's error output, and adds three fields AWS does not send: `errorCode` and `errorMessage` (the
-record's own reason) and `originalEvents` (the events exactly as they would have been put), so a
-redrive still works after the stream's 24 h retention, or after an emulator restart that empties the
-stream. Not the SQS queue the spec names (the plan creates it on every target, so `make plan` is the
-same everywhere, but locally nothing sends to it): an SQS message is capped at 1 MiB, so the records
-that most need a dead letter (over Kinesis's 1 MiB) could not carry their payload; Lambda's S3 on-failure destination keeps the payload beside the metadata in
-the same way. `dead_letter_message` builds a message; `events_to_redrive` turns one (local, or AWS's
-pointers read back from the stream with `read_stream_range`) into the events to put again, and
-`kinesis_entry` into their PutRecords entries; `read_dead_letters` lists the local ones.
+bucket under `<ERROR_PREFIX>pipe-dead-letter/YYYY/MM/dd/HH/<pipe>-<time>-<uuid>.json`, beside Firehose's
+error output, and adds three fields AWS does not send: `errorCode` and `errorMessage` (the record's own
+reason) and `originalEvents` (the events exactly as they would have been put), so a redrive still works
+after the stream's 24 h retention, or after an emulator restart that empties the stream. Not the SQS
+queue the spec names (the plan creates it on every target, so `make plan` is the same everywhere, but
+locally nothing sends to it): an SQS message is capped at 1 MiB, so the records that most need a dead
+letter (over Kinesis's 1 MiB) could not carry their payload; Lambda's S3 on-failure destination keeps
+the payload beside the metadata in the same way. `dead_letter_message` builds a message;
+`events_to_redrive` turns one (local, or AWS's pointers read back from the stream with
+`read_stream_range`) into the events to put again, and `kinesis_entry` into their PutRecords entries;
+`read_dead_letters` lists the local ones.
 """
 
 from __future__ import annotations
