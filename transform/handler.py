@@ -48,6 +48,7 @@ AWS references:
 from __future__ import annotations
 
 import binascii
+import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -639,12 +640,16 @@ def _one_line(text: str) -> str:
 def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, list[dict[str, Any]]]:
     """Lambda entry point: a Firehose transformation event -> one output record per input record, in order.
 
-    Logs one compact JSON line per failed record, {"invocationId", "recordId", "reason"}, one per
-    attribute a REMOVE had to write as null ({"invocationId", "recordId", "nulled"}), and one summary
-    line per invocation. stdout is the function's CloudWatch log group (/aws/lambda/<name>) on AWS and
-    in MiniStack alike: the firehose runner reads every reason back from there by invocationId, so no
-    reason is lost to the 4 KB log tail of Invoke. (MiniStack's worker also answers faster when a
-    handler writes a line.)
+    Logs one compact JSON line per failed record, {"invocationId", "recordId", "reason", ...}, one per
+    attribute a REMOVE had to write as null ({..., "nulled"}), and one summary line per invocation.
+    stdout is the function's CloudWatch log group (/aws/lambda/<name>) on AWS and in MiniStack alike,
+    and that is where a reason stays: Firehose's processing-failed record carries only
+    Lambda.ProcessingFailedStatus, the original data and no recordId
+    (https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-failure-handling.html). So each
+    line also names what identifies its record there: "dataSha256" (the SHA-256 of the record's data,
+    the error record's rawData decoded), "approximateArrivalTimestamp", and the Kinesis position
+    ("shardId", "sequenceNumber" from kinesisRecordMetadata); `make errors` joins them
+    (runners/error_output.py). (MiniStack's worker also answers faster when a handler writes a line.)
     """
     records = event.get("records") if isinstance(event, Mapping) else None
     if not isinstance(records, list):
@@ -659,9 +664,9 @@ def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, list[dic
         output.append(result)
         if reason is not None:
             failed += 1
-            log_lines.append(_log_line(invocation_id, result["recordId"], "reason", reason))
+            log_lines.append(_log_line(invocation_id, record, "reason", reason))
         for note in notes:
-            log_lines.append(_log_line(invocation_id, result["recordId"], "nulled", note))
+            log_lines.append(_log_line(invocation_id, record, "nulled", note))
     log_lines.append(
         f"invocationId={invocation_id} records={len(records)} ok={len(records) - failed} failed={failed}"
     )
@@ -669,7 +674,24 @@ def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, list[dic
     return {"records": output}
 
 
-def _log_line(invocation_id: Any, record_id: Any, kind: str, text: str) -> str:
+def _log_line(invocation_id: Any, record: Mapping[str, Any], kind: str, text: str) -> str:
     """One compact JSON log line about one record of one invocation (json escapes any newline in it)."""
-    return json.dumps({"invocationId": invocation_id, "recordId": record_id, kind: text},
-                      ensure_ascii=False, separators=(",", ":"), default=str)
+    line: dict[str, Any] = {"invocationId": invocation_id, "recordId": record.get("recordId")}
+    metadata = record.get("kinesisRecordMetadata")
+    if isinstance(metadata, Mapping):
+        line["shardId"] = metadata.get("shardId")
+        line["sequenceNumber"] = metadata.get("sequenceNumber")
+    line["approximateArrivalTimestamp"] = record.get("approximateArrivalTimestamp")
+    line["dataSha256"] = _data_digest(record.get("data"))
+    line[kind] = text
+    return json.dumps(line, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _data_digest(data: Any) -> str:
+    """SHA-256 (hex) of the record's data as Firehose keeps it in rawData: the decoded bytes."""
+    text = data if isinstance(data, str) else ""
+    try:
+        raw = binascii.a2b_base64(text)
+    except (binascii.Error, ValueError):
+        raw = text.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(raw).hexdigest()

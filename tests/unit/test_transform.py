@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import hashlib
 import importlib.util
 import json
 import sys
@@ -442,13 +443,16 @@ def test_mixed_batch_keeps_order_and_ids_and_fails_only_the_bad_records(
     assert out[1] == {"recordId": "b", "result": "ProcessingFailed", "data": "%%%"}
     assert out[3] == {"recordId": "d", "result": "ProcessingFailed", "data": records[3]["data"]}
     assert row_of(out[2])["is_deleted"] is True
-    # One JSON line per failed record, carrying the invocation: the runner finds every reason in the log group.
-    assert capsys.readouterr().out.splitlines() == [
-        '{"invocationId":"inv-7","recordId":"b","reason":"data: not valid base64 (Only base64 data is allowed)"}',
-        '{"invocationId":"inv-7","recordId":"d",'
-        '"reason":"eventName: got \'UPSERT\', expected INSERT, MODIFY or REMOVE"}',
-        "invocationId=inv-7 records=5 ok=3 failed=2",
+    # One JSON line per failed record, carrying the invocation and what identifies the record in the
+    # error output (its data's SHA-256): `make errors` finds every reason in the log group.
+    *lines, summary = capsys.readouterr().out.splitlines()
+    logged = [json.loads(line) for line in lines]
+    assert [(d["invocationId"], d["recordId"], d["reason"]) for d in logged] == [
+        ("inv-7", "b", "data: not valid base64 (Only base64 data is allowed)"),
+        ("inv-7", "d", "eventName: got 'UPSERT', expected INSERT, MODIFY or REMOVE"),
     ]
+    assert logged[1]["dataSha256"] == hashlib.sha256(base64.b64decode(records[3]["data"])).hexdigest()
+    assert summary == "invocationId=inv-7 records=5 ok=3 failed=2"
 
 
 def test_handler_never_returns_dropped() -> None:
