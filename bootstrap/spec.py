@@ -45,12 +45,6 @@ KIND_ORDER = (
     "glue_database", "glue_table", "sqs_queue", "pipe", "delivery_stream", "glue_crawler", "athena_workgroup",
 )
 FIREHOSE_LOG_STREAM = "DestinationDelivery"
-# The pipe gives up on a record after this many retries, or once it is this old, and sends it to its
-# dead-letter queue. The age stays well under DynamoDB Streams' 24 h retention, so the records a
-# dead letter points at can still be read back for hours (AWS's troubleshooting advice).
-# (Constants until common/config.py carries PIPE_MAX_RETRY_ATTEMPTS / PIPE_MAX_RECORD_AGE_S.)
-PIPE_MAX_RETRY_ATTEMPTS = 10
-PIPE_MAX_RECORD_AGE_S = 6 * 3600
 PIPE_DLQ_RETENTION_S = 14 * 24 * 3600  # SQS's maximum
 _KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
 _SCHEDULE = re.compile(r"^cron\(\S+( \S+){5}\)$")
@@ -318,10 +312,11 @@ def _pipe(settings: Settings, arns: Arns, roles: dict[str, str], t: dict[str, st
     Kinesis refuses for good (over 1 MiB with both images, a partition key over 256 characters)
     holds its shard for the stream's 24 h retention and is then lost. Instead the pipe retries a
     failing record (AUTOMATIC_BISECT isolates it) PIPE_MAX_RETRY_ATTEMPTS times, or until it is
-    PIPE_MAX_RECORD_AGE_S old, then sends it to the SQS queue of DeadLetterConfig (for a stream
-    source: an SQS queue or SNS topic) and moves on. The dead letter points at the record in the
-    stream; `make redrive` must read it back within the retention. Errors are logged at ERROR to
-    the pipe's own log group. Throttling and other internal errors are retried without limit.
+    PIPE_MAX_RECORD_AGE_S old (both settings, common/config.py), then sends it to the SQS queue of
+    DeadLetterConfig (for a stream source: an SQS queue or SNS topic) and moves on. The dead letter
+    points at the record in the stream; `make redrive` must read it back within the retention. Errors
+    are logged at ERROR to the pipe's own log group. Throttling and other internal errors are retried
+    without limit.
     https://docs.aws.amazon.com/eventbridge/latest/pipes-reference/API_PipeSourceDynamoDBStreamParameters.html
     https://docs.aws.amazon.com/eventbridge/latest/pipes-reference/API_DeadLetterConfig.html
     https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-pipes-error-troubleshooting.html
@@ -337,8 +332,8 @@ def _pipe(settings: Settings, arns: Arns, roles: dict[str, str], t: dict[str, st
                 "StartingPosition": "TRIM_HORIZON",
                 "BatchSize": settings.pipe_batch_size,
                 "MaximumBatchingWindowInSeconds": 1,
-                "MaximumRetryAttempts": PIPE_MAX_RETRY_ATTEMPTS,
-                "MaximumRecordAgeInSeconds": PIPE_MAX_RECORD_AGE_S,
+                "MaximumRetryAttempts": settings.pipe_max_retry_attempts,
+                "MaximumRecordAgeInSeconds": settings.pipe_max_record_age_s,
                 "OnPartialBatchItemFailure": "AUTOMATIC_BISECT",
                 "DeadLetterConfig": {"Arn": arns.pipe_dead_letter_queue},
             }

@@ -24,9 +24,17 @@ EMULATED_TARGETS = ("embedded", "compose")
 FORMATS = ("parquet", "jsonl")
 ROOT = Path(__file__).resolve().parent.parent
 
-# AWS's documented ranges, mirrored so a bad value stops before anything is created.
+# AWS's documented ranges, mirrored so a bad value stops before anything is created, on every target
+# (what AWS would refuse is refused here too: local predicts AWS).
 # Firehose BufferingHints: https://docs.aws.amazon.com/firehose/latest/APIReference/API_BufferingHints.html
 # Processor parameters: https://docs.aws.amazon.com/firehose/latest/APIReference/API_ProcessorParameter.html
+# LAMBDA_TIMEOUT_S: Lambda allows 900 s, but Firehose supports a transform invocation of at most 5 minutes
+#   (https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html, "Lambda invocation duration").
+# PIPE_BATCH_SIZE: a DynamoDB stream source takes 1-10,000, but "you can't configure a pipe with a larger batch
+#   size than the target supports", and a Kinesis stream target supports 500
+#   (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-pipes-batching-concurrency.html).
+# PIPE_MAX_RETRY_ATTEMPTS (-1: without limit) and PIPE_MAX_RECORD_AGE_S:
+#   https://docs.aws.amazon.com/eventbridge/latest/pipes-reference/API_PipeSourceDynamoDBStreamParameters.html
 RANGES: dict[str, tuple[float, float]] = {
     "port": (1, 65535),
     "shard_count": (1, 500),
@@ -35,19 +43,33 @@ RANGES: dict[str, tuple[float, float]] = {
     "processor_buffer_mb": (0.2, 3),
     "processor_interval_s": (0, 900),
     "lambda_retries": (0, 300),
-    "lambda_timeout_s": (1, 900),
+    "lambda_timeout_s": (1, 300),
     "lambda_memory_mb": (128, 10240),
     "max_active_partitions": (1, 500),
-    "pipe_batch_size": (1, 10000),
+    "pipe_batch_size": (1, 500),
+    "pipe_max_retry_attempts": (-1, 10000),
     "log_retention_days": (1, 3653),
     "lake_noncurrent_days": (1, 3653),
     "results_expiration_days": (1, 3653),
     "athena_scan_limit_gb": (1, 1_000_000),
 }
-# AWS refuses these with dynamic partitioning; local runs may go lower, `plan` says so.
+# Why a range is narrower than the API field's own, said after the range.
+RANGE_REASONS = {
+    "lambda_timeout_s": "Firehose stops a transform invocation after 5 minutes",
+    "pipe_batch_size": "a pipe's batch may not exceed what its Kinesis target takes",
+}
+# MaximumRecordAgeInSeconds: -1 (no limit) or 60 to 604,800. The Pipes reference gives the field's range as
+# -1..604,800; the stream pollers refuse 0-59 (Lambda documents the same field: "The minimum valid value for
+# maximum record age is 60s"), so those are refused here too.
+PIPE_RECORD_AGE_RANGE = (60, 604_800)
+# AWS refuses these with dynamic partitioning (no zero buffering either:
+# https://docs.aws.amazon.com/firehose/latest/dev/buffering.html). On the emulated targets
+# LOCAL_FAST_BUFFERS=1 (their default) allows less so a demo is quick; `plan` names it a local-only deviation.
 # https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning.html
 AWS_DYNAMIC_PARTITIONING_MIN_BUFFER_MB = 64
 AWS_DYNAMIC_PARTITIONING_MIN_INTERVAL_S = 60
+LOCAL_FAST_FLUSH_S = 5  # the emulated targets' flush interval with LOCAL_FAST_BUFFERS=1 (BUFFER_INTERVAL_S=-1)
+LOCAL_FAST_INVOKE_S = 1  # and their processor interval (PROCESSOR_INTERVAL_S=-1), which AWS allows too
 
 _BUCKET_RE = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -79,11 +101,20 @@ class Settings:
     lambda_memory_mb: int = 256
     pipe_name: str = "sales-orders-pipe"
     pipe_batch_size: int = 500  # one PutRecords (max 500) and one checkpoint per batch
+    # The pipe gives up on a record after this many retries, or once it is this old, and sends it to its
+    # dead-letter queue. The age stays well under DynamoDB Streams' 24 h retention, so the records a
+    # dead letter points at can still be read back for hours (AWS's troubleshooting advice).
+    pipe_max_retry_attempts: int = 10
+    pipe_max_record_age_s: int = 6 * 3600
     delivery_stream: str = "sales-orders-firehose"
     buffer_size_mb: float = 64
-    buffer_interval_s: int = -1  # -1: 60 s on aws, 5 s on the emulated targets
+    buffer_interval_s: int = -1  # -1: 60 s (AWS's minimum with dynamic partitioning), 5 s when local-fast
     processor_buffer_mb: float = 1
-    processor_interval_s: int = -1  # -1: 60 s on aws, 1 s on the emulated targets
+    processor_interval_s: int = -1  # -1: 60 s (AWS's default), 1 s when local-fast
+    # Emulated targets only: buffer below AWS's dynamic-partitioning minimums (5 s flushes by default) so a
+    # demo is quick; `plan` names each such value a local-only deviation. 0: buffer exactly as TARGET=aws
+    # would, and refuse what AWS refuses. No effect on aws.
+    local_fast_buffers: bool = True
     lambda_retries: int = 3
     max_active_partitions: int = 500
 
@@ -112,16 +143,21 @@ class Settings:
         return self.endpoint or f"http://{self.host}:{self.port}"
 
     @property
+    def local_fast(self) -> bool:
+        """May this run buffer below what AWS allows (emulated targets with LOCAL_FAST_BUFFERS=1)?"""
+        return self.emulated and self.local_fast_buffers
+
+    @property
     def flush_interval_s(self) -> int:
         if self.buffer_interval_s >= 0:
             return self.buffer_interval_s
-        return 5 if self.emulated else 60
+        return LOCAL_FAST_FLUSH_S if self.local_fast else AWS_DYNAMIC_PARTITIONING_MIN_INTERVAL_S
 
     @property
     def invoke_interval_s(self) -> int:
         if self.processor_interval_s >= 0:
             return self.processor_interval_s
-        return 1 if self.emulated else 60
+        return LOCAL_FAST_INVOKE_S if self.local_fast else 60
 
     def lake_bucket_for(self, account_id: str) -> str:
         return self.lake_bucket or f"sales-orders-lake-{account_id}"
@@ -294,7 +330,16 @@ def validate(s: Settings) -> Settings:
         if name in ("buffer_interval_s", "processor_interval_s") and value == -1:
             continue
         if not lo <= value <= hi:
-            raise ConfigError(f"{name.upper()}={value:g} is out of range; AWS allows {_num(lo)} to {_num(hi)}")
+            reason = f" ({RANGE_REASONS[name]})" if name in RANGE_REASONS else ""
+            raise ConfigError(f"{name.upper()}={value:g} is out of range; AWS allows {_num(lo)} to {_num(hi)}{reason}")
+    age_lo, age_hi = PIPE_RECORD_AGE_RANGE
+    if s.pipe_max_record_age_s != -1 and not age_lo <= s.pipe_max_record_age_s <= age_hi:
+        raise ConfigError(f"PIPE_MAX_RECORD_AGE_S={s.pipe_max_record_age_s} is out of range; AWS allows -1 (no limit) "
+                          f"or {_num(age_lo)} to {_num(age_hi)}")
+    refused = aws_buffering_refusals(s)
+    if refused and not s.local_fast:
+        fix = ", or set LOCAL_FAST_BUFFERS=1 (emulated targets only)" if s.emulated else ""
+        raise ConfigError(f"{refused[0]}; raise it{fix}")
     if s.endpoint and s.target != "compose":
         raise ConfigError("ENDPOINT is only for TARGET=compose (the runner container); unset it")
     if s.emulated and s.host not in ("127.0.0.1", "localhost"):
@@ -319,6 +364,18 @@ def validate(s: Settings) -> Settings:
     if s.lake_prefix.startswith(s.error_prefix) or s.error_prefix.startswith(s.lake_prefix):
         raise ConfigError("ERROR_PREFIX must not overlap LAKE_PREFIX; give errors their own prefix")
     return s
+
+
+def aws_buffering_refusals(s: Settings) -> list[str]:
+    """The buffering hints AWS refuses with dynamic partitioning (always on in this pipeline), one line each."""
+    refused = []
+    if s.buffer_size_mb < AWS_DYNAMIC_PARTITIONING_MIN_BUFFER_MB:
+        refused.append(f"BUFFER_SIZE_MB={s.buffer_size_mb:g} is below AWS's {AWS_DYNAMIC_PARTITIONING_MIN_BUFFER_MB} "
+                       "MiB minimum with dynamic partitioning")
+    if s.flush_interval_s < AWS_DYNAMIC_PARTITIONING_MIN_INTERVAL_S:
+        refused.append(f"BUFFER_INTERVAL_S={s.flush_interval_s} is below AWS's "
+                       f"{AWS_DYNAMIC_PARTITIONING_MIN_INTERVAL_S} s minimum with dynamic partitioning")
+    return refused
 
 
 def with_overrides(s: Settings, **changes: Any) -> Settings:

@@ -376,7 +376,11 @@ class PipeRunner:
         self.pipe_arn = pipe_arn(self.source_arn, self.pipe_name)
         source_params = spec.get("SourceParameters", {}).get("DynamoDBStreamParameters", {})
         self.starting_position = source_params.get("StartingPosition", "TRIM_HORIZON")
-        self.batch_size = min(int(source_params.get("BatchSize", 100)), PUT_RECORDS_MAX)
+        self.batch_size = int(source_params.get("BatchSize", 100))
+        if not 1 <= self.batch_size <= PUT_RECORDS_MAX:  # refused as CreatePipe refuses it, never clamped
+            raise TerminalError(f"the pipe's BatchSize is {self.batch_size}; CreatePipe with a Kinesis target takes "
+                                f"at most {PUT_RECORDS_MAX} (eb-pipes-batching-concurrency.html): set PIPE_BATCH_SIZE "
+                                f"to 1-{PUT_RECORDS_MAX} and run `make up`")
         self.max_retries = int(source_params.get("MaximumRetryAttempts", -1))
         self.max_record_age_s = int(source_params.get("MaximumRecordAgeInSeconds", -1))
         self.dead_letter_arn: str = source_params.get("DeadLetterConfig", {}).get("Arn", "")

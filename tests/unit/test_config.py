@@ -183,3 +183,77 @@ def test_cli_options_in_range_are_returned_typed() -> None:
     assert parse_option("--orders", "2000", int, 1, 1_000_000) == 2000
     assert parse_option("--rate", "12.5", float, 0, 100_000, above=True) == 12.5
     assert parse_option("--days", "1e-3", float, 0, 3650, above=True) == 0.001
+
+
+# -- what AWS would refuse is refused here, on every target (issue #13) ------------------------------------------
+
+EVERY_TARGET = [{}, {"TARGET": "compose"}, {"TARGET": "aws"}]
+
+
+@pytest.mark.parametrize("target", EVERY_TARGET)
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        # CreatePipe with a Kinesis target: at most 500 records per batch (eb-pipes-batching-concurrency.html).
+        ({"PIPE_BATCH_SIZE": "501"}, "PIPE_BATCH_SIZE=501 is out of range; AWS allows 1 to 500"),
+        # Firehose stops a transform invocation after 5 minutes (data-transformation.html).
+        ({"LAMBDA_TIMEOUT_S": "301"}, "LAMBDA_TIMEOUT_S=301 is out of range; AWS allows 1 to 300"),
+        ({"PIPE_MAX_RETRY_ATTEMPTS": "10001"},
+         "PIPE_MAX_RETRY_ATTEMPTS=10001 is out of range; AWS allows -1 to 10,000"),
+        ({"PIPE_MAX_RETRY_ATTEMPTS": "-2"}, "PIPE_MAX_RETRY_ATTEMPTS=-2 is out of range; AWS allows -1 to 10,000"),
+        ({"PIPE_MAX_RECORD_AGE_S": "59"},
+         "PIPE_MAX_RECORD_AGE_S=59 is out of range; AWS allows -1 (no limit) or 60 to 604,800"),
+        ({"PIPE_MAX_RECORD_AGE_S": "604801"},
+         "PIPE_MAX_RECORD_AGE_S=604801 is out of range; AWS allows -1 (no limit) or 60 to 604,800"),
+        ({"PIPE_MAX_RECORD_AGE_S": "-2"},
+         "PIPE_MAX_RECORD_AGE_S=-2 is out of range; AWS allows -1 (no limit) or 60 to 604,800"),
+    ],
+)
+def test_settings_aws_refuses_are_refused_on_every_target(target: dict, env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={**target, **env})
+    assert str(err.value).startswith(message)
+    assert "\n" not in str(err.value)
+
+
+def test_the_limits_are_accepted_at_their_bounds() -> None:
+    s = load_settings(env={"PIPE_BATCH_SIZE": "500", "LAMBDA_TIMEOUT_S": "300", "PIPE_MAX_RETRY_ATTEMPTS": "-1",
+                           "PIPE_MAX_RECORD_AGE_S": "-1"})
+    assert (s.pipe_batch_size, s.lambda_timeout_s, s.pipe_max_retry_attempts, s.pipe_max_record_age_s) == (
+        500, 300, -1, -1)
+    s = load_settings(env={"PIPE_MAX_RETRY_ATTEMPTS": "10000", "PIPE_MAX_RECORD_AGE_S": "60"})
+    assert (s.pipe_max_retry_attempts, s.pipe_max_record_age_s) == (10000, 60)
+    assert load_settings(env={"PIPE_MAX_RECORD_AGE_S": "604800"}).pipe_max_record_age_s == 604800
+    # The pipe gives up on a record well before DynamoDB Streams' 24 h retention forgets it.
+    default = load_settings(env={})
+    assert (default.pipe_max_retry_attempts, default.pipe_max_record_age_s) == (10, 6 * 3600)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TARGET": "aws", "BUFFER_SIZE_MB": "1"},
+         "BUFFER_SIZE_MB=1 is below AWS's 64 MiB minimum with dynamic partitioning; raise it"),
+        ({"TARGET": "aws", "BUFFER_INTERVAL_S": "5"},
+         "BUFFER_INTERVAL_S=5 is below AWS's 60 s minimum with dynamic partitioning; raise it"),
+        ({"LOCAL_FAST_BUFFERS": "0", "BUFFER_INTERVAL_S": "5"},
+         "BUFFER_INTERVAL_S=5 is below AWS's 60 s minimum with dynamic partitioning; raise it, "
+         "or set LOCAL_FAST_BUFFERS=1 (emulated targets only)"),
+        ({"TARGET": "compose", "LOCAL_FAST_BUFFERS": "0", "BUFFER_SIZE_MB": "8"},
+         "BUFFER_SIZE_MB=8 is below AWS's 64 MiB minimum with dynamic partitioning; raise it, or set"),
+    ],
+)
+def test_buffering_aws_refuses_is_refused_unless_local_fast_buffers(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(env=env)
+    assert str(err.value).startswith(message)
+    assert "\n" not in str(err.value)
+
+
+def test_local_fast_buffers_is_the_emulated_default_and_off_it_buffers_as_aws_does() -> None:
+    fast = load_settings(env={"BUFFER_SIZE_MB": "1", "BUFFER_INTERVAL_S": "2"})  # the demo's quick local flushes
+    assert fast.local_fast_buffers is True and fast.flush_interval_s == 2
+    exact = load_settings(env={"LOCAL_FAST_BUFFERS": "0"})
+    assert (exact.flush_interval_s, exact.invoke_interval_s) == (60, 60)  # AWS's defaults, as TARGET=aws
+    aws = load_settings(env={"TARGET": "aws", "LOCAL_FAST_BUFFERS": "1"})  # local-only: no effect on aws
+    assert (aws.flush_interval_s, aws.invoke_interval_s) == (60, 60)

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import boto3
 import pytest
@@ -122,6 +123,21 @@ def test_pipe_batch_size_comes_from_settings_and_update_drops_what_cannot_change
         stub["pipes"].add_response("tag_resource", {}, {"resourceArn": arn, "tags": {"spec-sha": ANY}})
         stub["pipes"].add_response("describe_pipe", {"CurrentState": "RUNNING"}, {"Name": "sales-orders-pipe"})
         HANDLERS["pipe"].update(clients, res, ["spec-sha"])
+
+
+def test_the_local_pipe_runner_refuses_a_batch_size_createpipe_refuses_instead_of_clamping_it(tmp_path: Path) -> None:
+    """CreatePipe with a Kinesis target takes at most 500 records a batch (eb-pipes-batching-concurrency.html);
+    the local runner reads the same request, so it refuses 501 as AWS would, and runs 500 as asked."""
+    from runners.pipe import PipeRunner
+
+    clients = Clients(load_settings(env={"PORT": "9"}))  # nothing is called
+    request = resolve(planned(clients_for(), "pipe").params, {})
+    stream = request["SourceParameters"]["DynamoDBStreamParameters"]
+    assert PipeRunner(clients, request, tmp_path / "ckpt.json").batch_size == 500
+    stream["BatchSize"] = 501
+    with pytest.raises(TerminalError, match="the pipe's BatchSize is 501; CreatePipe with a Kinesis target takes "
+                                            "at most 500"):
+        PipeRunner(clients, request, tmp_path / "ckpt.json")
 
 
 DLQ_NAME = "sales-orders-pipe-dlq"

@@ -17,7 +17,6 @@ from bootstrap.resources.base import explain, iam_action
 from bootstrap.resources.discovery import key_of_arn
 from bootstrap.resources.glue import table_view
 from bootstrap.spec import (
-    PIPE_MAX_RECORD_AGE_S,
     CloudOptions,
     Resource,
     desired_resources,
@@ -262,7 +261,7 @@ def test_the_pipe_gives_up_on_a_record_before_the_stream_forgets_it_and_keeps_it
     stream = pipe["SourceParameters"]["DynamoDBStreamParameters"]
     assert 0 <= stream["MaximumRetryAttempts"] <= 185  # bounded (the console's range): a poison record cannot stall
     # under DynamoDB Streams' 24 h retention, with hours left to read back what a dead letter points at
-    assert 60 <= stream["MaximumRecordAgeInSeconds"] == PIPE_MAX_RECORD_AGE_S <= 24 * 3600 - 12 * 3600
+    assert 60 <= stream["MaximumRecordAgeInSeconds"] == settings.pipe_max_record_age_s <= 24 * 3600 - 12 * 3600
     dlq = stream["DeadLetterConfig"]["Arn"]
     assert dlq.startswith(f"arn:aws:sqs:{REGION}:{ACCOUNT}:")  # a stream source takes an SQS queue or SNS topic
     assert pipe["LogConfiguration"]["Level"] == "ERROR"
@@ -274,6 +273,12 @@ def test_the_pipe_gives_up_on_a_record_before_the_stream_forgets_it_and_keeps_it
     local = {r.kind: r for r in desired_resources(load_settings(env={}), ACCOUNT)}["pipe"].params
     assert local["SourceParameters"]["DynamoDBStreamParameters"]["DeadLetterConfig"] == {
         "Arn": f"arn:aws:sqs:us-east-1:{ACCOUNT}:sales-orders-pipe-dlq"}  # the local runner reads the same config
+
+
+def test_the_pipes_retries_and_record_age_are_settings() -> None:
+    stream = aws(PIPE_MAX_RETRY_ATTEMPTS="-1", PIPE_MAX_RECORD_AGE_S="3600")["pipe:sales-orders-pipe"].params[
+        "SourceParameters"]["DynamoDBStreamParameters"]
+    assert (stream["MaximumRetryAttempts"], stream["MaximumRecordAgeInSeconds"]) == (-1, 3600)
 
 
 def test_the_queue_and_the_log_group_the_pipe_names_are_planned_before_it() -> None:

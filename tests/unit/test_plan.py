@@ -7,7 +7,7 @@ import pytest
 from bootstrap.plan import CREATE, NOOP, UPDATE, aws_warnings, decide, diff
 from bootstrap.spec import KIND_ORDER, Ref, Resource, desired_resources, lake_prefix_expression, resolve
 from common.config import load_settings
-from common.errors import TerminalError
+from common.errors import ConfigError
 
 ACCOUNT = "123456789012"
 
@@ -67,6 +67,13 @@ def test_same_request_for_local_runner_and_aws_except_buffer_interval() -> None:
     assert local["pipe"].params == cloud["pipe"].params
 
 
+def test_without_local_fast_buffers_the_local_runners_get_the_very_aws_request() -> None:
+    local = {r.kind: r for r in desired_resources(load_settings(env={"LOCAL_FAST_BUFFERS": "0"}), ACCOUNT)}
+    cloud = {r.kind: r for r in desired_resources(load_settings(env={"TARGET": "aws"}), ACCOUNT)}
+    assert local["delivery_stream"].params == cloud["delivery_stream"].params
+    assert local["pipe"].params == cloud["pipe"].params
+
+
 def test_firehose_request_partitions_by_lambda_keys_and_routes_errors() -> None:
     settings = load_settings(env={})
     fh = {r.kind: r for r in desired_resources(settings, ACCOUNT)}["delivery_stream"].params
@@ -119,12 +126,21 @@ def test_decide_create_update_noop() -> None:
     assert decide(res, {"ShardCount": 2}, {"ShardCount": 2}).action == NOOP
 
 
-def test_small_buffers_are_fine_locally_but_refused_for_aws() -> None:
+def test_small_buffers_are_a_named_local_only_deviation_and_refused_everywhere_else() -> None:
     local = load_settings(env={"BUFFER_SIZE_MB": "1", "BUFFER_INTERVAL_S": "2"})
-    assert len(aws_warnings(local)) == 2
+    assert aws_warnings(local) == (
+        "BUFFER_SIZE_MB=1 is below AWS's 64 MiB minimum with dynamic partitioning: a local-only deviation "
+        "(LOCAL_FAST_BUFFERS=1); TARGET=aws refuses it",
+        "BUFFER_INTERVAL_S=2 is below AWS's 60 s minimum with dynamic partitioning: a local-only deviation "
+        "(LOCAL_FAST_BUFFERS=1); TARGET=aws refuses it")
+    (default,) = aws_warnings(load_settings(env={}))  # the demo's 5 s flushes
+    assert default == ("BUFFER_INTERVAL_S=5 is below AWS's 60 s minimum with dynamic partitioning: a local-only "
+                       "deviation (LOCAL_FAST_BUFFERS=1); TARGET=aws uses 60")
     assert aws_warnings(load_settings(env={"TARGET": "aws"})) == ()
-    with pytest.raises(TerminalError, match="AWS refuses less than 64 MiB"):
-        aws_warnings(load_settings(env={"TARGET": "aws", "BUFFER_SIZE_MB": "1"}))
+    assert aws_warnings(load_settings(env={"LOCAL_FAST_BUFFERS": "0"})) == ()
+    for env in ({"TARGET": "aws", "BUFFER_SIZE_MB": "1"}, {"LOCAL_FAST_BUFFERS": "0", "BUFFER_SIZE_MB": "1"}):
+        with pytest.raises(ConfigError, match="BUFFER_SIZE_MB=1 is below AWS's 64 MiB minimum"):
+            load_settings(env=env)
 
 
 def test_every_resource_is_tagged_with_the_project() -> None:
