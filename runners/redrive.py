@@ -4,8 +4,10 @@ Three kinds of error output, each replayed where its records left the pipeline:
 - `processing-failed` (the transform refused the record, or Invoke kept failing): its `rawData` is
   the original Kinesis record, the pipe's event, so it is put into the Kinesis stream again and the
   firehose runner sends it through the (fixed) transform;
-- the pipe's dead letters (`pipe-dead-letter`): their events are put into the Kinesis stream, as the
-  pipe would have put them;
+- the pipe's dead letters: local ones (`pipe-dead-letter` objects, which carry their events) and, on
+  every target, the messages in the SQS queue of the pipe's DeadLetterConfig (AWS's carry only
+  pointers: the records are read back from the DynamoDB stream while it holds them, 24 h); their events
+  are put into the Kinesis stream as the pipe would have put them, then the message is deleted;
 - `format-conversion-failed`: its `rawData` is the transform's output row, which failed conversion;
   it is converted again with today's lake schema and written to the partition its event time names,
   as Firehose's format conversion would have.
@@ -29,8 +31,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from common.aws import Clients
-from common.errors import TransientError
+from botocore.exceptions import ClientError
+
+from common.aws import Clients, error_code
+from common.errors import PipelineError, TransientError
 from lake.keys import evaluate_prefix, object_name
 from lake.writer import ConversionError, decode_rows, encode_parquet
 from runners.firehose_config import FirehoseConfig
@@ -40,12 +44,14 @@ from runners.pipe import (
     chunk_entries,
     events_to_redrive,
     kinesis_entry,
+    read_stream_range,
     stream_name_from_arn,
 )
 from transform.handler import partition_keys
 
 PROCESSING_FAILED = "processing-failed"
 CONVERSION_FAILED = "format-conversion-failed"
+DEAD_LETTER_QUEUE = "pipe-dead-letter-queue"
 OUTPUTS = (PROCESSING_FAILED, DEAD_LETTER_OUTPUT, CONVERSION_FAILED)
 REDRIVEN = "redriven/"
 PUT_ATTEMPTS = 5
@@ -53,7 +59,7 @@ PUT_ATTEMPTS = 5
 
 @dataclass
 class RedriveResult:
-    records: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTPUTS, 0))
+    records: dict[str, int] = field(default_factory=lambda: dict.fromkeys((*OUTPUTS, DEAD_LETTER_QUEUE), 0))
     objects: int = 0
     left: list[str] = field(default_factory=list)  # "<key>: <why>", objects kept where they are
 
@@ -94,12 +100,15 @@ class Redriver:
     """Replays one target's error output; `partition_path` and `stream` come from the CreatePipe request."""
 
     def __init__(self, clients: Clients, pipe_spec: dict[str, Any], config: FirehoseConfig) -> None:
-        self.s3, self.kinesis = clients.s3, clients.kinesis
+        self.s3, self.kinesis, self.sqs = clients.s3, clients.kinesis, clients.sqs
+        self.streams = clients.client("dynamodbstreams")
         self.bucket = config.bucket
         self.error_prefix = clients.settings.error_prefix
         self.config = config
         self.stream = stream_name_from_arn(pipe_spec["Target"])
         self.partition_path = pipe_spec["TargetParameters"]["KinesisStreamParameters"]["PartitionKey"]
+        source = pipe_spec.get("SourceParameters", {}).get("DynamoDBStreamParameters", {})
+        self.queue_arn: str = source.get("DeadLetterConfig", {}).get("Arn", "")
 
     def run(self) -> RedriveResult:
         result = RedriveResult()
@@ -114,7 +123,39 @@ class Redriver:
                 self._move(key, body)
                 result.records[output] += replayed
                 result.objects += 1
+        self._replay_queue(result)
         return result
+
+    def _replay_queue(self, result: RedriveResult) -> None:
+        """Messages in the pipe's SQS dead-letter queue: replay each, then delete it (a failure keeps it)."""
+        url = self._queue_url()
+        while url:
+            messages = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                                VisibilityTimeout=60).get("Messages", [])
+            if not messages:
+                return
+            for message in messages:
+                try:
+                    events = events_to_redrive(json.loads(message["Body"]),
+                                               lambda *where: read_stream_range(self.streams, *where))
+                    self._put([kinesis_entry(event, self.partition_path) for event in events])
+                except (PipelineError, Undeliverable, ValueError, KeyError) as exc:
+                    result.left.append(f"{url} message {message['MessageId']}: {str(exc).splitlines()[0]}")
+                    return  # it stays in the queue; the next receive would hand it back after its timeout
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                result.records[DEAD_LETTER_QUEUE] += len(events)
+                result.objects += 1
+
+    def _queue_url(self) -> str | None:
+        if not self.queue_arn:
+            return None
+        *_, account, name = self.queue_arn.split(":")
+        try:
+            return self.sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+        except ClientError as exc:
+            if error_code(exc) in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+                return None
+            raise
 
     def _keys(self, output: str) -> Iterator[str]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(

@@ -12,10 +12,12 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from bootstrap.plan import apply, build_plan
 from bootstrap.resources.local import spec_path
+from chaos.drill import stream_records
 from common.aws import Clients
 from common.config import Settings, with_overrides
 from common.console import Console
@@ -57,10 +59,10 @@ def deploy_broken_transform(clients: Clients) -> str:
     )["FunctionArn"]
 
 
-def pump(pipe: PipeRunner, firehose: FirehoseRunner, passes: int = 40) -> None:
+def pump(pipe: PipeRunner | None, firehose: FirehoseRunner, passes: int = 40) -> None:
     quiet = 0
     for _ in range(passes):
-        idle = pipe.run_once() & firehose.run_once()
+        idle = (pipe.run_once() if pipe else True) & firehose.run_once()
         quiet = quiet + 1 if idle else 0
         if quiet >= 2:
             break
@@ -119,3 +121,44 @@ def test_redrive_replays_every_error_output_after_the_fix_and_a_second_run_chang
     pump(pipe, fixed)
     assert (again.objects, again.left) == (0, [])
     assert keys(clients, "orders/") == lake_before
+
+
+def test_an_aws_pointer_only_dead_letter_in_the_queue_is_read_back_from_the_stream_and_deleted(
+    settings: Settings,
+) -> None:
+    """What a real Pipe sends to its SQS dead-letter queue: pointers to the records, not the records."""
+    clients = Clients(settings)
+    pipe_spec = json.loads(spec_path(settings.runner_dir, "pipe").read_text())
+    config = parse_config(json.loads(spec_path(settings.runner_dir, "delivery_stream").read_text()))
+    run_seed(clients, settings, orders=1, rate=None, duration=None, seed=77, console=Console(capture=True))
+    stream_arn = clients.dynamodb.describe_table(TableName="rd_orders")["Table"]["LatestStreamArn"]
+    record = list(stream_records(clients, settings))[-1]  # the pipe has not read it: only the queue names it
+    shard = clients.client("dynamodbstreams").describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]
+    seq = record["dynamodb"]["SequenceNumber"]
+    queue_arn = pipe_spec["SourceParameters"]["DynamoDBStreamParameters"]["DeadLetterConfig"]["Arn"]
+    url = clients.sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[1])["QueueUrl"]
+    clients.sqs.send_message(QueueUrl=url, MessageBody=json.dumps({
+        "context": {"partnerResourceArn": "arn:aws:pipes:us-east-1:000000000000:pipe/rd-pipe",
+                    "condition": "RetryAttemptsExhausted"},
+        "version": "1.0", "timestamp": "2026-12-01T10:00:00.000Z",
+        "DDBStreamBatchInfo": {"shardId": shard["ShardId"], "startSequenceNumber": seq, "endSequenceNumber": seq,
+                               "approximateArrivalOfFirstRecord": "2026-12-01T10:00:00Z",
+                               "approximateArrivalOfLastRecord": "2026-12-01T10:00:00Z", "batchSize": 1,
+                               "streamArn": stream_arn}}))
+
+    result = Redriver(clients, pipe_spec, config).run()
+    assert (result.records["pipe-dead-letter-queue"], result.left) == (1, [])
+    assert clients.sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", []) == []
+    firehose = FirehoseRunner(clients, config, Path(settings.runner_dir) / "firehose.ckpt.json")
+    pump(None, firehose)  # the firehose alone: the record can only have come through the redrive
+    assert record["eventID"] in lake_event_ids(clients)
+    pump(PipeRunner(clients, pipe_spec, Path(settings.runner_dir) / "pipe.ckpt.json"), firehose)
+    assert_lake_matches(clients, settings, stream_complete=True)
+
+
+def lake_event_ids(clients: Clients) -> set[str]:
+    ids: set[str] = set()
+    for key in keys(clients, "orders/"):
+        body = clients.s3.get_object(Bucket="rd-lake", Key=key)["Body"].read()
+        ids.update(pq.read_table(io.BytesIO(body), columns=["event_id"]).column(0).to_pylist())
+    return ids
