@@ -22,20 +22,21 @@ Mirrors Kinesis Data Firehose with a Kinesis source, a Lambda processor and dyna
   wait;
 - the Lambda's answer is checked (every recordId once, result Ok / Dropped / ProcessingFailed,
   base64 data, metadata.partitionKeys), anything else is processing-failed;
-- a record the transform marked ProcessingFailed keeps its own reason: the transform logs one JSON
-  line per failed record with the invocationId, the function's output lands in its CloudWatch Logs
-  group /aws/lambda/<FunctionName> (on AWS, and in MiniStack as well), and the runner, only after an
-  invocation that failed records, reads them back with FilterLogEvents (a quoted-term filter on the
-  invocationId, a window of seconds around the invoke, every page) instead of Invoke's 4 KB log
-  tail, which held about 25 reasons. Logs that cannot be read give a generic message, never a
-  failed pass (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs.html,
-  https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_FilterLogEvents.html,
-  https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/FilterAndPatternSyntax.html);
+- failed records go to the error output with the fields and codes AWS documents per error-output
+  type (runners/error_output.py): an invoke that fails carries its Lambda invocation error
+  (Lambda.InvokeLimitExceeded, Lambda.FunctionTimedOut, ...), an answer outside the status model
+  Lambda.JsonProcessingException, Lambda.MissingRecordId or Lambda.DuplicatedRecordId, and a record
+  the transform marked ProcessingFailed Lambda.ProcessingFailedStatus with AWS's fixed message: its
+  own reason stays where AWS leaves it, in the function's log group /aws/lambda/<FunctionName>, where
+  `make errors` (error_output.list_errors) reads it back;
 - transformed rows are buffered per evaluated prefix by BufferingHints, at most 500 active
-  partitions (beyond: activePartitionExceeded... to the error output as partitioning-failed);
+  partitions (beyond: to the error output as activePartitionExceeded, buffering.html; a record
+  whose partition keys are missing goes to processing-failed, dynamic-partitioning-error-handling.html);
 - objects are named as Firehose names them; the checkpoint moves only past records in S3.
 https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html
 https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-failure-handling.html
+https://docs.aws.amazon.com/firehose/latest/dev/monitoring-with-cloudwatch-logs.html#lambda-invocation-errors
+https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion-error-handling.html
 https://docs.aws.amazon.com/firehose/latest/APIReference/API_ProcessorParameter.html
 https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html (its errors and status codes)
 https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
@@ -57,7 +58,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ClientError, HTTPClientError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from common.aws import TRANSIENT_CODES, Clients, error_code, retrying
@@ -66,14 +67,34 @@ from lake.keys import PartitionKeyError, evaluate_prefix, object_name
 from lake.writer import ConversionError, check_row, decode_rows, encode_jsonl_gzip, encode_parquet
 from runners.buffers import BufferSet, InFlight, SourceRef
 from runners.checkpoint import Checkpoint
+from runners.error_output import (
+    ACTIVE_PARTITION_EXCEEDED,
+    ACTIVE_PARTITIONS_EXCEEDED_CODE,
+    CONVERSION_INVALID_SCHEMA,
+    DOCUMENTED_MESSAGES,
+    DUPLICATED_RECORD_ID,
+    FORMAT_CONVERSION_FAILED,
+    FUNCTION_TIMED_OUT,
+    FUNCTION_TIMED_OUT_MESSAGE,
+    JSON_PROCESSING_EXCEPTION,
+    MISSING_RECORD_ID,
+    PARTITION_KEY_MISSING,
+    PROCESSING_FAILED,
+    PROCESSING_FAILED_STATUS,
+    PROCESSING_FAILED_STATUS_MESSAGE,
+    data_catalog_table,
+    format_conversion_failed_record,
+    function_error_code,
+    invoke_error,
+    json_line,
+    processing_failed_record,
+)
 from runners.firehose_config import LAMBDA_SYNC_PAYLOAD_MAX, FirehoseConfig
 from runners.loop import Stats
 from runners.refresh import Refreshing
 
 KINESIS_GET_LIMIT = 10000
 VALID_RESULTS = ("Ok", "Dropped", "ProcessingFailed")
-LOG_WINDOW_MS = 5_000  # FilterLogEvents looks this far before and after the invoke
-LOG_PAGES_MAX = 100
 # Invoke errors another attempt may fix (API_Invoke.html): throttling, Lambda's own 5xx, a function
 # that is being updated or whose network is not ready yet. Any 5xx status counts too.
 TRANSIENT_INVOKE_CODES = TRANSIENT_CODES | frozenset({
@@ -107,12 +128,20 @@ class InvokeFailure:
 
 
 def invoke_failure(exc: Exception) -> InvokeFailure:
-    """Classify an exception raised by Invoke (a ClientError with AWS's code, or botocore's network errors)."""
+    """Classify an exception raised by Invoke (a ClientError with AWS's code, or botocore's network errors).
+
+    The code and message are Firehose's Lambda invocation error for it (runners/error_output.py); a read
+    timeout is a function that did not answer in time: Lambda.FunctionTimedOut.
+    """
     if isinstance(exc, ClientError):
-        code = error_code(exc) or "Lambda.InvokeError"
+        sdk_code = error_code(exc) or "ServiceException"
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        return InvokeFailure(code, str(exc)[:200], code in TRANSIENT_INVOKE_CODES or status == 429 or status >= 500)
-    return InvokeFailure(type(exc).__name__, str(exc)[:200], True)  # the network: the call may not have arrived
+        code, message = invoke_error(sdk_code)
+        return InvokeFailure(code, message, sdk_code in TRANSIENT_INVOKE_CODES or status == 429 or status >= 500)
+    if isinstance(exc, ReadTimeoutError):
+        return InvokeFailure(FUNCTION_TIMED_OUT, FUNCTION_TIMED_OUT_MESSAGE, True)
+    code, _ = invoke_error(type(exc).__name__)
+    return InvokeFailure(code, str(exc)[:200], True)  # the network: the call may not have arrived
 
 
 def one_attempt_client(clients: Clients, service: str) -> Any:
@@ -184,91 +213,55 @@ def split_for_payload(records: list[SourceRecord], limit: int = LAMBDA_SYNC_PAYL
     return batches
 
 
-def log_group_of(lambda_arn: str) -> str:
-    """The CloudWatch Logs group Lambda writes a function's output to: /aws/lambda/<FunctionName>."""
-    parts = lambda_arn.split(":")
-    name = parts[6] if lambda_arn.startswith("arn:") and len(parts) > 6 else lambda_arn
-    return f"/aws/lambda/{name}"
+def _failed(record: SourceRecord, code: str) -> Outcome:
+    """A record that failed the status model, with Firehose's documented code and message."""
+    return Outcome(record, "ProcessingFailed", error_code=code, error_message=DOCUMENTED_MESSAGES[code])
 
 
-def reasons_from_log_events(events: list[dict[str, Any]], invocation_id: str) -> dict[str, str]:
-    """recordId -> reason from the transform's JSON log lines of this invocation; anything else is ignored."""
-    found = {}
-    for event in events:
-        message = event.get("message")
-        if not isinstance(message, str) or not message.startswith("{"):
-            continue
-        try:
-            line = json.loads(message)
-        except ValueError:
-            continue
-        if isinstance(line, dict) and line.get("invocationId") == invocation_id:
-            record_id, reason = line.get("recordId"), line.get("reason")
-            if isinstance(record_id, str) and isinstance(reason, str):
-                found[record_id] = reason
-    return found
+def parse_response(records: list[SourceRecord], payload: Any) -> list[Outcome]:
+    """Check the Lambda's answer against the status model; every record gets exactly one outcome.
 
-
-def failed_record_ids(answer: Any) -> set[str]:
-    """The recordIds the Lambda's answer marks ProcessingFailed (the answer is checked later, by parse_response)."""
-    items = answer.get("records") if isinstance(answer, dict) else None
-    return {item["recordId"] for item in items or [] if isinstance(item, dict)
-            and item.get("result") == "ProcessingFailed" and isinstance(item.get("recordId"), str)}
-
-
-def parse_response(records: list[SourceRecord], payload: Any, reasons: dict[str, str]) -> list[Outcome]:
-    """Check the Lambda's answer against the contract; every record gets exactly one outcome."""
+    Outside the model (https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-status-model.html)
+    a record fails with Firehose's Lambda invocation error: no 'records' list, a result or data that is
+    not the model's: Lambda.JsonProcessingException; its recordId absent: Lambda.MissingRecordId, twice:
+    Lambda.DuplicatedRecordId. Unknown recordIds are ignored.
+    """
     by_id = {r.record_id: r for r in records}
     answered: dict[str, Outcome] = {}
     items = payload.get("records") if isinstance(payload, dict) else None
     if not isinstance(items, list):
-        return [Outcome(r, "ProcessingFailed", error_code="Lambda.InvalidResponse",
-                        error_message="the response has no 'records' list") for r in records]
+        return [_failed(r, JSON_PROCESSING_EXCEPTION) for r in records]
     for item in items:
         record = by_id.get(item.get("recordId")) if isinstance(item, dict) else None
-        if record is None or record.record_id in answered:
-            continue  # unknown or repeated recordId: the record is judged by its own entry below
-        answered[record.record_id] = _outcome(record, item, reasons)
-    return [
-        answered.get(r.record_id)
-        or Outcome(r, "ProcessingFailed", error_code="Lambda.MissingRecordId",
-                   error_message=f"the response has no record with recordId {r.record_id}")
-        for r in records
-    ]
+        if record is None:
+            continue
+        repeated = record.record_id in answered
+        answered[record.record_id] = _failed(record, DUPLICATED_RECORD_ID) if repeated else _outcome(record, item)
+    return [answered.get(r.record_id) or _failed(r, MISSING_RECORD_ID) for r in records]
 
 
-def _outcome(record: SourceRecord, item: dict[str, Any], reasons: dict[str, str]) -> Outcome:
+def _outcome(record: SourceRecord, item: dict[str, Any]) -> Outcome:
     result = item.get("result")
     if result not in VALID_RESULTS:
-        return Outcome(record, "ProcessingFailed", error_code="Lambda.InvalidResult",
-                       error_message=f"result {result!r} is not one of {', '.join(VALID_RESULTS)}")
-    if result == "ProcessingFailed":
-        return Outcome(record, result, error_code="Lambda.ProcessingFailed",
-                       error_message=reasons.get(record.record_id, "the transform marked the record ProcessingFailed"))
+        return _failed(record, JSON_PROCESSING_EXCEPTION)
+    if result == "ProcessingFailed":  # the reason is in the function's log group, as on AWS
+        return Outcome(record, result, error_code=PROCESSING_FAILED_STATUS,
+                       error_message=PROCESSING_FAILED_STATUS_MESSAGE)
     if result == "Dropped":
         return Outcome(record, result)
     try:
         data = base64.b64decode(item.get("data", ""), validate=True)
     except (binascii.Error, TypeError, ValueError):
-        return Outcome(record, "ProcessingFailed", error_code="Lambda.InvalidData",
-                       error_message="data is not valid base64")
+        return _failed(record, JSON_PROCESSING_EXCEPTION)
     keys = (item.get("metadata") or {}).get("partitionKeys")
     return Outcome(record, "Ok", data=data, partition_keys=keys if isinstance(keys, dict) else None)
 
 
 def error_document(outcome: Outcome, lambda_arn: str, now: datetime) -> bytes:
-    """The JSON line Firehose writes per failed record; rawData is the ORIGINAL record, base64."""
-    doc = {
-        "attemptsMade": outcome.attempts,
-        "arrivalTimestamp": int(outcome.record.arrival.timestamp() * 1000),
-        "errorCode": outcome.error_code,
-        "errorMessage": outcome.error_message,
-        "attemptEndingTimestamp": int(now.timestamp() * 1000),
-        "rawData": base64.b64encode(outcome.record.data).decode(),
-        "lambdaArn": lambda_arn,
-        "sequenceNumber": outcome.record.source[1],
-    }
-    return json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+    """The processing-failed line Firehose writes per failed record; rawData is the ORIGINAL record, base64."""
+    return json_line(processing_failed_record(
+        attempts=outcome.attempts, arrival=outcome.record.arrival, code=outcome.error_code,
+        message=outcome.error_message, ended=now, raw=outcome.record.data, lambda_arn=lambda_arn))
 
 
 class FirehoseRunner:
@@ -277,7 +270,7 @@ class FirehoseRunner:
     name = "firehose"
 
     def __init__(self, clients: Clients, config: FirehoseConfig, checkpoint_path: Path, *,
-                 lambda_client: Any = None, logs_client: Any = None, sleep: Callable[[float], None] = time.sleep,
+                 lambda_client: Any = None, sleep: Callable[[float], None] = time.sleep,
                  draw: Callable[[], float] = random.random) -> None:
         self.clients = clients
         self.config = config
@@ -285,7 +278,6 @@ class FirehoseRunner:
         self.s3 = clients.s3
         # One attempt per call: InvokeRetry is the only retry loop around Invoke.
         self.lam = lambda_client if lambda_client is not None else one_attempt_client(clients, "lambda")
-        self.logs = logs_client if logs_client is not None else clients.client("logs")
         self.retry = InvokeRetry(config.lambda_retries)
         self._sleep = sleep
         self._draw = draw
@@ -369,18 +361,14 @@ class FirehoseRunner:
         payload = json.dumps(event).encode()
         attempts = self.retry.retries + 1
         for attempt in range(1, attempts + 1):
-            started = time.time()
             answer, failure = self._invoke_once(payload)
             if failure is None:
-                failed = failed_record_ids(answer)
-                reasons = self._failure_reasons(event["invocationId"], failed, started) if failed else {}
-                return parse_response(records, answer, reasons)
+                return parse_response(records, answer)
             if not failure.transient or attempt == attempts:
                 break
             self._sleep(self.retry.delay(attempt - 1, self._draw()))
-        message = f"{failure.code}: {failure.message}"
-        return [Outcome(r, "ProcessingFailed", error_code=failure.code, error_message=message, attempts=attempt)
-                for r in records]
+        return [Outcome(r, "ProcessingFailed", error_code=failure.code, error_message=failure.message,
+                        attempts=attempt) for r in records]
 
     def _invoke_once(self, payload: bytes) -> tuple[Any, InvokeFailure | None]:
         """One Invoke: (the function's answer, None), or (None, why it failed)."""
@@ -391,35 +379,12 @@ class FirehoseRunner:
             return None, invoke_failure(exc)
         function_error = resp.get("FunctionError")
         if function_error:  # Unhandled includes a timed-out function: worth another attempt; Handled is not
-            return None, InvokeFailure("Lambda.FunctionError", body[:300].decode(errors="replace"),
-                                       function_error == "Unhandled")
+            code, message = function_error_code(body)
+            return None, InvokeFailure(code, message, function_error == "Unhandled")
         try:
             return json.loads(body), None
         except ValueError:
-            return None, InvokeFailure("Lambda.InvalidResponse", "the response is not JSON", False)
-
-    def _failure_reasons(self, invocation_id: str, failed: set[str], started: float) -> dict[str, str]:
-        """Each failed record's reason, as the transform logged it for this invocation; a generic one if unreadable."""
-        group = log_group_of(self.config.lambda_arn)
-        request: dict[str, Any] = {
-            "logGroupName": group, "filterPattern": f'"{invocation_id}"',
-            "startTime": int(started * 1000) - LOG_WINDOW_MS, "endTime": int(time.time() * 1000) + LOG_WINDOW_MS,
-        }
-        found: dict[str, str] = {}
-        problem = ""
-        try:
-            for _page in range(LOG_PAGES_MAX):
-                page = self.logs.filter_log_events(**request)
-                found.update(reasons_from_log_events(page.get("events", []), invocation_id))
-                if not page.get("nextToken") or failed <= found.keys():
-                    break
-                request["nextToken"] = page["nextToken"]
-        except (ClientError, BotoCoreError) as exc:
-            problem = error_code(exc) or type(exc).__name__
-        generic = (f"the transform marked the record ProcessingFailed; its reason could not be read from {group} "
-                   f"({problem})" if problem else
-                   f"the transform marked the record ProcessingFailed; its reason is not in {group}")
-        return {record_id: found.get(record_id, generic) for record_id in failed}
+            return None, InvokeFailure(JSON_PROCESSING_EXCEPTION, DOCUMENTED_MESSAGES[JSON_PROCESSING_EXCEPTION], False)
 
     def _route(self, outcomes: list[Outcome], now: float) -> None:
         stamp = datetime.now(UTC)
@@ -432,19 +397,17 @@ class FirehoseRunner:
                     prefix = evaluate_prefix(self.config.prefix, partition_keys=o.partition_keys,
                                              arrival=o.record.arrival)
                 except PartitionKeyError as exc:
-                    o = Outcome(o.record, "ProcessingFailed", error_code="DynamicPartitioning.MissingKey",
-                                error_message=str(exc))
+                    o = Outcome(o.record, "ProcessingFailed", error_code=PARTITION_KEY_MISSING, error_message=str(exc))
                 else:
                     if prefix not in self.rows and len(self.rows) >= self.config.max_active_partitions:
                         limit = self.config.max_active_partitions
-                        o = Outcome(o.record, "ProcessingFailed",
-                                    error_code="DynamicPartitioning.ActivePartitionExceeded",
+                        o = Outcome(o.record, "ProcessingFailed", error_code=ACTIVE_PARTITIONS_EXCEEDED_CODE,
                                     error_message=f"more than {limit} active partitions")
                     else:
                         data = o.data + b"\n" if self.config.append_delimiter else o.data
                         self.rows.add(prefix, data, o.record.source, now, o.record.arrival)
                         continue
-            kind = "partitioning-failed" if o.error_code.startswith("DynamicPartitioning") else "processing-failed"
+            kind = ACTIVE_PARTITION_EXCEEDED if o.error_code == ACTIVE_PARTITIONS_EXCEEDED_CODE else PROCESSING_FAILED
             self.errors.add(kind, error_document(o, self.config.lambda_arn, stamp), o.record.source, now,
                             o.record.arrival)
 
@@ -495,12 +458,20 @@ class FirehoseRunner:
             return False
 
     def _conversion_failed(self, item: bytes, source: SourceRef, oldest: datetime, message: str) -> None:
-        """A row Parquet conversion refuses goes to format-conversion-failed with the data it had."""
-        record = SourceRecord(f"{source[0]}:{source[1]}", item, oldest, source, "")
-        failed = Outcome(record, "ProcessingFailed", error_code="DataFormatConversion.InvalidSchema",
-                         error_message=message)
-        doc = error_document(failed, self.config.lambda_arn, datetime.now(UTC))
-        self.errors.add("format-conversion-failed", doc, source, time.monotonic(), oldest)
+        """A row Parquet conversion refuses goes to format-conversion-failed with the data it had, in the
+        shape of record-format-conversion-error-handling.html (the Glue table it was read against included)."""
+        doc = json_line(format_conversion_failed_record(
+            attempts=1, arrival=oldest, code=CONVERSION_INVALID_SCHEMA, message=message, ended=datetime.now(UTC),
+            raw=item, sequence_number=source[1], subsequence_number=0, table=self._catalog_table()))
+        self.errors.add(FORMAT_CONVERSION_FAILED, doc, source, time.monotonic(), oldest)
+
+    def _catalog_table(self) -> dict[str, Any]:
+        """The Glue table SchemaConfiguration names (bootstrap/spec.py), in the Lambda's account and region."""
+        settings = self.clients.settings
+        parts = self.config.lambda_arn.split(":")
+        partition, region, account = (parts[1], parts[3], parts[4]) if len(parts) > 4 else ("aws", self.region, "")
+        return data_catalog_table(catalog_id=account, database=settings.glue_database, table=settings.glue_table,
+                                  region=region or self.region, partition=partition)
 
     def _flush(self, now: float, force: bool) -> int:
         flushed = 0

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import json
-import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,11 +21,9 @@ from runners.firehose import (
     error_document,
     invoke_event,
     parse_response,
-    reasons_from_log_events,
     split_for_payload,
 )
 from runners.firehose_config import LAMBDA_SYNC_PAYLOAD_MAX, MIB, parse_config
-from transform.handler import handler
 
 ARRIVAL = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -66,13 +62,13 @@ def test_negative_number_of_retries_is_refused() -> None:
 
 
 def test_ok_rows_keep_their_partition_keys() -> None:
-    (out,) = parse_response([rec(1)], {"records": [ok(1)]}, {})
+    (out,) = parse_response([rec(1)], {"records": [ok(1)]})
     assert (out.result, out.data) == ("Ok", b'{"a":1}')
     assert out.partition_keys == {"year": "2026", "month": "11", "day": "26"}
 
 
 def test_a_record_missing_from_the_answer_fails_instead_of_vanishing() -> None:
-    outs = parse_response([rec(1), rec(2)], {"records": [ok(1)]}, {})
+    outs = parse_response([rec(1), rec(2)], {"records": [ok(1)]})
     assert [o.result for o in outs] == ["Ok", "ProcessingFailed"]
     assert outs[1].error_code == "Lambda.MissingRecordId"
     assert outs[1].record.data == b'{"x":1}'
@@ -81,40 +77,35 @@ def test_a_record_missing_from_the_answer_fails_instead_of_vanishing() -> None:
 def test_invalid_result_strings_and_bad_base64_fail() -> None:
     bad_result = {**ok(1), "result": "Success"}
     bad_data = {**ok(2), "data": "***"}
-    outs = parse_response([rec(1), rec(2)], {"records": [bad_result, bad_data]}, {})
+    outs = parse_response([rec(1), rec(2)], {"records": [bad_result, bad_data]})
     assert [(o.result, o.error_code) for o in outs] == [
-        ("ProcessingFailed", "Lambda.InvalidResult"), ("ProcessingFailed", "Lambda.InvalidData")]
+        ("ProcessingFailed", "Lambda.JsonProcessingException"), ("ProcessingFailed", "Lambda.JsonProcessingException")]
 
 
-def test_unknown_and_repeated_record_ids_are_ignored() -> None:
-    outs = parse_response([rec(1)], {"records": [ok(9), ok(1), {**ok(1), "result": "Dropped"}]}, {})
-    assert [o.result for o in outs] == ["Ok"]
+def test_unknown_record_ids_are_ignored_and_a_repeated_one_fails_its_record() -> None:
+    outs = parse_response([rec(1), rec(2)], {"records": [ok(9), ok(1), {**ok(1), "result": "Dropped"}, ok(2)]})
+    assert [(o.result, o.error_code) for o in outs] == [
+        ("ProcessingFailed", "Lambda.DuplicatedRecordId"), ("Ok", "")]
 
 
-def test_processing_failed_carries_the_reason_the_transform_logged() -> None:
-    events = [{"message": m} for m in [
-        "START RequestId: r Version: $LATEST",
-        '{"invocationId":"inv-1","recordId":"shard-0:1","reason":"data: not valid JSON (Expecting value)"}',
-        '{"invocationId":"inv-2","recordId":"shard-0:1","reason":"another invocation"}',
-        '{"invocationId":"inv-1","recordId":"shard-0:2","nulled":"not a reason"}',
-        "{not json", "invocationId=inv-1 records=2 ok=1 failed=1", "END RequestId: r"]]
-    reasons = reasons_from_log_events(events, "inv-1")
-    assert reasons == {"shard-0:1": "data: not valid JSON (Expecting value)"}
+def test_processing_failed_keeps_awss_fixed_message_the_reason_stays_in_the_log_group() -> None:
     (out,) = parse_response([rec(1)], {"records": [{"recordId": "shard-0:1", "result": "ProcessingFailed",
-                                                    "data": "eA=="}]}, reasons)
-    assert out.error_message == "data: not valid JSON (Expecting value)"
+                                                    "data": "eA=="}]})
+    assert (out.error_code, out.error_message) == (
+        "Lambda.ProcessingFailedStatus", "ProcessingFailed status set for record")
 
 
 def test_a_response_without_records_fails_every_record() -> None:
-    outs = parse_response([rec(1), rec(2)], {"errorMessage": "boom"}, {})
-    assert {o.error_code for o in outs} == {"Lambda.InvalidResponse"}
+    outs = parse_response([rec(1), rec(2)], {"errorMessage": "boom"})
+    assert {o.error_code for o in outs} == {"Lambda.JsonProcessingException"}
 
 
-def test_error_documents_keep_the_original_payload() -> None:
-    (out,) = parse_response([rec(7, b"not json")], {"records": []}, {})
+def test_error_documents_keep_the_original_payload_and_only_awss_fields() -> None:
+    (out,) = parse_response([rec(7, b"not json")], {"records": []})
     doc = json.loads(error_document(out, "arn:fn", ARRIVAL))
     assert base64.b64decode(doc["rawData"]) == b"not json"
-    assert (doc["errorCode"], doc["lambdaArn"], doc["sequenceNumber"]) == ("Lambda.MissingRecordId", "arn:fn", "7")
+    assert (doc["errorCode"], doc["lambdaArn"]) == ("Lambda.MissingRecordId", "arn:fn")
+    assert "sequenceNumber" not in doc  # not a processing-failed field on AWS
 
 
 def test_invokes_stay_under_lambdas_synchronous_payload_limit() -> None:
@@ -208,7 +199,7 @@ def test_retries_exhausted_send_every_record_to_processing_failed_with_the_attem
     assert lam.calls == 4  # NumberOfRetries=3: the first attempt and three retries, nothing nested
     assert slept == [1.0, 2.0, 4.0]  # no wait after the last attempt
     assert {(o.result, o.error_code, o.attempts) for o in outcomes} == {
-        ("ProcessingFailed", "TooManyRequestsException", 4)}
+        ("ProcessingFailed", "Lambda.InvokeLimitExceeded", 4)}
     assert outcomes[0].record.data == b'{"x":1}'
 
 
@@ -247,111 +238,3 @@ def test_the_runners_lambda_client_makes_one_attempt_per_call_so_the_policy_is_t
     runner = FirehoseRunner(CLIENTS, config(), tmp_path / "ckpt.json")
 
     assert runner.lam.meta.config.retries["total_max_attempts"] == 1
-
-
-# --- failure reasons: every failed record's own reason, from the function's log group -------------
-
-
-class InProcessLambda:
-    """Invoke runs transform/handler.py in this process; what it prints lands in `log_group`, as on AWS."""
-
-    def __init__(self) -> None:
-        self.log_group: list[dict[str, Any]] = []
-
-    def invoke(self, FunctionName: str, Payload: bytes, **_: Any) -> dict[str, Any]:
-        printed = io.StringIO()
-        with contextlib.redirect_stdout(printed):
-            answer = handler(json.loads(Payload), None)
-        now = int(time.time() * 1000)
-        lines = ["START RequestId: r1 Version: $LATEST", *printed.getvalue().splitlines(), "END RequestId: r1"]
-        self.log_group += [{"timestamp": now, "message": line, "logStreamName": "s"} for line in lines]
-        tail = "\n".join(lines).encode()[-4096:]  # what Invoke's LogType=Tail would carry
-        return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(answer).encode()),
-                "LogResult": base64.b64encode(tail).decode()}
-
-
-class FakeLogs:
-    """CloudWatch Logs FilterLogEvents over a list of events: quoted-term filter, time window, pages of `page`."""
-
-    def __init__(self, events: list[dict[str, Any]], page: int = 40, error: Exception | None = None,
-                 filters: bool = True) -> None:
-        self.events, self.page, self.error, self.filters = events, page, error, filters
-        self.calls: list[dict[str, Any]] = []
-
-    def filter_log_events(self, **kwargs: Any) -> dict[str, Any]:
-        self.calls.append(dict(kwargs))
-        if self.error is not None:
-            raise self.error
-        term = kwargs.get("filterPattern", "").strip('"') if self.filters else ""
-        matching = [e for e in self.events if term in e["message"]
-                    and kwargs["startTime"] <= e["timestamp"] <= kwargs["endTime"]]
-        start = int(kwargs.get("nextToken", 0))
-        answer: dict[str, Any] = {"events": matching[start:start + self.page]}
-        if start + self.page < len(matching):
-            answer["nextToken"] = str(start + self.page)
-        return answer
-
-
-def stream_event(name: str, i: int) -> bytes:
-    change = {"ApproximateCreationDateTime": 1767607091, "Keys": {"order_id": {"S": f"o-{i}"}},
-              "NewImage": {"order_id": {"S": f"o-{i}"}}, "SequenceNumber": str(1000 + i)}
-    return json.dumps({"eventID": f"ev-{i}", "eventName": name, "dynamodb": change}).encode()
-
-
-def run_transform(records: list[SourceRecord], **logs_options: Any) -> tuple[list[Any], FakeLogs]:
-    """The runner's invoke against the real transform in process, its log group served by FakeLogs."""
-    from runners.firehose import FirehoseRunner
-
-    lam = InProcessLambda()
-    logs = FakeLogs(lam.log_group, **logs_options)
-    runner = FirehoseRunner(CLIENTS, config(), Path("/nonexistent/ckpt.json"), lambda_client=lam, logs_client=logs)
-    return runner._invoke(records), logs
-
-
-def test_every_failed_record_keeps_its_own_reason_however_many_fail_in_one_invoke() -> None:
-    records = [rec(i, stream_event(f"UPSERT-{i}", i)) for i in range(150)] + [rec(150, stream_event("INSERT", 150))]
-
-    outcomes, logs = run_transform(records)
-
-    assert [o.result for o in outcomes] == ["ProcessingFailed"] * 150 + ["Ok"]
-    assert [o.error_message for o in outcomes[:150]] == [
-        f"eventName: got 'UPSERT-{i}', expected INSERT, MODIFY or REMOVE" for i in range(150)]
-    first = logs.calls[0]
-    assert first["logGroupName"] == "/aws/lambda/sales-orders-transform"
-    assert first["filterPattern"].startswith('"local-')  # the invocationId, quoted: one invocation's lines
-    assert 0 < first["endTime"] - first["startTime"] <= 60_000  # a small window around the invoke
-    assert len(logs.calls) > 1 and "nextToken" in logs.calls[-1]  # every page read
-
-
-def test_log_lines_of_another_invocation_never_lend_their_reason() -> None:
-    """Even when the filter pattern is not honoured (MiniStack treats JSON patterns as match-all)."""
-    from runners.firehose import FirehoseRunner
-
-    lam = InProcessLambda()
-    stale = {"invocationId": "local-other", "recordId": "shard-0:1", "reason": "stale"}
-    lam.log_group.append({"timestamp": int(time.time() * 1000), "message": json.dumps(stale)})
-    logs = FakeLogs(lam.log_group, filters=False)
-    runner = FirehoseRunner(CLIENTS, config(), Path("/nonexistent/ckpt.json"), lambda_client=lam, logs_client=logs)
-
-    (outcome,) = runner._invoke([rec(1, stream_event("UPSERT", 1))])
-
-    assert outcome.error_message == "eventName: got 'UPSERT', expected INSERT, MODIFY or REMOVE"
-
-
-def test_unreadable_logs_give_a_generic_reason_and_never_fail_the_pass() -> None:
-    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "FilterLogEvents")
-
-    outcomes, logs = run_transform([rec(i, stream_event("UPSERT", i)) for i in range(3)], error=denied)
-
-    assert {o.result for o in outcomes} == {"ProcessingFailed"}
-    assert {o.error_message for o in outcomes} == {
-        "the transform marked the record ProcessingFailed; its reason could not be read from "
-        "/aws/lambda/sales-orders-transform (AccessDeniedException)"}
-    assert len(logs.calls) == 1
-
-
-def test_the_log_group_is_read_only_when_an_invoke_failed_records() -> None:
-    outcomes, logs = run_transform([rec(i, stream_event("INSERT", i)) for i in range(3)])
-
-    assert {o.result for o in outcomes} == {"Ok"}
-    assert logs.calls == []
