@@ -1,9 +1,12 @@
 """`make redrive`: replay the error output through the pipeline after a fix, idempotently.
 
-Three kinds of error output, each replayed where its records left the pipeline:
-- `processing-failed` (the transform refused the record, or Invoke kept failing): its `rawData` is
-  the original Kinesis record, the pipe's event, so it is put into the Kinesis stream again and the
-  firehose runner sends it through the (fixed) transform;
+Four kinds of error output (runners/error_output.py has their documented shapes), each replayed
+where its records left the pipeline:
+- `processing-failed` (the transform refused the record, Invoke kept failing, or its partition keys
+  were missing) and `activePartitionExceeded` (beyond the stream's active partitions,
+  https://docs.aws.amazon.com/firehose/latest/dev/buffering.html): their `rawData` is the original
+  Kinesis record, the pipe's event, so it is put into the Kinesis stream again and the firehose runner
+  sends it through the (fixed) transform;
 - the pipe's dead letters: local ones (`pipe-dead-letter` objects, which carry their events) and, on
   every target, the messages in the SQS queue of the pipe's DeadLetterConfig (AWS's carry only
   pointers: the records are read back from the DynamoDB stream while it holds them, 24 h); their events
@@ -18,13 +21,12 @@ row keeps its stream sequence number and the current-state view collapses duplic
 still cannot be replayed (not a pipe event; still over Kinesis's limits; still failing conversion)
 leaves its object where it is, and the result says why.
 https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-failure-handling.html
-https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion.html
+https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion-error-handling.html
 """
 
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,6 +39,8 @@ from common.aws import Clients, error_code
 from common.errors import PipelineError, TransientError
 from lake.keys import evaluate_prefix, object_name
 from lake.writer import ConversionError, decode_rows, encode_parquet
+from runners.error_output import ACTIVE_PARTITION_EXCEEDED, PROCESSING_FAILED, error_lines
+from runners.error_output import FORMAT_CONVERSION_FAILED as CONVERSION_FAILED
 from runners.firehose_config import FirehoseConfig
 from runners.pipe import (
     DEAD_LETTER_OUTPUT,
@@ -49,10 +53,8 @@ from runners.pipe import (
 )
 from transform.handler import partition_keys
 
-PROCESSING_FAILED = "processing-failed"
-CONVERSION_FAILED = "format-conversion-failed"
 DEAD_LETTER_QUEUE = "pipe-dead-letter-queue"
-OUTPUTS = (PROCESSING_FAILED, DEAD_LETTER_OUTPUT, CONVERSION_FAILED)
+OUTPUTS = (PROCESSING_FAILED, ACTIVE_PARTITION_EXCEEDED, DEAD_LETTER_OUTPUT, CONVERSION_FAILED)
 REDRIVEN = "redriven/"
 PUT_ATTEMPTS = 5
 
@@ -71,12 +73,6 @@ class RedriveResult:
 def redriven_key(key: str, error_prefix: str) -> str:
     """Where a replayed object goes: beside the error output, out of every output's listing."""
     return f"{error_prefix}{REDRIVEN}{key[len(error_prefix):]}"
-
-
-def error_lines(body: bytes, key: str) -> list[dict[str, Any]]:
-    """The JSON lines of one Firehose error-output object (gzip when its name says so)."""
-    text = gzip.decompress(body) if key.endswith(".gz") else body
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def raw_event(doc: dict[str, Any]) -> dict[str, Any]:

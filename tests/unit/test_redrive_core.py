@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import json
 from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from bootstrap.spec import desired_resources
 from common.config import Settings, load_settings
+from runners.error_output import json_line, processing_failed_record
 from runners.firehose_config import FirehoseConfig, parse_config
-from runners.redrive import error_lines, raw_event, redriven_key, row_key
+from runners.redrive import Redriver, error_lines, raw_event, redriven_key, row_key
 
 
 def config_of(settings: Settings) -> FirehoseConfig:
@@ -40,7 +44,7 @@ def test_only_a_pipe_event_is_replayed_into_kinesis() -> None:
     assert raw_event({"rawData": base64.b64encode(json.dumps(event).encode()).decode()}) == event
     with pytest.raises(ValueError, match="not a pipe event"):
         raw_event({"rawData": base64.b64encode(b'{"a": 1}').decode()})
-    with pytest.raises(ValueError, match="not a pipe event .not base64 JSON"):
+    with pytest.raises(ValueError, match=r"not a pipe event .not base64 JSON"):
         raw_event({"rawData": base64.b64encode(b"this is not json").decode()})
 
 
@@ -49,3 +53,61 @@ def test_a_converted_row_goes_to_its_event_day_under_a_firehose_name() -> None:
     key = row_key({"event_ts": "2026-01-05T23:59:59.000Z"}, config, datetime(2026, 3, 1, tzinfo=UTC))
     assert key.startswith("orders/year=2026/month=01/day=05/fh-1-2026-03-01-00-00-00-")
     assert key.endswith(".parquet")
+
+
+class FakeS3:
+    def __init__(self, objects: dict[str, bytes]) -> None:
+        self.objects = objects
+
+    def get_paginator(self, _name: str) -> Any:
+        objects = self.objects
+
+        class Pages:
+            def paginate(self, Bucket: str, Prefix: str) -> list[dict[str, Any]]:
+                return [{"Contents": [{"Key": k} for k in sorted(objects) if k.startswith(Prefix)]}]
+
+        return Pages()
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        return {"Body": io.BytesIO(self.objects[Key])}
+
+    def put_object(self, Bucket: str, Key: str, Body: bytes) -> None:
+        self.objects[Key] = Body
+
+    def delete_object(self, Bucket: str, Key: str) -> None:
+        del self.objects[Key]
+
+
+class FakeKinesis:
+    def __init__(self) -> None:
+        self.put: list[dict[str, Any]] = []
+
+    def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:
+        self.put += Records
+        return {"Records": [{"SequenceNumber": "1"} for _ in Records]}
+
+
+def test_processing_failed_and_active_partition_exceeded_records_in_awss_shape_are_replayed() -> None:
+    """Error records with exactly AWS's processing-failed fields (no recordId, no sequenceNumber) replay."""
+    settings = load_settings(env={})
+    specs = {r.kind: r for r in desired_resources(settings, "000000000000")}
+    config = parse_config(specs["delivery_stream"].params)
+    events = [{"eventName": "INSERT", "dynamodb": {"Keys": {"order_id": {"S": f"o-{i}"}}}} for i in range(3)]
+    docs = [processing_failed_record(attempts=1, arrival=datetime(2026, 1, 5, tzinfo=UTC), code=code, message="m",
+                                     ended=datetime(2026, 1, 5, tzinfo=UTC), raw=json.dumps(event).encode(),
+                                     lambda_arn="arn") for event, code in zip(events, ("a", "b", "c"), strict=True)]
+    s3 = FakeS3({
+        "errors/processing-failed/2026/01/05/00/p.gz": gzip.compress(json_line(docs[0]) + json_line(docs[1])),
+        "errors/activePartitionExceeded/2026/01/05/00/a": json_line(docs[2]),
+    })
+    kinesis = FakeKinesis()
+    no_queue = SimpleNamespace(get_queue_url=lambda **_: {"QueueUrl": ""})  # the dead-letter queue is empty
+    clients = SimpleNamespace(s3=s3, kinesis=kinesis, sqs=no_queue, settings=settings, client=lambda _name: None)
+
+    result = Redriver(clients, specs["pipe"].params, config).run()  # type: ignore[arg-type]
+
+    assert (result.records["processing-failed"], result.records["activePartitionExceeded"], result.left) == (2, 1, [])
+    assert sorted(json.loads(e["Data"])["dynamodb"]["Keys"]["order_id"]["S"] for e in kinesis.put) == [
+        "o-0", "o-1", "o-2"]
+    assert sorted(s3.objects) == ["errors/redriven/activePartitionExceeded/2026/01/05/00/a",
+                                  "errors/redriven/processing-failed/2026/01/05/00/p.gz"]
