@@ -40,9 +40,14 @@ from lake.glue_schema import table_input
 LOCAL_RUNNERS = {"pipe": "pipe runner", "delivery_stream": "firehose runner", "glue_crawler": "crawler"}
 MANAGED_BY = "sales-orders-cdc-bootstrap"
 # Creation order of the kinds; destroy walks it backwards (also for resources found by tag).
+# The delivery stream comes before the pipe: Firehose reads a Kinesis source from LATEST ("Amazon Data
+# Firehose starts reading data from the LATEST position of your Kinesis stream",
+# https://docs.aws.amazon.com/firehose/latest/dev/writing-with-kinesis-streams.html), and the pipe replays the
+# DynamoDB stream from TRIM_HORIZON at once, so whatever it put before the delivery stream is ACTIVE (apply
+# waits for that, resources/tagged.py) would never reach the lake. Destroy stops the pipe first.
 KIND_ORDER = (
     "s3_bucket", "dynamodb_table", "kinesis_stream", "iam_role", "log_group", "lambda_function",
-    "glue_database", "glue_table", "sqs_queue", "pipe", "delivery_stream", "glue_crawler", "athena_workgroup",
+    "glue_database", "glue_table", "delivery_stream", "sqs_queue", "pipe", "glue_crawler", "athena_workgroup",
 )
 FIREHOSE_LOG_STREAM = "DestinationDelivery"
 PIPE_DLQ_RETENTION_S = 14 * 24 * 3600  # SQS's maximum
@@ -183,16 +188,16 @@ def desired_resources(settings: Settings, account: str, options: CloudOptions | 
     ]
     if not local:
         resources.append(Resource("glue_table", settings.glue_table, _glue_table(settings, lake, options, t)))
-    # The pipe's dead-letter queue, on every target: CreatePipe names it on aws; the emulator serves SQS,
-    # so creating it there too keeps the plan the same everywhere (the local pipe runner writes its
-    # dead letters to S3 instead, runners/pipe.py).
+    # The delivery stream before the pipe (see KIND_ORDER). The pipe's dead-letter queue, on every target:
+    # CreatePipe names it on aws; the emulator serves SQS, so creating it there too keeps the plan the same
+    # everywhere (the local pipe runner writes its dead letters to S3 instead, runners/pipe.py).
     resources += [
-        Resource("sqs_queue", pipe_dead_letter_queue_name(settings), pipe_dead_letter_queue(settings, t)),
-        Resource("pipe", settings.pipe_name, _pipe(settings, arns, roles, t),
-                 LOCAL_RUNNERS["pipe"] if local else None),
         Resource("delivery_stream", settings.delivery_stream,
                  _firehose(settings, arns, roles, lake, t, options.kms_key_arn),
                  LOCAL_RUNNERS["delivery_stream"] if local else None),
+        Resource("sqs_queue", pipe_dead_letter_queue_name(settings), pipe_dead_letter_queue(settings, t)),
+        Resource("pipe", settings.pipe_name, _pipe(settings, arns, roles, t),
+                 LOCAL_RUNNERS["pipe"] if local else None),
     ]
     if local:
         resources.append(Resource("glue_crawler", settings.crawler_name, _crawler(settings, arns, roles, lake, t),

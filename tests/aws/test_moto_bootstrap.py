@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
+from typing import Any
 
 import pytest
 
@@ -33,8 +34,9 @@ EXPECTED_KEYS = [
     "iam_role:sales-orders-cdc-glue", "log_group:/aws/lambda/sales-orders-transform",
     "log_group:/aws/kinesisfirehose/sales-orders-firehose", "log_group:/aws/vendedlogs/pipes/sales-orders-pipe",
     "lambda_function:sales-orders-transform", "glue_database:sales_orders_db", "glue_table:sales_orders_cdc",
+    "delivery_stream:sales-orders-firehose",  # ACTIVE before the pipe puts anything: Firehose reads from LATEST
     "sqs_queue:sales-orders-pipe-dlq", "pipe:sales-orders-pipe",
-    "delivery_stream:sales-orders-firehose", "glue_crawler:sales-orders-crawler", "athena_workgroup:sales-orders-wg",
+    "glue_crawler:sales-orders-crawler", "athena_workgroup:sales-orders-wg",
 ]
 
 
@@ -201,3 +203,22 @@ def test_a_foreign_resource_with_a_planned_name_is_reported_before_apply(
         "managed-by=sales-orders-cdc-bootstrap: this bootstrap did not create it; check the name before you confirm",)
     change = {c.resource.key: c for c in plan.changes}["kinesis_stream:sales-orders-cdc"]
     assert (change.action, change.fields) == ("update", ("Encryption",))
+
+
+def test_the_delivery_stream_is_active_before_the_pipe_is_created(aws_clients: Clients, aws_settings: Settings) -> None:
+    """Firehose starts reading a Kinesis source at LATEST (writing-with-kinesis-streams.html): apply creates the
+    delivery stream and waits until it is ACTIVE before CreatePipe, whose pipe replays the table's stream at once."""
+    calls: list[tuple[str, str]] = []
+
+    def record(service: str) -> Any:
+        def hook(model: Any, parsed: dict, **_: Any) -> None:
+            status = parsed.get("DeliveryStreamDescription", {}).get("DeliveryStreamStatus", "")
+            calls.append((service, f"{model.name}{':' + status if status else ''}"))
+        return hook
+
+    for service in ("firehose", "pipes"):
+        aws_clients.client(service).meta.events.register(f"after-call.{service}", record(service))
+    apply(aws_clients, build_plan(aws_clients, aws_settings), Console(capture=True))
+
+    active = calls.index(("firehose", "DescribeDeliveryStream:ACTIVE"))
+    assert calls.index(("firehose", "CreateDeliveryStream")) < active < calls.index(("pipes", "CreatePipe"))

@@ -281,6 +281,15 @@ def test_the_pipes_retries_and_record_age_are_settings() -> None:
     assert (stream["MaximumRetryAttempts"], stream["MaximumRecordAgeInSeconds"]) == (-1, 3600)
 
 
+def test_the_delivery_stream_is_active_before_the_pipe_puts_anything() -> None:
+    """Firehose reads a Kinesis source from LATEST (writing-with-kinesis-streams.html): what the Pipe puts
+    before the delivery stream exists never reaches the lake, so the plan creates (and on aws waits for
+    ACTIVE) the delivery stream first, and destroy deletes the pipe first."""
+    for resources in (list(aws().values()), desired_resources(load_settings(env={}), ACCOUNT)):
+        keys = [r.key for r in resources]
+        assert keys.index("delivery_stream:sales-orders-firehose") < keys.index("pipe:sales-orders-pipe")
+
+
 def test_the_queue_and_the_log_group_the_pipe_names_are_planned_before_it() -> None:
     settings = load_settings(env={"TARGET": "aws", "AWS_REGION": REGION})
     cloud = aws()
