@@ -35,7 +35,7 @@ def test_plan_apply_replan_destroy_keeps_working_on_the_emulator(
     plan = build_plan(clients, settings)
     assert [c.resource.kind for c in plan.changes] == [
         "s3_bucket", "s3_bucket", "dynamodb_table", "kinesis_stream", "iam_role", "iam_role", "iam_role",
-        "iam_role", "lambda_function", "glue_database", "sqs_queue", "pipe", "delivery_stream", "glue_crawler",
+        "iam_role", "lambda_function", "glue_database", "delivery_stream", "sqs_queue", "pipe", "glue_crawler",
         "athena_workgroup"]
     assert {c.action for c in plan.changes} == {CREATE}
     try:
