@@ -18,6 +18,7 @@ from bootstrap.resources.local import spec_path
 from common.aws import Clients
 from common.config import Settings, with_overrides
 from common.console import Console
+from runners.error_output import list_errors
 from runners.firehose import FirehoseRunner
 from runners.firehose_config import parse_config
 from runners.pipe import PipeRunner
@@ -108,8 +109,13 @@ def test_wrong_types_and_huge_items_do_not_stop_the_flow(settings: Settings) -> 
     (doc,) = error_docs(clients, "processing-failed")
     image = json.loads(base64.b64decode(doc["rawData"]))["dynamodb"]["NewImage"]
     assert (image["order_id"], image["quantity"]) == ({"S": "o-bad-types"}, {"S": "two"})
-    assert doc["errorCode"] == "Lambda.ProcessingFailed"
-    assert doc["errorMessage"].startswith("dynamodb.NewImage.quantity: got 'two', expected int64")
+    # AWS's code and fixed message in the object; the transform's reason in its log group, where
+    # `make errors` finds it.
+    assert (doc["errorCode"], doc["errorMessage"]) == (
+        "Lambda.ProcessingFailedStatus", "ProcessingFailed status set for record")
+    (listed,) = [r for r in list_errors(clients, settings) if r.raw == base64.b64decode(doc["rawData"])]
+    assert listed.reason.startswith("dynamodb.NewImage.quantity: got 'two', expected int64")
+    assert listed.reason_from == "/aws/lambda/ft-transform"
     assert not error_docs(clients, "format-conversion-failed")
 
 
@@ -174,7 +180,8 @@ def test_ok_rows_that_are_not_json_objects_go_to_format_conversion_failed(settin
     before = len(error_docs(clients, "format-conversion-failed"))
     run_with_lambda(clients, settings, "garbage", source, [b"g-1", b"g-2"])
     docs = error_docs(clients, "format-conversion-failed")[before:]
-    messages = {base64.b64decode(d["rawData"]): d["errorMessage"] for d in docs}
+    assert {d["lastErrorCode"] for d in docs} == {"DataFormatConversion.InvalidSchema"}
+    messages = {base64.b64decode(d["rawData"]): d["lastErrorMessage"] for d in docs}
     assert messages[b"[1, 2]"] == "a JSON list, not an object"
     assert messages[b"not json"].startswith("not JSON: ")
 
@@ -189,4 +196,4 @@ def test_a_lambda_answer_missing_records_fails_them_instead_of_losing_them(setti
               "                        for r in event['records'] if base64.b64decode(r['data']) == b'a-1']}\n")
     run_with_lambda(clients, settings, "liar", source, [b"a-1", b"a-2"])
     docs = {base64.b64decode(d["rawData"]): d["errorCode"] for d in error_docs(clients, "processing-failed")}
-    assert (docs[b"a-1"], docs[b"a-2"]) == ("Lambda.InvalidResult", "Lambda.MissingRecordId")
+    assert (docs[b"a-1"], docs[b"a-2"]) == ("Lambda.JsonProcessingException", "Lambda.MissingRecordId")

@@ -1,5 +1,6 @@
 """The firehose runner against the emulator: deletes are never lost to a bad old attribute, a Lambda hiccup is
-retried with backoff instead of failing the batch, and every failed record keeps its own reason."""
+retried with backoff instead of failing the batch, and every failed record keeps its own reason (in the
+function's log group, where `make errors` joins it to its error record)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from bootstrap.resources.local import spec_path
 from common.aws import Clients
 from common.config import Settings, with_overrides
 from common.console import Console
+from runners.error_output import list_errors
 from runners.firehose import FirehoseRunner
 from runners.firehose_config import parse_config
 from runners.pipe import PipeRunner
@@ -95,7 +97,8 @@ def test_a_delete_lands_even_when_the_deleted_item_holds_a_value_the_lake_cannot
         ("INSERT", False, 2), ("REMOVE", True, None)]  # the latest event is the delete: the order is gone
     (failed,) = [d for d in error_docs(clients, "processing-failed") if b"o-del" in base64.b64decode(d["rawData"])]
     assert json.loads(base64.b64decode(failed["rawData"]))["eventName"] == "MODIFY"  # the original record, kept
-    assert failed["errorMessage"].startswith("dynamodb.NewImage.quantity: got 'two', expected int64")
+    (listed,) = [r for r in list_errors(clients, settings) if r.raw == base64.b64decode(failed["rawData"])]
+    assert listed.reason.startswith("dynamodb.NewImage.quantity: got 'two', expected int64")
     assert not error_docs(clients, "format-conversion-failed")
 
 
@@ -118,7 +121,7 @@ def test_a_throttled_invoke_is_retried_with_backoff_and_every_record_lands(setti
 
 
 def test_every_failed_record_of_one_big_invoke_keeps_its_own_reason(settings: Settings) -> None:
-    """130 records fail in one invoke: each error document says why that record failed, not a 4 KB log tail's few."""
+    """130 records fail in one invoke: `make errors` says why each one failed, not a 4 KB log tail's few."""
     clients = Clients(settings)
     payloads = {}
     for i in range(130):
@@ -138,4 +141,6 @@ def test_every_failed_record_of_one_big_invoke_keeps_its_own_reason(settings: Se
     mine = {base64.b64decode(d["rawData"]): d for d in error_docs(clients, "processing-failed")
             if base64.b64decode(d["rawData"]) in payloads}
     assert len(mine) == len(payloads)
-    assert {raw: doc["errorMessage"] for raw, doc in mine.items()} == payloads
+    assert {doc["errorCode"] for doc in mine.values()} == {"Lambda.ProcessingFailedStatus"}
+    listed = {r.raw: r.reason for r in list_errors(clients, settings) if r.raw in payloads}
+    assert listed == payloads

@@ -100,7 +100,7 @@ def test_redrive_replays_every_error_output_after_the_fix_and_a_second_run_chang
                           Body=json.dumps(dead_letter).encode())
     output = transform_record({"recordId": "r1", "approximateArrivalTimestamp": 1_767_225_600_000,
                                "data": base64.b64encode(json.dumps(event).encode()).decode()})
-    row_doc = {"errorCode": "DataFormatConversion.InvalidSchema", "rawData": output["data"]}
+    row_doc = {"lastErrorCode": "DataFormatConversion.InvalidSchema", "rawData": output["data"]}
     clients.s3.put_object(Bucket="rd-lake", Key="errors/format-conversion-failed/2026/01/01/00/rd-fc",
                           Body=json.dumps(row_doc).encode() + b"\n")
 
