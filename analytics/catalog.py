@@ -2,9 +2,10 @@
 
 Analytics never hard-codes where the lake is or how it is stored: the table's location, format
 (SerDe / classification), partition keys and columns come from Glue's GetTable, exactly what
-Athena reads. Glue column types are Hive type strings; `arrow_type` maps them to Arrow so a
-pyarrow dataset reads the objects with the catalog's schema (a column the catalog knows but an
-older object lacks then reads as NULL, as in Athena).
+Athena reads. Glue column types are Hive type strings; `arrow_type` (lake/glue_schema.py, the one
+module that owns the Glue table and its type mapping) maps them to Arrow so a pyarrow dataset reads
+the objects with the catalog's schema (a column the catalog knows but an older object lacks then
+reads as NULL, as in Athena).
 
 References: GetTable https://docs.aws.amazon.com/glue/latest/webapi/API_GetTable.html,
 Athena data types https://docs.aws.amazon.com/athena/latest/ug/data-types.html.
@@ -12,7 +13,6 @@ Athena data types https://docs.aws.amazon.com/athena/latest/ug/data-types.html.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -22,8 +22,10 @@ import pyarrow as pa
 from common.aws import Clients, error_code
 from common.config import Settings
 from common.errors import TerminalError
-from lake.glue_schema import glue_type, json_line_type
-from lake.schema import PARTITION_KEYS, ROW_SCHEMA
+from lake.glue_schema import arrow_schema as glue_arrow_schema
+from lake.glue_schema import arrow_type as arrow_type  # re-exported: the engine maps catalog types with it
+from lake.glue_schema import contract_columns
+from lake.schema import PARTITION_KEYS
 
 FORMATS = ("parquet", "json")
 
@@ -121,74 +123,12 @@ def load_table(clients: Clients, settings: Settings) -> TableInfo:
     return table_info_from_glue(response["Table"])
 
 
-# --- Glue (Hive) types <-> Arrow types -------------------------------------------------------
-
-_SIMPLE_TO_ARROW: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "varchar": pa.string(),
-    "char": pa.string(),
-    "tinyint": pa.int8(),
-    "smallint": pa.int16(),
-    "int": pa.int32(),
-    "integer": pa.int32(),
-    "bigint": pa.int64(),
-    "float": pa.float32(),
-    "real": pa.float32(),
-    "double": pa.float64(),
-    "boolean": pa.bool_(),
-    "timestamp": pa.timestamp("ms"),
-    "date": pa.date32(),
-    "binary": pa.binary(),
-}
-_DECIMAL = re.compile(r"^decimal\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
-
-
-def _split_top_level(text: str, sep: str = ",") -> list[str]:
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        if ch in "<(":
-            depth += 1
-        elif ch in ">)":
-            depth -= 1
-        elif ch == sep and depth == 0:
-            parts.append(text[start:i].strip())
-            start = i + 1
-    parts.append(text[start:].strip())
-    return [p for p in parts if p]
-
-
-def arrow_type(glue_type: str) -> pa.DataType:
-    """Pure: a Glue/Hive type string ('decimal(12,2)', 'array<string>', 'struct<a:int>') to Arrow."""
-    text = glue_type.strip().lower()
-    if text in _SIMPLE_TO_ARROW:
-        return _SIMPLE_TO_ARROW[text]
-    if text.startswith(("varchar(", "char(")):
-        return pa.string()
-    match = _DECIMAL.match(text)
-    if match:
-        return pa.decimal128(int(match.group(1)), int(match.group(2)))
-    if text == "decimal":
-        return pa.decimal128(10, 0)  # Hive's default precision and scale
-    if text.startswith("array<") and text.endswith(">"):
-        return pa.list_(arrow_type(text[6:-1]))
-    if text.startswith("map<") and text.endswith(">"):
-        key, value = _split_top_level(text[4:-1])
-        return pa.map_(arrow_type(key), arrow_type(value))
-    if text.startswith("struct<") and text.endswith(">"):
-        fields = []
-        for part in _split_top_level(text[7:-1]):
-            name, _, kind = part.partition(":")
-            fields.append(pa.field(name.strip(), arrow_type(kind)))
-        return pa.struct(fields)
-    raise TerminalError(f"Glue column type {glue_type!r} is not supported by the local engine; fix the table")
-
-
 def arrow_schema(table: TableInfo) -> pa.Schema:
-    """The data columns (no partition keys) as Arrow reads them from the objects."""
-    return pa.schema([pa.field(c.name, arrow_type(c.type)) for c in table.columns])
+    """The data columns (no partition keys) as Arrow reads them from the objects (lake/glue_schema.py types)."""
+    return glue_arrow_schema(tuple((c.name, c.type) for c in table.columns))
 
 
-CONTRACT_COLUMNS: tuple[Column, ...] = tuple(Column(f.name, glue_type(f.type)) for f in ROW_SCHEMA)
+CONTRACT_COLUMNS: tuple[Column, ...] = tuple(Column(name, kind) for name, kind in contract_columns("parquet"))
 
 
 def local_table_info(location: str, data_format: str = "parquet", database: str = "local",
@@ -201,8 +141,7 @@ def local_table_info(location: str, data_format: str = "parquet", database: str 
     """
     if data_format not in FORMATS:
         raise TerminalError(f"data_format={data_format!r} is unknown; use one of {', '.join(FORMATS)}")
-    typed = glue_type if data_format == "parquet" else json_line_type
-    columns = tuple(Column(f.name, typed(f.type)) for f in ROW_SCHEMA)
+    columns = tuple(Column(name, kind) for name, kind in contract_columns(data_format))
     return TableInfo(
         database=database,
         name=name,

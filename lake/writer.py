@@ -1,8 +1,17 @@
 """Turn a batch of transformed JSON rows into one S3 object body: Parquet or gzip JSON lines.
 
-Parquet mirrors Firehose's record-format conversion (OpenX JSON in, Parquet SNAPPY out, schema
-from the table); JSON lines mirror the default delivery with GZIP compression and
-AppendDelimiterToRecord. https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion.html
+Parquet mirrors Firehose's record-format conversion (OpenX JSON in, Parquet SNAPPY out) with the
+schema the caller passes: the Glue table's current columns (lake/glue_schema.py TableSchema), the
+row contract (lake/schema.py) by default. As the OpenX JSON SerDe does, JSON keys match columns
+case-insensitively (CaseInsensitive, default true), attributes the schema lacks are dropped,
+missing ones are null, and a value is converted as its column declares: a struct, map or array
+column takes a nested JSON value field by field; a string column takes any value, a nested one as
+its compact JSON text. Unlike a lenient SerDe, a value is converted exactly or not at all: a
+fraction for an integer column, digits beyond a decimal's scale or a timestamp finer than the
+column are refused (ConversionError naming the column), never rounded or truncated.
+JSON lines mirror the default delivery with GZIP compression and AppendDelimiterToRecord.
+https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion.html
+https://docs.aws.amazon.com/firehose/latest/APIReference/API_OpenXJsonSerDe.html
 """
 
 from __future__ import annotations
@@ -10,7 +19,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Context, Decimal, InvalidOperation, Overflow
 
@@ -71,8 +80,63 @@ def _exact_int(name: str, value: object) -> object:
     if type(value) is float and value.is_integer():
         return int(value)
     if type(value) in (Decimal, float):
-        raise ConversionError(f"{name}: {value} is not an integer ({name} is int64)")
+        raise ConversionError(f"{name}: {value} is not an integer ({name} is an integer column)")
     return value  # int, None, or a wrong type that pyarrow refuses below
+
+
+def _json_text(value: object) -> str:
+    """A decoded JSON value back to compact JSON text, numbers exactly as they were written."""
+    if isinstance(value, Mapping):
+        return "{" + ",".join(json.dumps(str(k), ensure_ascii=False) + ":" + _json_text(v)
+                              for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_json_text(v) for v in value) + "]"
+    if type(value) is Decimal:
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _text(value: object) -> object:
+    """What a string column holds for a JSON value: strings as they are, anything else as its JSON text."""
+    if value is None or type(value) is str:
+        return value
+    return _json_text(value)
+
+
+def _value(name: str, kind: pa.DataType, value: object) -> object:
+    """One value for a column (or a field of one) of type `kind`, converted exactly; nested types field by field."""
+    if value is None:
+        return None
+    if pa.types.is_struct(kind):
+        if not isinstance(value, Mapping):
+            raise ConversionError(f"{name}: {_show(value)} is not a JSON object ({name} is {kind})")
+        fields = _lowered(value)
+        return {f.name: _value(f"{name}.{f.name}", f.type, fields.get(f.name.lower())) for f in kind}
+    if pa.types.is_map(kind):
+        if not isinstance(value, Mapping):
+            raise ConversionError(f"{name}: {_show(value)} is not a JSON object ({name} is {kind})")
+        return [(_value(f"{name} key", kind.key_type, k), _value(f"{name}.{k}", kind.item_type, v))
+                for k, v in value.items()]
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        if not isinstance(value, list):
+            raise ConversionError(f"{name}: {_show(value)} is not a JSON array ({name} is {kind})")
+        return [_value(f"{name}[{i}]", kind.value_type, v) for i, v in enumerate(value)]
+    if pa.types.is_timestamp(kind):
+        return _parse_ts(name, kind.unit, value)
+    if pa.types.is_decimal(kind):
+        return _exact_decimal(name, kind, value)
+    if pa.types.is_integer(kind):
+        return _exact_int(name, value)
+    if pa.types.is_floating(kind) and type(value) is Decimal:
+        return float(value)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return _text(value)
+    return value
+
+
+def _show(value: object) -> str:
+    text = _json_text(value) if isinstance(value, Mapping | list) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _column(field: pa.Field, values: list[object]) -> pa.Array:
@@ -83,17 +147,36 @@ def _column(field: pa.Field, values: list[object]) -> pa.Array:
         values = [_exact_decimal(field.name, kind, v) for v in values]
     elif pa.types.is_integer(kind) and any(type(v) is not int and v is not None for v in values):
         values = [_exact_int(field.name, v) for v in values]
+    elif pa.types.is_nested(kind) or pa.types.is_floating(kind):
+        values = [_value(field.name, kind, v) for v in values]
+    elif pa.types.is_string(kind):
+        try:  # the common case: every value is a string already
+            return pa.array(values, type=kind)
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            values = [_text(v) for v in values]
     return pa.array(values, type=kind)
 
 
-def rows_to_table(rows: Sequence[dict]) -> pa.Table:
+def _lowered(row: Mapping[str, object]) -> Mapping[str, object]:
+    """The row with its keys lowercased (OpenX CaseInsensitive); the row itself when they already are."""
+    if all(type(k) is str and k == k.lower() for k in row):
+        return row
+    return {str(k).lower(): v for k, v in row.items()}
+
+
+def rows_to_table(rows: Sequence[Mapping[str, object]], schema: pa.Schema = ROW_SCHEMA) -> pa.Table:
     """Columns in schema order; attributes the schema does not know are dropped, missing ones null.
 
     A value is converted exactly or not at all: rounding a price or truncating a quantity would
     put a number in the lake that was never in the table, so that row raises ConversionError.
     """
+    names: set[object] = set()
+    for row in rows:
+        names.update(row)
+    if any(type(n) is not str or n != n.lower() for n in names):
+        rows = [_lowered(row) for row in rows]
     columns = []
-    for field in ROW_SCHEMA:
+    for field in schema:
         try:
             columns.append(_column(field, [row.get(field.name) for row in rows]))
         except ConversionError:
@@ -101,17 +184,17 @@ def rows_to_table(rows: Sequence[dict]) -> pa.Table:
         except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, ArithmeticError) as exc:
             lines = str(exc).splitlines() or [type(exc).__name__]
             raise ConversionError(f"{field.name}: {lines[0]}") from exc
-    return pa.Table.from_arrays(columns, schema=ROW_SCHEMA)
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
-def check_row(row: dict) -> None:
+def check_row(row: Mapping[str, object], schema: pa.Schema = ROW_SCHEMA) -> None:
     """Raise ConversionError if this single row cannot be converted (used to isolate bad rows)."""
-    rows_to_table([row])
+    rows_to_table([row], schema)
 
 
-def encode_parquet(rows: Sequence[dict]) -> bytes:
+def encode_parquet(rows: Sequence[Mapping[str, object]], schema: pa.Schema = ROW_SCHEMA) -> bytes:
     sink = io.BytesIO()
-    pq.write_table(rows_to_table(rows), sink, compression="snappy")
+    pq.write_table(rows_to_table(rows, schema), sink, compression="snappy")
     return sink.getvalue()
 
 

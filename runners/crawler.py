@@ -25,8 +25,10 @@ Deviations: with an S3 target the table is named settings.glue_table (AWS would 
 folder); MiniStack ignores GetPartitions' Expression, so existing partitions are listed and
 compared client-side.
 
-Pure functions (key parsing, type inference and mapping, schema merge, request builders) sit
-apart from the thin S3/Glue shell `crawl`.
+Pure functions (key parsing, type inference, schema merge) sit apart from the thin S3/Glue shell
+`crawl`. The table and its partitions are built by lake/glue_schema.py, the one module that owns the
+Glue table (the `aws` bootstrap declares it with the same builders), plus the parameters a crawler
+adds (UPDATED_BY_CRAWLER, objectCount, sizeKey).
 """
 
 from __future__ import annotations
@@ -47,10 +49,8 @@ from common.aws import Clients, error_code, retrying
 from common.config import Settings
 from common.console import Console
 from common.errors import TerminalError
-from lake.glue_schema import STORAGE, glue_type
+from lake.glue_schema import STORAGE, Columns, crawler_parameters, glue_type, partition_input, table_input
 from lake.schema import PARTITION_KEYS
-
-Columns = tuple[tuple[str, str], ...]  # (name, Glue type), in table order
 
 JSON_SAMPLE_RECORDS = 1000  # records read per JSON object to infer its schema
 PARTITION_BATCH = 100  # BatchCreatePartition accepts at most 100 partitions per call
@@ -322,56 +322,6 @@ def merge_with_table(
     return SchemaMerge(columns, added, tuple(conflicts), columns != tuple(existing))
 
 
-# --- pure: Glue request builders ---------------------------------------------------------------
-
-
-def storage_descriptor(location: str, fmt: str, compressed: bool, columns: Columns) -> dict[str, Any]:
-    storage = STORAGE[fmt]
-    serde_params = {"serialization.format": "1"} if fmt == "parquet" else {"paths": ",".join(n for n, _ in columns)}
-    return {
-        "Columns": [{"Name": n, "Type": t} for n, t in columns],
-        "Location": location,
-        "InputFormat": storage["InputFormat"],
-        "OutputFormat": storage["OutputFormat"],
-        "Compressed": compressed,
-        "NumberOfBuckets": -1,
-        "SerdeInfo": {"SerializationLibrary": storage["SerializationLibrary"], "Parameters": serde_params},
-        "BucketColumns": [],
-        "SortColumns": [],
-        "Parameters": crawler_parameters(fmt, compressed),
-        "StoredAsSubDirectories": False,
-    }
-
-
-def crawler_parameters(fmt: str, compressed: bool) -> dict[str, str]:
-    return {"classification": fmt, "compressionType": "gzip" if compressed else "none", "typeOfData": "file"}
-
-
-def table_input(spec: CrawlerSpec, fmt: str, compressed: bool, columns: Columns,
-                extra_parameters: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Pure: the TableInput of CreateTable/UpdateTable, shaped as AWS's crawler writes it."""
-    parameters = {**crawler_parameters(fmt, compressed), "UPDATED_BY_CRAWLER": spec.crawler_name,
-                  "EXTERNAL": "TRUE", **(extra_parameters or {})}
-    return {
-        "Name": spec.table,
-        "TableType": "EXTERNAL_TABLE",
-        "Parameters": parameters,
-        "StorageDescriptor": storage_descriptor(spec.s3_path, fmt, compressed, columns),
-        "PartitionKeys": [{"Name": k, "Type": "string"} for k in PARTITION_KEYS],
-    }
-
-
-def partition_input(spec: CrawlerSpec, values: Sequence[str], fmt: str, compressed: bool,
-                    columns: Columns) -> dict[str, Any]:
-    """Pure: one PartitionInput; its schema is the table's (InheritFromTable)."""
-    folders = "/".join(f"{k}={v}" for k, v in zip(PARTITION_KEYS, values, strict=True))
-    return {
-        "Values": list(values),
-        "StorageDescriptor": storage_descriptor(f"{spec.s3_path}{folders}/", fmt, compressed, columns),
-        "Parameters": crawler_parameters(fmt, compressed),
-    }
-
-
 # --- the S3 / Glue shell --------------------------------------------------------------------------
 
 
@@ -604,14 +554,19 @@ def crawl(clients: Clients, settings: Settings, console: Console | None = None,
     columns = merge.columns if apply_schema else (existing_columns or ())
 
     created = updated = False
-    extra = {"objectCount": str(len(objects)), "sizeKey": str(sum(o.size for o in objects))}
+    extra = crawler_parameters(spec.crawler_name, len(objects), sum(o.size for o in objects))
+
+    def table_request(parameters: Mapping[str, str]) -> dict[str, Any]:
+        return table_input(spec.table, spec.s3_path, fmt, extra_parameters=parameters, columns=columns,
+                           compressed=compressed)
+
     if table is None:
-        glue.create_table(DatabaseName=spec.database, TableInput=table_input(spec, fmt, compressed, columns, extra))
+        glue.create_table(DatabaseName=spec.database, TableInput=table_request(extra))
         created = True
         console.ok(f"created table {spec.database}.{spec.table} ({fmt}, {len(columns)} columns)")
     elif apply_schema and merge.changed:
         kept = {**(table.get("Parameters") or {}), **extra}  # parameters someone else set survive
-        glue.update_table(DatabaseName=spec.database, TableInput=table_input(spec, fmt, compressed, columns, kept))
+        glue.update_table(DatabaseName=spec.database, TableInput=table_request(kept))
         updated = True
         console.ok(f"updated table {spec.table}: new column(s) {', '.join(merge.added) or 'none'}")
     elif merge.changed:
@@ -621,7 +576,7 @@ def crawl(clients: Clients, settings: Settings, console: Console | None = None,
     for conflict in merge.conflicts:
         console.warn(f"type change {'applied' if types_applied else 'not applied'}: {conflict.describe()}")
 
-    inputs = [partition_input(spec, values, fmt, compressed, columns) for values in new_partitions]
+    inputs = [partition_input(spec.s3_path, values, fmt, columns, compressed) for values in new_partitions]
     _create_partitions(glue, spec, inputs)
     if new_partitions:
         console.ok(f"added {len(new_partitions)} partition(s); {len(found_partitions)} in the lake")

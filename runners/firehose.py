@@ -58,11 +58,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from botocore.exceptions import ClientError, HTTPClientError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from common.aws import TRANSIENT_CODES, Clients, error_code, retrying
 from common.errors import TransientError
+from lake.glue_schema import TableSchema
 from lake.keys import PartitionKeyError, evaluate_prefix, object_name
 from lake.writer import ConversionError, check_row, decode_rows, encode_jsonl_gzip, encode_parquet
 from runners.buffers import BufferSet, InFlight, SourceRef
@@ -439,19 +441,31 @@ class FirehoseRunner:
                 decoded.append((row, item, source))
             else:
                 self._conversion_failed(item, source, oldest, f"a JSON {type(row).__name__}, not an object")
+        rows = [row for row, _, _ in decoded]
+        schema = self._conversion_schema(rows)
         try:
-            rows = [row for row, _, _ in decoded]
-            body = encode_parquet(rows)
+            body = encode_parquet(rows, schema)
         except ConversionError:  # rare: find the rows that break the schema, one by one
-            rows = [row for row, item, source in decoded if self._fits_schema(row, item, source, oldest)]
-            body = encode_parquet(rows)
+            rows = [row for row, item, source in decoded if self._fits_schema(row, item, source, oldest, schema)]
+            body = encode_parquet(rows, schema)
         if rows:
             self._write(prefix + name, body)
             self.stats.records_out += len(rows)
 
-    def _fits_schema(self, row: dict, item: bytes, source: SourceRef, oldest: datetime) -> bool:
+    def _conversion_schema(self, rows: list[dict]) -> pa.Schema:
+        """The Glue table's columns as of now, as Firehose's conversion reads them (SchemaConfiguration,
+        VersionId LATEST): a column added to the table reaches the next objects, attributes it lacks are
+        dropped. lake/glue_schema.py TableSchema reads the table at the first flush, every 60 s, and at once
+        for an attribute it has not asked about; `table_schema` may be set beforehand (tests: a clock)."""
+        source = getattr(self, "table_schema", None)
+        if source is None:
+            settings = self.clients.settings  # the table SchemaConfiguration names (bootstrap/spec.py)
+            source = self.table_schema = TableSchema(self.clients.glue, settings.glue_database, settings.glue_table)
+        return source.for_rows(rows)
+
+    def _fits_schema(self, row: dict, item: bytes, source: SourceRef, oldest: datetime, schema: pa.Schema) -> bool:
         try:
-            check_row(row)
+            check_row(row, schema)
             return True
         except ConversionError as exc:
             self._conversion_failed(item, source, oldest, str(exc))

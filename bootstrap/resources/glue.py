@@ -1,10 +1,15 @@
 """The Glue database of the lake, and on aws the lake's table itself (declared, not crawled).
 
 On the emulated targets the local crawler creates the table from the objects. On aws the
-bootstrap creates it from the row contract, because Firehose's Parquet conversion reads its
-schema before the first object exists; the crawler then only adds partitions.
+bootstrap creates it from the row contract (lake/glue_schema.py, the one module that owns the
+table), because Firehose's Parquet conversion reads its schema before the first object exists;
+the crawler then only adds partitions.
+Columns a user adds to the table (the console, UpdateTable) are theirs: Firehose converts with
+them, so the plan neither reports them as drift nor removes them; an update keeps them after the
+declared columns. A declared column that is missing or retyped is drift, and is restored.
 Glue tables take no tags: the project's tags ride in the table's parameters.
 https://docs.aws.amazon.com/glue/latest/webapi/API_CreateTable.html
+https://docs.aws.amazon.com/glue/latest/webapi/API_UpdateTable.html
 https://docs.aws.amazon.com/glue/latest/dg/monitor-tags.html
 """
 
@@ -19,6 +24,7 @@ from bootstrap.resources.base import NoFacts, State, missing
 from bootstrap.spec import Resource
 from bootstrap.spec import tags as project_tags
 from common.aws import Clients
+from lake.glue_schema import table_columns, with_columns
 
 
 class Database(NoFacts):
@@ -47,6 +53,12 @@ class Database(NoFacts):
 
     def delete(self, clients: Clients, res: Resource) -> None:
         clients.glue.delete_database(Name=res.name)
+
+
+def user_columns(live: dict[str, Any], declared: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Pure: the columns of the live table that the declared TableInput does not have (added by a user)."""
+    names = {name for name, _ in table_columns(declared)}
+    return tuple((name, kind) for name, kind in table_columns(live) if name not in names)
 
 
 def table_view(table: dict[str, Any], parameter_keys: set[str]) -> State:
@@ -91,7 +103,12 @@ class Table(NoFacts):
 
     def observe(self, clients: Clients, res: Resource) -> State | None:
         table = self._get(clients, res)
-        return None if table is None else table_view(table, self._keys(res))
+        if table is None:
+            return None
+        view = table_view(table, self._keys(res))
+        added = {name for name, _ in user_columns(table, res.params["TableInput"])}
+        view["Columns"] = [c for c in view["Columns"] if c["Name"].lower() not in added]
+        return view
 
     def tags(self, clients: Clients, res: Resource) -> dict[str, str]:
         parameters = (self._get(clients, res) or {}).get("Parameters", {})
@@ -101,7 +118,11 @@ class Table(NoFacts):
         clients.glue.create_table(DatabaseName=res.params["DatabaseName"], TableInput=res.params["TableInput"])
 
     def update(self, clients: Clients, res: Resource, changed: list[str]) -> None:
-        clients.glue.update_table(DatabaseName=res.params["DatabaseName"], TableInput=res.params["TableInput"])
+        declared = res.params["TableInput"]
+        live = self._get(clients, res) or {}
+        added = user_columns(live, declared)
+        table = with_columns(declared, table_columns(declared) + added) if added else declared
+        clients.glue.update_table(DatabaseName=res.params["DatabaseName"], TableInput=table)
 
     def delete(self, clients: Clients, res: Resource) -> None:
         clients.glue.delete_table(DatabaseName=self._database(clients, res), Name=res.name)

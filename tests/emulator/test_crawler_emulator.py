@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import base64
+import copy
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
 
+from bootstrap.spec import desired_resources, tags
 from common.aws import Clients
-from common.config import Settings, with_overrides
+from common.config import Settings, load_settings, with_overrides
 from common.console import Console
 from lake import glue_schema
+from lake.keys import object_name
 from lake.schema import ROW_SCHEMA
+from lake.writer import decode_rows, encode_parquet
 from runners.crawler import CrawlerSpec, TypeConflict, crawl, spec_from_request, spec_from_settings
 from tests.fixtures.lake import ROWS, drop_database, empty_bucket, encode, write_s3_lake
+from transform.handler import transform_record
 
 DAYS = [("2024", "03", "01"), ("2024", "03", "02"), ("2024", "03", "03")]
+STREAM_RECORDS = Path(__file__).resolve().parents[1] / "fixtures" / "stream_records"
 
 
 def _make_env(emulator_settings: Settings, emulator_clients: Clients, name: str) -> tuple[Settings, CrawlerSpec]:
@@ -209,3 +218,71 @@ def test_catalog_target_registers_partitions_of_the_declared_table(
     finally:
         empty_bucket(s3, settings.lake_bucket)
         drop_database(emulator_clients, settings.glue_database)
+
+
+def _pipeline_objects() -> dict[str, bytes]:
+    """The pipeline's own rows: the stream-record fixtures through the transform, converted with the schema of
+    the table the aws plan declares, under the partitions the transform named (as the firehose runner writes)."""
+    by_prefix: dict[str, list[dict[str, Any]]] = {}
+    for n, path in enumerate(sorted(STREAM_RECORDS.glob("*_order.json"))):
+        record = {"recordId": str(n), "data": base64.b64encode(path.read_bytes()).decode(),
+                  "approximateArrivalTimestamp": 1767607092000 + n}
+        out = transform_record(record)
+        assert out["result"] == "Ok", out
+        keys = out["metadata"]["partitionKeys"]
+        prefix = f"orders/year={keys['year']}/month={keys['month']}/day={keys['day']}/"
+        by_prefix.setdefault(prefix, []).extend(decode_rows([base64.b64decode(out["data"])]))
+    schema = glue_schema.conversion_schema(glue_schema.table_input("t", "s3://b/orders/", "parquet"))
+    return {prefix + object_name("sales-orders-firehose", 1, datetime(2026, 1, 5, 10, 0, tzinfo=UTC), ".parquet"):
+            encode_parquet(rows, schema) for prefix, rows in by_prefix.items()}
+
+
+def test_the_table_the_aws_plan_declares_is_the_table_the_local_crawler_writes(
+    emulator_settings: Settings, emulator_clients: Clients
+) -> None:
+    """Same lake, same table: the CreateTable of the `aws` plan and the one the local crawler sends for a lake
+    of the pipeline's own rows differ only in the crawler's bookkeeping (CRAWLER_PARAMETERS, which AWS's crawler
+    adds too) and the project's tags (the bootstrap keeps them in its table's parameters: Glue tables take no
+    tags). Its partitions carry the declared table's StorageDescriptor at their own location."""
+    names = {"lake_bucket": "glue-parity-lake", "glue_database": "glue_parity_db", "glue_table": "sales_orders_cdc",
+             "crawler_name": "glue-parity-crawler"}
+    local = with_overrides(emulator_settings, **names)
+    cloud = with_overrides(load_settings(env={"TARGET": "aws", "AWS_REGION": local.region}), **names)
+    account = emulator_clients.account_id
+    (declared,) = [r.params["TableInput"] for r in desired_resources(cloud, account) if r.kind == "glue_table"]
+    (crawler,) = [r.params for r in desired_resources(local, account) if r.kind == "glue_crawler"]
+    s3, glue = emulator_clients.s3, emulator_clients.glue
+    sent: dict[str, list[dict[str, Any]]] = {"CreateTable": [], "BatchCreatePartition": []}
+
+    def capture(params: dict[str, Any], model: Any, **_: Any) -> None:
+        sent[model.name].append(copy.deepcopy(params))
+
+    s3.create_bucket(Bucket=local.lake_bucket)
+    for operation in sent:
+        glue.meta.events.register(f"provide-client-params.glue.{operation}", capture)
+    try:
+        for key, body in _pipeline_objects().items():
+            s3.put_object(Bucket=local.lake_bucket, Key=key, Body=body)
+        result = crawl(emulator_clients, local, Console(capture=True),
+                       spec=spec_from_request(crawler, local.glue_table))
+        assert result.table_created
+
+        (written,) = [call["TableInput"] for call in sent["CreateTable"]]
+        project_tags = set(tags(cloud))
+        assert set(written["Parameters"]) - set(declared["Parameters"]) == set(glue_schema.CRAWLER_PARAMETERS)
+        assert set(declared["Parameters"]) - set(written["Parameters"]) == project_tags
+        assert {k: v for k, v in written["Parameters"].items() if k not in glue_schema.CRAWLER_PARAMETERS} == {
+            k: v for k, v in declared["Parameters"].items() if k not in project_tags}
+        assert {**written, "Parameters": {}} == {**declared, "Parameters": {}}  # the rest is identical
+
+        partitions = [p for call in sent["BatchCreatePartition"] for p in call["PartitionInputList"]]
+        assert partitions and all(
+            p["StorageDescriptor"] == {**declared["StorageDescriptor"], "Location": p["StorageDescriptor"]["Location"]}
+            for p in partitions)
+        stored = glue.get_table(DatabaseName=local.glue_database, Name=local.glue_table)["Table"]
+        assert glue_schema.table_columns(stored) == glue_schema.table_columns(declared)
+    finally:
+        for operation in sent:
+            glue.meta.events.unregister(f"provide-client-params.glue.{operation}", capture)
+        empty_bucket(s3, local.lake_bucket)
+        drop_database(emulator_clients, local.glue_database)

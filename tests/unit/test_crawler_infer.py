@@ -10,23 +10,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from analytics.catalog import arrow_type
 from common.errors import TerminalError
 from lake import glue_schema
+from lake.glue_schema import arrow_type, glue_type, partition_input, table_input
 from lake.schema import ROW_SCHEMA
 from runners.crawler import (
     CrawlerSpec,
     TypeConflict,
     format_of,
-    glue_type,
     infer_json_columns,
     merge_object_schemas,
     merge_with_table,
     parquet_columns,
-    partition_input,
     partition_of,
     spec_from_request,
-    table_input,
     widen,
 )
 from tests.fixtures.lake import encode, lake_objects
@@ -222,11 +219,14 @@ def test_missing_columns_are_kept_with_merge_new_columns() -> None:
 
 
 def test_parquet_table_input_matches_what_athena_expects() -> None:
-    table = table_input(SPEC, "parquet", False, CONTRACT_GLUE)
+    crawled = glue_schema.crawler_parameters(SPEC.crawler_name, 5, 1234)
+    table = table_input(SPEC.table, SPEC.s3_path, "parquet", extra_parameters=crawled, columns=CONTRACT_GLUE,
+                        compressed=False)
     sd = table["StorageDescriptor"]
     assert table["Name"] == "sales_orders_cdc" and table["TableType"] == "EXTERNAL_TABLE"
     assert table["Parameters"]["classification"] == "parquet"
-    assert table["Parameters"]["UPDATED_BY_CRAWLER"] == "c1"
+    assert (table["Parameters"]["UPDATED_BY_CRAWLER"], table["Parameters"]["objectCount"]) == ("c1", "5")
+    assert (sd["NumberOfBuckets"], sd["BucketColumns"], sd["SortColumns"]) == (-1, [], [])
     assert sd["Location"] == "s3://lake/orders/"
     assert sd["InputFormat"] == "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
     assert sd["OutputFormat"] == "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
@@ -237,14 +237,14 @@ def test_parquet_table_input_matches_what_athena_expects() -> None:
 
 def test_json_table_and_partition_inputs() -> None:
     columns = (("order_id", "string"), ("order_ts", "string"))
-    table = table_input(SPEC, "json", True, columns)
+    table = table_input(SPEC.table, SPEC.s3_path, "json", columns=columns, compressed=True)
     sd = table["StorageDescriptor"]
     assert sd["InputFormat"] == "org.apache.hadoop.mapred.TextInputFormat"
     assert sd["OutputFormat"] == "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
     assert sd["SerdeInfo"] == {"SerializationLibrary": "org.openx.data.jsonserde.JsonSerDe",
                                "Parameters": {"paths": "order_id,order_ts"}}
     assert sd["Compressed"] is True and table["Parameters"]["compressionType"] == "gzip"
-    part = partition_input(SPEC, ("2024", "03", "01"), "json", True, columns)
+    part = partition_input(SPEC.s3_path, ("2024", "03", "01"), "json", columns, compressed=True)
     assert part["Values"] == ["2024", "03", "01"]
     assert part["StorageDescriptor"]["Location"] == "s3://lake/orders/year=2024/month=03/day=01/"
     assert part["StorageDescriptor"]["Columns"] == sd["Columns"]

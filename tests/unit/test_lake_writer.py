@@ -6,8 +6,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
+from lake.glue_schema import arrow_schema, contract_columns
+from lake.schema import ROW_SCHEMA
 from lake.writer import ConversionError, check_row, rows_to_table
 
 ROW: dict[str, Any] = {
@@ -57,7 +60,7 @@ def test_exact_conversions_are_accepted(column: str, value: Any, expected: Any) 
         ("order_total", Decimal("1234567890123.00"), "order_total: 1234567890123.00 does not fit decimal128(14, 2)"),
         ("order_ts", "2026-01-05T09:58:11.123456Z", "order_ts: '2026-01-05T09:58:11.123456Z' is more precise than"),
         ("quantity", "two", "quantity: "),
-        ("customer_id", 7, "customer_id: "),
+        ("is_deleted", "yes", "is_deleted: "),
     ],
 )
 def test_a_value_that_would_be_rounded_or_truncated_is_refused_naming_the_column(
@@ -67,3 +70,61 @@ def test_a_value_that_would_be_rounded_or_truncated_is_refused_naming_the_column
         check_row({**ROW, column: value})
     assert str(error.value).startswith(message)
     assert "\n" not in str(error.value)
+
+
+# --- converting with the Glue table's current schema (lake/glue_schema.py) ----------------------------
+
+
+def glue_schema_of(*extra: tuple[str, str]) -> pa.Schema:
+    """The Arrow schema the converter uses for the declared table with `extra` columns a user added."""
+    return arrow_schema(contract_columns("parquet") + extra)
+
+
+def test_a_column_added_to_the_table_is_written_and_undeclared_attributes_are_dropped() -> None:
+    schema = glue_schema_of(("coupon_code", "string"))
+    table = rows_to_table([{**ROW, "coupon_code": "SPRING", "address": {"city": "Lyon"}}], schema)
+    assert table.schema.names == [*ROW_SCHEMA.names, "coupon_code"]
+    assert table.to_pylist()[0]["coupon_code"] == "SPRING"
+    assert rows_to_table([ROW], schema).to_pylist()[0]["coupon_code"] is None  # an older row: null
+
+
+def test_json_keys_match_columns_case_insensitively_as_the_openx_serde_does() -> None:
+    schema = glue_schema_of(("coupon_code", "string"))
+    assert rows_to_table([{**ROW, "Coupon_Code": "SPRING"}], schema).to_pylist()[0]["coupon_code"] == "SPRING"
+
+
+def test_nested_attributes_are_converted_as_the_table_declares_them() -> None:
+    schema = glue_schema_of(
+        ("address_text", "string"), ("address", "struct<city:string,zip:string,floor:bigint>"),
+        ("tags", "array<string>"), ("scores", "map<string,decimal(5,2)>"), ("gift", "string"),
+    )
+    address = {"City": "Lyon", "zip": "69001", "floor": 3, "note": "ring twice"}
+    row = {**ROW, "address_text": address, "address": address, "tags": ["gift", "vip"],
+           "scores": {"speed": Decimal("4.50")}, "gift": True}
+    out = rows_to_table([row], schema).to_pylist()[0]
+    assert out["address_text"] == '{"City":"Lyon","zip":"69001","floor":3,"note":"ring twice"}'  # JSON text
+    assert out["address"] == {"city": "Lyon", "zip": "69001", "floor": 3}  # struct fields; undeclared dropped
+    assert out["tags"] == ["gift", "vip"]
+    assert out["scores"] == [("speed", Decimal("4.50"))]
+    assert out["gift"] == "true"
+    assert str(rows_to_table([row], schema).schema.field("scores").type) == "map<string, decimal128(5, 2)>"
+
+
+@pytest.mark.parametrize(
+    ("column", "kind", "value", "message"),
+    [
+        ("price", "decimal(12,2)", Decimal("1.999"), "price: 1.999 has more than 2 decimal places"),
+        ("points", "bigint", Decimal("2.5"), "points: 2.5 is not an integer"),
+        ("seen_ts", "timestamp", "2026-01-05T09:58:11.123456Z", "seen_ts: '2026-01-05T09:58:11.123456Z' is more"),
+        ("address", "struct<floor:bigint>", {"floor": 2.5}, "address.floor: 2.5 is not an integer"),
+        ("address", "struct<floor:bigint>", "3rd floor", "address: '3rd floor' is not a JSON object"),
+        ("tags", "array<string>", "gift", "tags: 'gift' is not a JSON array"),
+        ("scores", "map<string,decimal(5,2)>", {"a": Decimal("1.234")}, "scores.a: 1.234 has more than 2"),
+    ],
+)
+def test_a_glue_typed_column_still_refuses_to_round_or_truncate(
+    column: str, kind: str, value: Any, message: str
+) -> None:
+    with pytest.raises(ConversionError) as error:
+        check_row({**ROW, column: value}, glue_schema_of((column, kind)))
+    assert str(error.value).startswith(message)
