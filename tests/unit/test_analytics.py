@@ -26,10 +26,11 @@ from analytics.engine import (
     open_local_engine,
 )
 from analytics.kpis import KpiResult, run_kpis
-from analytics.verify import AttributeDiff, Reconciliation, compare_states, lake_state, normalise
+from analytics.verify import AttributeDiff, Reconciliation, compare_states, glue_kind, lake_state, normalise
 from analytics.views import SQL_DIR, cdc_view_sql, inline_views, kpi_queries
 from common.config import load_settings
 from common.errors import ConfigError, TerminalError
+from lake.schema import ROW_SCHEMA
 from tests.fixtures.lake import EXPECTED_KPIS, current_items, write_local_lake
 
 SQL_FILES = sorted(SQL_DIR.glob("*.sql"))
@@ -374,6 +375,43 @@ def test_report_caps_long_listings() -> None:
     table = [{"order_id": f"o{i:02d}"} for i in range(15)]
     result = compare_states([], table, attributes=())
     assert result.report_lines(limit=3)[1] == "missing in lake (15): o00, o01, o02 ... (+12 more)"
+
+
+def test_attributes_the_lake_table_does_not_hold_are_named_with_why_instead_of_every_attribute_equal() -> None:
+    items = current_items()
+    items[0] = {**items[0], "coupon_code": "SPRING", "address": {"city": "Lyon"}}
+    items[1] = {**items[1], "coupon_code": "SUMMER"}
+    lake = [dict(i) for i in current_items()]
+    result = compare_states(lake, items, glue_table="sales_orders_db.sales_orders_cdc")
+    assert result.ok  # AWS drops them too: not a failure, but never hidden
+    assert result.unmapped_attributes == {"coupon_code": 2, "address": 1}
+    assert result.report_lines() == [
+        "lake and table agree: 5 orders, every attribute the lake holds equal",
+        "2 DynamoDB attribute(s) not in the Glue table sales_orders_db.sales_orders_cdc: Firehose drops "
+        "attributes the table does not declare; add the column with UpdateTable to keep it",
+        "  coupon_code: in 2 item(s)",
+        "  address: in 1 item(s)",
+    ]
+    assert compare_states(lake, current_items()).report_lines() == [
+        "lake and table agree: 5 orders, every attribute equal"]
+    held = compare_states(lake, items, held=[*ROW_SCHEMA.names, "Coupon_Code", "address"])
+    assert held.unmapped_attributes == {}  # names match case-insensitively, as the OpenX SerDe matches keys
+
+
+def test_columns_added_to_the_table_are_compared_by_their_glue_type() -> None:
+    extra = {"coupon_code": "string", "address": "string", "tags": "array<string>", "points": "bigint",
+             "fee": "decimal(6,2)"}
+    kinds = {name: glue_kind(kind) for name, kind in extra.items()}
+    table = [{"order_id": "o1", "coupon_code": "SPRING", "address": {"city": "Lyon", "floor": Decimal("3")},
+              "tags": {"vip", "gift"}, "points": Decimal("7"), "fee": Decimal("1.5")}]
+    lake = [{"order_id": "o1", "coupon_code": "SPRING", "address": '{"floor":3,"city":"Lyon"}',
+             "tags": ["vip", "gift"], "points": 7, "fee": Decimal("1.50")}]
+    result = compare_states(lake, table, ("order_id", *extra), held=["order_id", *extra], kinds=kinds)
+    assert result.ok and result.unmapped_attributes == {}
+    lake[0] = {**lake[0], "coupon_code": None, "tags": ["vip"]}
+    result = compare_states(lake, table, ("order_id", *extra), held=["order_id", *extra], kinds=kinds)
+    assert result.differences == (AttributeDiff("o1", "coupon_code", None, "SPRING"),
+                                  AttributeDiff("o1", "tags", ["vip"], ["gift", "vip"]))
 
 
 def test_only_objects_in_the_hive_layout_are_read(tmp_path: Path) -> None:
