@@ -486,8 +486,9 @@ def verify(target: TargetOpt = None, crawl_first: Annotated[bool, typer.Option("
         _crawl(clients, settings, console)
     with open_engine(clients, settings, console) as eng:
         result = reconcile(clients, settings, eng.conn)
+    unmapped = set(result.unmapped_lines())
     for line in result.report_lines():
-        (console.ok if result.ok else console.warn)(line)
+        (console.ok if result.ok and line not in unmapped else console.warn)(line)
     if not result.ok:
         raise typer.Exit(1)
 
