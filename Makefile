@@ -31,7 +31,9 @@ IN_RUNNER := $(if $(filter compose,$(TARGET)),$(COMPOSE) exec $(PIPELINE_SVC) pi
         test-emulator test-aws test-browser lint bench chaos redrive compact deploy-aws destroy-aws env awslocal logs clean
 
 help: ## List every target, one line each
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+	@if [ -t 1 ]; then on='\033[36m'; off='\033[0m'; else on=''; off=''; fi; \
+	grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' -v on="$$on" -v off="$$off" \
+	  '{printf "  %s%-14s%s %s\n", on, $$1, off, $$2}'
 	@echo "  variables: TARGET=$(TARGET) PORT=$(PORT) ORDERS=$(ORDERS) RATE=$(RATE) DURATION=$(DURATION) SEED=$(SEED) DAYS=$(DAYS)"
 	@echo "             ENGINE=$(ENGINE) EMULATOR=$(EMULATOR) EMPTY=$(EMPTY) AUTO_APPROVE=$(AUTO_APPROVE) USE_DOCKER=$(USE_DOCKER)"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -23,9 +24,31 @@ from common.config import Settings, load_settings, parse_option, writable_state_
 from common.console import Console
 from common.errors import PipelineError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Local-first CDC pipeline for sales orders.")
+app = typer.Typer(no_args_is_help=True, help="Local-first CDC pipeline for sales orders.")
 MAX_ORDERS = 1_000_000  # the generator keeps every order's final state in memory for `make verify`
 TargetOpt = Annotated[str | None, typer.Option("--target", help="embedded | compose | aws (default: $TARGET)")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"sales-orders-cdc {version('sales-orders-cdc')}")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            typer.echo("sales-orders-cdc (not installed: run `make install`)")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    debug: Annotated[bool, typer.Option("--debug", help="tracebacks and internal notes (same as DEBUG=1)")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """Local-first CDC pipeline for sales orders."""
+    if debug:
+        os.environ["DEBUG"] = "1"  # the one switch: the error boundary and every Console read it
 
 
 def boundary(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -271,11 +294,8 @@ def seed(
     validate_seed_args(n_orders, per_s, secs, n_seed, n_threads)
     settings, console = settings_for(target), Console()
     config = LifecycleConfig(mean_gap_ms=n_days * 86_400_000 / n_orders)
-    summary = run_seed(clients_for(settings), settings, orders=n_orders, rate=per_s, duration=secs, seed=n_seed,
-                       console=console, threads=n_threads, config=config)
-    counts = ", ".join(f"{n} {kind}" for kind, n in summary.counts.items() if n)
-    console.ok(f"{summary.writes} writes in {summary.elapsed:.1f}s ({summary.write_rate:,.0f}/s): {counts}"
-               + (" [interrupted]" if summary.interrupted else ""))
+    run_seed(clients_for(settings), settings, orders=n_orders, rate=per_s, duration=secs, seed=n_seed,
+             console=console, threads=n_threads, config=config)  # it says what it wrote, in one line
 
 
 @app.command(name="runners")
@@ -371,7 +391,7 @@ def _crawl(clients, settings: Settings, console: Console) -> None:  # type: igno
         from runners.crawler import crawl as local_crawl
 
         result = local_crawl(clients, settings, console)
-        console.ok(f"crawled: {result}")
+        console.ok(result.summary())
         return
     from common.aws import wait_until
 
@@ -494,9 +514,7 @@ def verify(target: TargetOpt = None, crawl_first: Annotated[bool, typer.Option("
 
 
 def env_exports(settings: Settings) -> dict[str, str]:
-    """What a shell needs so the AWS CLI, awslocal and any SDK reach this target."""
-    from bootstrap.emulator import EMULATOR_VENV
-
+    """What a shell needs so the AWS CLI, awslocal and any SDK reach this target (PATH is left alone)."""
     exports = {"AWS_REGION": settings.region, "AWS_DEFAULT_REGION": settings.region}
     if settings.emulated:
         endpoint = settings.endpoint_url or ""
@@ -505,18 +523,26 @@ def env_exports(settings: Settings) -> dict[str, str]:
             AWS_ACCESS_KEY_ID="test",
             AWS_SECRET_ACCESS_KEY="test",
             LOCALSTACK_HOST=endpoint.removeprefix("http://"),
-            PATH=f"{EMULATOR_VENV / 'bin'}:$PATH",
         )
     return exports
+
+
+def shell_lines(settings: Settings) -> list[str]:
+    """`export` lines, plus an `awslocal` shell function: the user's own python and aws stay first on PATH."""
+    from bootstrap.emulator import EMULATOR_VENV
+
+    lines = [f"export {key}={shlex.quote(value)}" for key, value in env_exports(settings).items()]
+    if settings.emulated:
+        lines.append(f'awslocal() {{ {shlex.quote(str(EMULATOR_VENV / "bin" / "awslocal"))} "$@"; }}')
+    return lines
 
 
 @app.command()
 @boundary
 def env(target: TargetOpt = None) -> None:
     """Print shell exports for the target: `eval "$(make -s env)"`, then aws / awslocal / boto3 just work."""
-    for key, value in env_exports(settings_for(target)).items():
-        quoted = f'"{value}"' if key == "PATH" else f"'{value}'"
-        typer.echo(f"export {key}={quoted}")
+    for line in shell_lines(settings_for(target)):
+        typer.echo(line)
 
 
 def main() -> None:

@@ -286,7 +286,7 @@ def open_engine(
         conn.close()
         raise
     if console is not None:
-        console.info(f"DuckDB reads s3://{table.bucket}/{table.prefix} via {chosen} ({why})")
+        console.detail(f"DuckDB reads s3://{table.bucket}/{table.prefix} via {chosen} ({why})")
     return engine
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from rich.console import Console as RichConsole
@@ -13,6 +14,7 @@ class Console:
 
     capture: bool = False
     quiet: bool = False
+    debug: bool = field(default_factory=lambda: bool(os.environ.get("DEBUG")))  # `--debug` or DEBUG=1
     lines: list[str] = field(default_factory=list)
     # soft_wrap: a line is never broken at the terminal's (or a pipe's 80-column) width; one message, one line.
     _rich: RichConsole = field(default_factory=lambda: RichConsole(highlight=False, soft_wrap=True))
@@ -25,6 +27,11 @@ class Console:
 
     def ok(self, message: str) -> None:
         self._emit(f"[green]✓[/] {message}")
+
+    def detail(self, message: str) -> None:
+        """An internal note (which access path, which workaround): shown only with --debug."""
+        if self.debug:
+            self._emit(f"[dim]{message}[/]")
 
     def warn(self, message: str) -> None:
         self._emit(f"[yellow]![/] {message}")

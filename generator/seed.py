@@ -206,8 +206,9 @@ def run_seed(
         stopped_by=stopped_by,
         start=start,
     )
+    changes = ", ".join(f"{n:,} {kind}" for kind, n in counts.items() if n)
     report = (f"{summary.placed:,} orders, {summary.writes:,} writes into {table!r} in {elapsed:.1f}s "
-              f"({summary.rate:,.0f} orders/s, {summary.write_rate:,.0f} writes/s)")
+              f"({summary.rate:,.0f} orders/s, {summary.write_rate:,.0f} writes/s): {changes}")
     if stopped_by == "completed":
         console.ok(f"seeded {report}")
     else:

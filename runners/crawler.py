@@ -350,6 +350,13 @@ class CrawlResult:
     stale_partitions: tuple[tuple[str, ...], ...] = ()
     notes: tuple[str, ...] = ()
 
+    def summary(self) -> str:
+        """One sentence for the terminal (the crawl has already warned about conflicts and stale partitions)."""
+        table = "created" if self.table_created else "updated" if self.table_updated else "unchanged"
+        added = f", {len(self.columns_added)} column(s) added" if self.columns_added else ""
+        return (f"crawled {self.database}.{self.table}: table {table}{added}; {self.partitions_total:,} "
+                f"partition(s), {len(self.partitions_added):,} new; {self.objects_read:,} object(s) read")
+
 
 class _S3RangeFile(io.RawIOBase):
     """A read-only, seekable view of one S3 object through ranged GETs (Parquet footers only)."""

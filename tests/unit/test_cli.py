@@ -167,3 +167,31 @@ def test_a_seed_whose_emulator_goes_away_ends_with_one_line(raised: BaseExceptio
     assert lines[0].startswith(line)
     if code == 1:
         assert lines[0].endswith("if the emulator was stopped (`make down`), `make up` starts it again")
+
+
+def test_version_prints_the_package_version_and_exits() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip().startswith("sales-orders-cdc ")
+
+
+def test_internal_notes_show_only_with_debug(monkeypatch: pytest.MonkeyPatch) -> None:
+    from common.console import Console
+
+    monkeypatch.delenv("DEBUG", raising=False)
+    quiet = Console(capture=True)
+    quiet.detail("DuckDB reads via arrow-s3")
+    assert quiet.lines == []
+    monkeypatch.setenv("DEBUG", "1")  # what --debug sets
+    loud = Console(capture=True)
+    loud.detail("DuckDB reads via arrow-s3")
+    assert loud.lines == ["DuckDB reads via arrow-s3"]
+
+
+def test_a_crawl_reads_as_a_sentence_not_a_repr() -> None:
+    from runners.crawler import CrawlResult
+
+    result = CrawlResult("db", "t", "s3://b/orders/", table_created=True, columns_added=("a", "b"),
+                         partitions_added=(("2026", "01", "05"),), partitions_total=3, objects_read=7)
+    assert result.summary() == ("crawled db.t: table created, 2 column(s) added; 3 partition(s), 1 new; "
+                                "7 object(s) read")

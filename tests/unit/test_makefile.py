@@ -42,3 +42,9 @@ def test_localstack_without_its_token_says_so_in_one_line() -> None:
     assert proc.returncode != 0
     assert proc.stdout.strip() == (
         "error: LOCALSTACK_AUTH_TOKEN is not set; export your LocalStack token or use EMULATOR=ministack")
+
+
+def test_help_is_plain_text_when_not_on_a_terminal() -> None:
+    out = make("help").stdout  # captured: a pipe, not a terminal
+    assert "\x1b[" not in out
+    assert "  help " in out
