@@ -97,8 +97,8 @@ seed: install ## Stream orders and their lifecycle changes into DynamoDB (ORDERS
 drain: install ## Wait until the runners have delivered everything to the lake
 	$(IN_RUNNER) drain
 
-status: install ## Show each runner's position, lag, records, objects and errors
-	$(IN_RUNNER) status
+status: install ## Show each runner's position, lag, records, objects and errors (WATCH=1 refreshes until Ctrl-C)
+	$(IN_RUNNER) status $(if $(filter 1,$(WATCH)),--watch,)
 
 crawl: install ## Catalog the lake's partitions in Glue (the local crawler; the real one on aws)
 	$(CLI) crawl

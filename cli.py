@@ -10,6 +10,7 @@ import math
 import os
 import shlex
 import sys
+import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -357,32 +358,47 @@ def redrive(target: TargetOpt = None) -> None:
 
 @app.command()
 @boundary
-def status(target: TargetOpt = None) -> None:
+def status(
+    target: TargetOpt = None,
+    watch: Annotated[bool, typer.Option("--watch", help="refresh in place every second until Ctrl-C")] = False,
+) -> None:
     """Per runner: running?, position, lag, records in/out, objects out, errors."""
+    from rich.console import Group
+    from rich.live import Live
+    from rich.text import Text
+
     from runners import service
     from runners.loop import read_status
+    from runners.status_view import COLUMNS, status_problems, status_row
 
     settings, console = settings_for(target), Console()
-    table = Table(title="local runners")
-    for col in ("runner", "state", "in", "out", "objects", "pending", "lag", "errors"):
-        table.add_column(col, justify="left" if col in ("runner", "state") else "right")
-    problems = []
-    for name in service.RUNNERS:
-        s = read_status(settings.runner_dir, name) or {}
-        pid = service.running(settings, name)
-        lag = s.get("lag_ms")
-        table.add_row(name, f"pid {pid}" if pid else "[red]stopped[/]", f"{s.get('records_in', 0):,}",
-                      f"{s.get('records_out', 0):,}", f"{s.get('objects_out', 0):,}", f"{s.get('pending', 0):,}",
-                      "-" if lag is None else f"{lag:,} ms", f"{s.get('errors', 0):,}")
-        problems += [f"{name}: DATA LOSS: {line}" for line in s.get("data_loss", [])]
-        if s.get("dead_letters"):
-            problems.append(f"{name}: {s['dead_letters']:,} record(s) sent to the dead-letter destination; "
-                            "fix the cause, then `make redrive` replays them")
-        if s.get("last_error"):
-            problems.append(f"{name}: last error: {s['last_error']}")
-    console.table(table)
-    for line in problems:
-        console.warn(line)
+
+    def view() -> tuple[Table, list[str]]:
+        table = Table(title="local runners")
+        for col in COLUMNS:
+            table.add_column(col, justify="left" if col in ("runner", "state") else "right")
+        problems: list[str] = []
+        for name in service.RUNNERS:
+            s = read_status(settings.runner_dir, name) or {}
+            row = status_row(name, s, service.running(settings, name))
+            table.add_row(*row, style="red" if row[1] == "stopped" else None)
+            problems += status_problems(name, s)
+        return table, problems
+
+    if not watch:
+        table, problems = view()
+        console.table(table)
+        for line in problems:
+            console.warn(line)
+        return
+    with Live(console=console.rich, auto_refresh=False) as live:
+        try:
+            while True:
+                table, problems = view()
+                live.update(Group(table, *(Text(f"! {p}", style="yellow") for p in problems)), refresh=True)
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            return
 
 
 def _crawl(clients, settings: Settings, console: Console) -> None:  # type: ignore[no-untyped-def]
