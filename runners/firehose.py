@@ -1,6 +1,13 @@
 """Firehose runner: Kinesis -> transform Lambda (Invoke API) -> per-partition buffers -> S3.
 
 Mirrors Kinesis Data Firehose with a Kinesis source, a Lambda processor and dynamic partitioning:
+- a shard with no checkpoint starts where the delivery stream started reading: at LATEST as of its
+  creation ("Amazon Data Firehose starts reading data from the LATEST position of your Kinesis stream",
+  writing-with-kinesis-streams.html). The bootstrap recorded that position in the runner's spec (each
+  shard's last sequence number, bootstrap/resources/local.py), so the runner delivers what was written
+  after the delivery stream was created and nothing before, whenever it first starts, and a restart
+  before its first checkpoint skips nothing. A shard empty then, or created since, starts at
+  TRIM_HORIZON; so does every shard after an unreadable checkpoint (duplicates, never a skip);
 - records are batched for the Lambda by the processor's BufferSizeInMBs / BufferIntervalInSeconds,
   each invoke under Lambda's 6 MB synchronous limit;
 - a failed invoke is retried by one policy, `InvokeRetry`, and nothing else (the Lambda client
@@ -32,7 +39,11 @@ Mirrors Kinesis Data Firehose with a Kinesis source, a Lambda processor and dyna
 - transformed rows are buffered per evaluated prefix by BufferingHints, at most 500 active
   partitions (beyond: to the error output as activePartitionExceeded, buffering.html; a record
   whose partition keys are missing goes to processing-failed, dynamic-partitioning-error-handling.html);
-- objects are named as Firehose names them; the checkpoint moves only past records in S3.
+- objects are named as Firehose names them, with the delivery stream's version (one more per update,
+  basic-create.html; the bootstrap counts it in the runner's spec); the checkpoint moves only past
+  records in S3.
+https://docs.aws.amazon.com/firehose/latest/dev/writing-with-kinesis-streams.html
+https://docs.aws.amazon.com/firehose/latest/dev/basic-create.html
 https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html
 https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-failure-handling.html
 https://docs.aws.amazon.com/firehose/latest/dev/monitoring-with-cloudwatch-logs.html#lambda-invocation-errors
@@ -312,12 +323,20 @@ class FirehoseRunner:
 
     def _iterator(self, shard: str) -> str:
         kwargs: dict[str, Any] = {"StreamName": self.config.source_stream, "ShardId": shard}
-        position = self.checkpoint.get(shard)
+        position = self.checkpoint.get(shard) or self._starting_position(shard)
         if position:
             kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=position)
         else:
             kwargs.update(ShardIteratorType="TRIM_HORIZON")
         return self.kinesis.get_shard_iterator(**kwargs)["ShardIterator"]
+
+    def _starting_position(self, shard: str) -> str | None:
+        """Where a shard without a checkpoint starts: after its last record when the delivery stream was
+        created (LATEST then); None (TRIM_HORIZON) for a shard empty then or created since, for every shard
+        when that position is unknown, and after an unreadable checkpoint (re-read, never skipped)."""
+        if self.checkpoint.recovered or self.config.starting_positions is None:
+            return None
+        return self.config.starting_positions.get(shard)
 
     def _read(self, shard: str, now: float) -> int:
         if self.iterators.get(shard) is None:
@@ -424,7 +443,7 @@ class FirehoseRunner:
 
     def _flush_rows(self, prefix: str, items: list[bytes], sources: list[SourceRef], oldest: datetime) -> None:
         now = datetime.now(UTC)
-        name = object_name(self.config.delivery_stream, 1, now, self.config.file_extension)
+        name = object_name(self.config.delivery_stream, self.config.version_id, now, self.config.file_extension)
         if not self.config.parquet:
             body = encode_jsonl_gzip(items) if self.config.gzip else b"".join(items)
             self._write(prefix + name, body)
@@ -497,7 +516,8 @@ class FirehoseRunner:
         for buf in self.errors.take_due(now, force or bool(flushed)):
             prefix = evaluate_prefix(self.config.error_prefix, arrival=buf.oldest_arrival or datetime.now(UTC),
                                      error_output_type=buf.key)
-            name = object_name(self.config.delivery_stream, 1, datetime.now(UTC), ".gz" if self.config.gzip else "")
+            name = object_name(self.config.delivery_stream, self.config.version_id, datetime.now(UTC),
+                               ".gz" if self.config.gzip else "")
             body = encode_jsonl_gzip(buf.items) if self.config.gzip else b"".join(buf.items)
             self._write(prefix + name, body)
             for source in buf.sources:

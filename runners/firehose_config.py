@@ -1,5 +1,9 @@
 """Read a CreateDeliveryStream request into the few numbers and names the firehose runner needs.
 
+Besides the request, the runner's spec file holds what AWS would describe of the delivery stream
+(bootstrap/resources/local.py DESCRIPTION): its version, named in every object, and where each shard
+starts reading (LATEST as of the delivery stream's creation).
+
 Defaults and ranges are AWS's: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html
 (processor buffer 0.2-3 MB, default 1 MB / 60 s), NumberOfRetries default 3
 (https://docs.aws.amazon.com/firehose/latest/APIReference/API_ProcessorParameter.html) and
@@ -10,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from bootstrap.resources.local import DESCRIPTION
 
 MIB = 1024 * 1024
 LAMBDA_SYNC_PAYLOAD_MAX = 6 * MIB  # Lambda's synchronous invocation payload limit
@@ -33,6 +39,11 @@ class FirehoseConfig:
     processor_bytes: int
     processor_interval_s: float
     max_active_partitions: int = 500
+    version_id: int = 1  # the delivery stream's version, in every object name (one more per update)
+    # Where each shard starts without a checkpoint: its last sequence number when the delivery stream was
+    # created (None: it held nothing; a shard missing here was created later). None: not known (a spec
+    # written before these were recorded): every shard then starts at TRIM_HORIZON.
+    starting_positions: dict[str, str | None] | None = None
 
 
 def _processor_params(processors: list[dict[str, Any]], kind: str) -> dict[str, str] | None:
@@ -56,6 +67,8 @@ def parse_config(spec: dict[str, Any], max_active_partitions: int = 500) -> Fire
     retries = int(lam.get("NumberOfRetries", 3))
     if retries < 0:
         raise ValueError(f"NumberOfRetries={retries}: the Lambda processor's retries cannot be negative")
+    description = spec.get(DESCRIPTION) or {}
+    starting = description.get("StartingSequenceNumbers")
     return FirehoseConfig(
         delivery_stream=spec["DeliveryStreamName"],
         source_stream=spec["KinesisStreamSourceConfiguration"]["KinesisStreamARN"].split("/", 1)[1],
@@ -73,4 +86,6 @@ def parse_config(spec: dict[str, Any], max_active_partitions: int = 500) -> Fire
         processor_bytes=int(float(lam.get("BufferSizeInMBs", 1)) * MIB),
         processor_interval_s=float(lam.get("BufferIntervalInSeconds", 60)),
         max_active_partitions=max_active_partitions,
+        version_id=int(description.get("VersionId", 1)),
+        starting_positions=dict(starting) if isinstance(starting, dict) else None,
     )

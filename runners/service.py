@@ -5,6 +5,10 @@ and a status file under <state>/runners/, so `make down` stops exactly what `mak
 A runner holds `<name>.lock` (common/process.py) for its whole life: a second one of the same kind
 exits at once, and the lock's holder is the running one (a pid file could name a reused pid).
 Starting and stopping hold `<state>/up.lock`, as the emulator's start and stop do.
+
+The firehose runner starts first, and the pipe runner only once the firehose runner completed a pass
+(it then reads every shard from its starting position), as on AWS the delivery stream is ACTIVE before
+the pipe exists (bootstrap/spec.py KIND_ORDER): nothing the pipe puts can precede its reader.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from runners.firehose_config import parse_config
 from runners.loop import Runner, read_status, run_forever
 from runners.pipe import PipeRunner
 
-RUNNERS = ("pipe", "firehose")
+RUNNERS = ("pipe", "firehose")  # stopped in this order: the writer first, then the reader flushes
+START_ORDER = ("firehose", "pipe")  # the reader holds its starting position before the writer starts
 SPEC_KIND = {"pipe": "pipe", "firehose": "delivery_stream"}
 
 
@@ -95,16 +100,23 @@ def run_all(settings: Settings) -> None:
         signal.signal(sig, lambda *_: stop.set())
     failures: list[BaseException] = []
 
+    runners = {name: build_runner(name, Clients(settings), settings) for name in START_ORDER}
+
     def work(name: str) -> None:
         try:
-            run_forever(build_runner(name, Clients(settings), settings), settings.runner_dir, stop)
+            run_forever(runners[name], settings.runner_dir, stop)
         except BaseException as exc:
             failures.append(exc)
             stop.set()
 
-    threads = [threading.Thread(target=work, args=(name,), name=name) for name in RUNNERS]
-    for t in threads:
-        t.start()
+    threads = []
+    for name in START_ORDER:
+        while threads and runners[START_ORDER[0]].stats.ok_passes < 1 and not stop.is_set():
+            stop.wait(0.1)  # the firehose runner's first pass opened every shard at its starting position
+        if stop.is_set():
+            break
+        threads.append(threading.Thread(target=work, args=(name,), name=name))
+        threads[-1].start()
     for t in threads:
         t.join()
     if failures:
@@ -121,6 +133,8 @@ def start(settings: Settings, env: dict[str, str] | None = None, timeout: float 
 
     Healthy: its process is alive and it wrote a status showing a completed pass. A runner that dies
     or does not get there within `timeout` fails this with one line naming it and its log's last line.
+    In START_ORDER, each healthy before the next starts: the pipe runner never writes before the firehose
+    runner reads.
     """
     with up_lock(settings.state_dir):
         return _start(settings, env, timeout)
@@ -129,8 +143,7 @@ def start(settings: Settings, env: dict[str, str] | None = None, timeout: float 
 def _start(settings: Settings, env: dict[str, str] | None, timeout: float) -> dict[str, int]:
     settings.runner_dir.mkdir(parents=True, exist_ok=True)
     pids = {}
-    started: dict[str, tuple[subprocess.Popen, int]] = {}
-    for name in RUNNERS:
+    for name in START_ORDER:
         pid = running(settings, name)
         if pid is None:
             log_path = log_file(settings, name)
@@ -146,10 +159,9 @@ def _start(settings: Settings, env: dict[str, str] | None, timeout: float) -> di
                     start_new_session=True,
                 )
             pid = proc.pid
-            started[name] = (proc, offset)
+            wait_healthy(settings, {name: (proc, offset)}, timeout)
         pids[name] = pid
-    wait_healthy(settings, started, timeout)
-    return pids
+    return {name: pids[name] for name in RUNNERS}
 
 
 def log_file(settings: Settings, name: str) -> Path:

@@ -41,8 +41,20 @@ def test_start_fails_with_one_line_naming_the_runner_that_died(nowhere: Settings
     message = str(err.value)
     assert "\n" not in message
     name = re.match(r"the (pipe|firehose) runner exited right after it started \(code 1\)", message)
-    assert name, message  # both die; whichever is seen first is named
+    assert name, message
     assert f"its log {nowhere.runner_dir / (name[1] + '.log')} ends with: error: no AWS emulator answers" in message
+
+
+def test_the_pipe_runner_starts_only_once_the_firehose_runner_reads(nowhere: Settings) -> None:
+    """As on AWS the delivery stream is ACTIVE before the pipe exists (Firehose reads from LATEST): a firehose
+    runner that never completes a pass keeps the pipe runner from starting at all."""
+    try:
+        with pytest.raises(TerminalError, match=r"^the firehose runner exited right after it started"):
+            service.start(nowhere, timeout=60)
+    finally:
+        service.stop(nowhere)
+    assert (nowhere.runner_dir / "firehose.log").is_file()
+    assert not (nowhere.runner_dir / "pipe.log").exists()  # never launched
 
 
 # -- one runner per kind, one `make up`/`make down` at a time ---------------------------------------------------
