@@ -1,4 +1,4 @@
-"""The KPI report in the terminal: one rich table per KPI, numbers formatted for people.
+"""The KPI report in the terminal: one rich table per KPI (and per `queries/` file), numbers formatted for people.
 
 The formatting rules live here as pure functions (`format_value`, `column_label`, `is_numeric`)
 so the HTML dashboard shows exactly the same strings as the terminal. Rules by column name:
@@ -140,8 +140,15 @@ def is_numeric_column(index: int, rows: Iterable[Sequence[Any]]) -> bool:
 def kpi_table(result: KpiLike) -> Table:
     """One KPI as a rich Table: numbers right-aligned, formatted by column."""
     rows = list(result.rows)
+    error = str(getattr(result, "error", "") or "")
+    if error:  # a queries/ file that failed: its one-line reason in its place
+        caption: Text | str | None = Text(f"error: {error}", style="red")
+    elif getattr(result, "truncated", False):
+        caption = f"the first {len(rows):,} rows; the query returned more"
+    else:
+        caption = None if rows else "no rows"
     # Text, not str: a product named "[bold]" must print as itself, not as rich markup.
-    table = Table(title=Text(result.title), title_justify="left", caption=None if rows else "no rows")
+    table = Table(title=Text(result.title), title_justify="left", caption=caption, caption_justify="left")
     for index, column in enumerate(result.columns):
         right = is_numeric_column(index, rows) or (not rows and column_kind(column) != "plain")
         table.add_column(Text(column_label(column)), justify="right" if right else "left")
