@@ -364,3 +364,18 @@ def list_errors(clients: Clients, settings: Settings) -> list[ErrorRecord]:
     records = read_error_records(clients.s3, bucket, settings.error_prefix)
     records = join_reasons(records, clients.client("logs"), log_group_of(settings.lambda_name))
     return sorted(records, key=lambda r: (r.arrival or datetime.min.replace(tzinfo=UTC), r.key))
+
+
+def summarize(records: list[ErrorRecord]) -> str:
+    """One line: how many records per error-output type and code, e.g. for `make errors`."""
+    if not records:
+        return "no error records"
+    counts: dict[str, dict[str, int]] = {}
+    for record in records:
+        per_code = counts.setdefault(record.output, {})
+        per_code[record.code] = per_code.get(record.code, 0) + 1
+    parts = []
+    for output, per_code in counts.items():
+        codes = ", ".join(f"{code} {n:,}" for code, n in sorted(per_code.items()))
+        parts.append(f"{sum(per_code.values()):,} {output} ({codes})")
+    return f"{len(records):,} error record(s): " + "; ".join(parts)

@@ -29,6 +29,7 @@ from runners.error_output import (
     list_errors,
     log_group_of,
     read_error_records,
+    summarize,
 )
 from runners.firehose import FirehoseRunner, SourceRecord, error_document
 from runners.firehose_config import parse_config
@@ -225,6 +226,11 @@ def test_list_errors_lists_every_error_output_type_oldest_first_and_skips_replay
         ("activePartitionExceeded", "DynamicPartitioning.ActivePartitionExceeded", "more than 500 active partitions"),
     ]
     assert records[1].raw == b"[1]"
+    assert summarize(records) == (
+        "4 error record(s): 1 pipe-dead-letter (Kinesis.RecordTooLarge 1); 1 format-conversion-failed "
+        "(DataFormatConversion.x 1); 1 processing-failed (Lambda.MissingRecordId 1); 1 activePartitionExceeded "
+        "(DynamicPartitioning.ActivePartitionExceeded 1)")
+    assert summarize([]) == "no error records"
     assert records[0].line().startswith("2026-01-05T09:58:10Z pipe-dead-letter Kinesis.RecordTooLarge: ")
 
 
