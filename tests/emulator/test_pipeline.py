@@ -24,6 +24,7 @@ from common.config import Settings, with_overrides
 from common.console import Console
 from generator.seed import run_seed
 from runners import service
+from runners.error_output import list_errors
 
 
 @pytest.fixture(scope="module")
@@ -134,8 +135,9 @@ def test_changes_flow_to_the_lake_exactly_once_and_poison_goes_to_errors(pipelin
         docs += [json.loads(line) for line in body.splitlines()]
     (poison,) = docs
     assert base64.b64decode(poison["rawData"]) == b"this is not json"
-    assert poison["errorCode"] == "Lambda.ProcessingFailed"
-    assert "JSON" in poison["errorMessage"]
+    assert poison["errorCode"] == "Lambda.ProcessingFailedStatus"  # AWS's code; the reason is in the logs
+    (listed,) = [r for r in list_errors(clients, pipeline) if r.raw == b"this is not json"]
+    assert "JSON" in listed.reason
 
 
 def test_sigkill_of_both_runners_mid_seed_loses_nothing(pipeline: Settings) -> None:
