@@ -89,7 +89,7 @@ def raw_event(doc: dict[str, Any]) -> dict[str, Any]:
 def row_key(row: dict[str, Any], config: FirehoseConfig, written: datetime) -> str:
     """The object key a converted row is written to: its event day's partition, Firehose's name."""
     prefix = evaluate_prefix(config.prefix, partition_keys=partition_keys(str(row["event_ts"])), arrival=written)
-    return prefix + object_name(config.delivery_stream, 1, written, config.file_extension)
+    return prefix + object_name(config.delivery_stream, config.version_id, written, config.file_extension)
 
 
 class Redriver:

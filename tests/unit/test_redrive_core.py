@@ -6,6 +6,7 @@ import base64
 import gzip
 import io
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -52,6 +53,9 @@ def test_a_converted_row_goes_to_its_event_day_under_a_firehose_name() -> None:
     config = config_of(load_settings(env={}, delivery_stream="fh"))
     key = row_key({"event_ts": "2026-01-05T23:59:59.000Z"}, config, datetime(2026, 3, 1, tzinfo=UTC))
     assert key.startswith("orders/year=2026/month=01/day=05/fh-1-2026-03-01-00-00-00-")
+    updated = row_key({"event_ts": "2026-01-05T23:59:59.000Z"}, replace(config, version_id=3),
+                      datetime(2026, 3, 1, tzinfo=UTC))
+    assert updated.startswith("orders/year=2026/month=01/day=05/fh-3-2026-03-01-00-00-00-")  # the stream's version
     assert key.endswith(".parquet")
 
 
