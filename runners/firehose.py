@@ -8,8 +8,17 @@ Mirrors Kinesis Data Firehose with a Kinesis source, a Lambda processor and dyna
   after the delivery stream was created and nothing before, whenever it first starts, and a restart
   before its first checkpoint skips nothing. A shard empty then, or created since, starts at
   TRIM_HORIZON; so does every shard after an unreadable checkpoint (duplicates, never a skip);
-- records are batched for the Lambda by the processor's BufferSizeInMBs / BufferIntervalInSeconds,
-  each invoke under Lambda's 6 MB synchronous limit;
+- records are batched for the Lambda as Firehose buffers them: "Firehose buffers incoming data" up to
+  the processor's BufferSizeInMBs (0.2-3 MB, default 1) or BufferIntervalInSeconds (0-900 s, default 60)
+  "then invokes the specified Lambda function synchronously with each buffered batch"
+  (data-transformation.html). So each time BufferSizeInMBs of record data is buffered, one invocation
+  carries that much (a single larger record goes alone); what is left is invoked once its oldest record
+  has waited BufferIntervalInSeconds, or at a graceful stop; each payload stays under Lambda's 6 MB;
+- an invocation may run as long as the function's Timeout (LAMBDA_TIMEOUT_S, at most Firehose's 5
+  minutes, data-transformation.html "Lambda invocation duration"): the Lambda client waits that long
+  plus a margin, so a slow function answers, and one that runs out of time answers as Lambda does
+  (Sandbox.Timedout); either timeout is retried like any transient failure, then its records are
+  processing-failed with Lambda.FunctionTimedOut;
 - a failed invoke is retried by one policy, `InvokeRetry`, and nothing else (the Lambda client
   makes one attempt per call, no retry decorator). AWS documents that an invocation failing on a
   network timeout or on the Lambda invocation limit is retried three times by default, after which
@@ -70,6 +79,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
@@ -107,6 +117,8 @@ from runners.loop import Stats
 from runners.refresh import Refreshing
 
 KINESIS_GET_LIMIT = 10000
+FIREHOSE_MAX_INVOKE_S = 300  # Firehose supports a Lambda invocation of up to 5 minutes (data-transformation.html)
+INVOKE_READ_MARGIN_S = 10  # beyond the function's timeout, for Lambda to answer that it timed out
 VALID_RESULTS = ("Ok", "Dropped", "ProcessingFailed")
 # Invoke errors another attempt may fix (API_Invoke.html): throttling, Lambda's own 5xx, a function
 # that is being updated or whose network is not ready yet. Any 5xx status counts too.
@@ -157,9 +169,23 @@ def invoke_failure(exc: Exception) -> InvokeFailure:
     return InvokeFailure(code, str(exc)[:200], True)  # the network: the call may not have arrived
 
 
-def one_attempt_client(clients: Clients, service: str) -> Any:
+class _OneAttemptClients(Clients):
+    """Clients of the same endpoint and credentials whose calls make one attempt, waiting `read_timeout` s."""
+
+    def __init__(self, settings: Any, read_timeout: float | None) -> None:
+        super().__init__(settings, max_attempts=0)
+        if read_timeout is not None:
+            self._config = self._config.merge(Config(read_timeout=read_timeout))
+
+
+def one_attempt_client(clients: Clients, service: str, read_timeout: float | None = None) -> Any:
     """A client of the same endpoint and credentials whose calls make one attempt (botocore retries none)."""
-    return Clients(clients.settings, max_attempts=0).client(service)
+    return _OneAttemptClients(clients.settings, read_timeout).client(service)
+
+
+def invoke_read_timeout(function_timeout_s: float) -> float:
+    """How long to wait for an Invoke: as long as the function may run (Firehose's cap included), and a margin."""
+    return min(function_timeout_s, FIREHOSE_MAX_INVOKE_S) + INVOKE_READ_MARGIN_S
 
 
 @dataclass(frozen=True)
@@ -284,13 +310,16 @@ class FirehoseRunner:
 
     def __init__(self, clients: Clients, config: FirehoseConfig, checkpoint_path: Path, *,
                  lambda_client: Any = None, sleep: Callable[[float], None] = time.sleep,
-                 draw: Callable[[], float] = random.random) -> None:
+                 draw: Callable[[], float] = random.random, clock: Callable[[], float] = time.monotonic) -> None:
         self.clients = clients
         self.config = config
         self.kinesis = clients.kinesis
         self.s3 = clients.s3
-        # One attempt per call: InvokeRetry is the only retry loop around Invoke.
-        self.lam = lambda_client if lambda_client is not None else one_attempt_client(clients, "lambda")
+        # One attempt per call: InvokeRetry is the only retry loop around Invoke. It waits as long as the
+        # function may run (LAMBDA_TIMEOUT_S, the Timeout the bootstrap deploys it with).
+        self.lam = lambda_client if lambda_client is not None else one_attempt_client(
+            clients, "lambda", invoke_read_timeout(clients.settings.lambda_timeout_s))
+        self._clock = clock
         self.retry = InvokeRetry(config.lambda_retries)
         self._sleep = sleep
         self._draw = draw
@@ -300,8 +329,8 @@ class FirehoseRunner:
         self.discovered = Refreshing(self._list_shards)
         self.closed: set[str] = set()
         self.processor: list[SourceRecord] = []
+        self.processor_read: list[float] = []  # when each buffered record was read (the interval counts from it)
         self.processor_bytes = 0
-        self.processor_opened = 0.0
         self.rows = BufferSet(config.buffer_bytes, config.buffer_interval_s)
         self.errors = BufferSet(config.buffer_bytes, config.buffer_interval_s)
         self.inflight = InFlight()
@@ -358,23 +387,34 @@ class FirehoseRunner:
         self.stats.lag_ms = resp.get("MillisBehindLatest", self.stats.lag_ms)
         for rec in resp.get("Records", []):
             seq = rec["SequenceNumber"]
-            if not self.processor:
-                self.processor_opened = now
             data = base64.b64decode(rec["Data"])
             arrival = datetime.fromtimestamp(rec["ApproximateArrivalTimestamp"], UTC)
             self.processor.append(SourceRecord(f"{shard}:{seq}", data, arrival, (shard, seq),
                                                rec.get("PartitionKey", "")))
+            self.processor_read.append(now)
             self.processor_bytes += len(data)
             self.inflight.read(shard, seq)
         return len(resp.get("Records", []))
 
     # -- processor -------------------------------------------------------------------------------
-    def _processor_due(self, now: float, force: bool) -> bool:
-        if not self.processor:
-            return False
-        return force or self.processor_bytes >= self.config.processor_bytes or (
-            now - self.processor_opened >= self.config.processor_interval_s
-        )
+    def _processor_batches(self, now: float, force: bool) -> list[list[SourceRecord]]:
+        """Take the invocations that are due from the processor's buffer, in read order: one of up to
+        BufferSizeInMBs each time that much is buffered, then what is left once its oldest record has waited
+        BufferIntervalInSeconds (or on `force`); each split further to stay under Lambda's 6 MB payload."""
+        batches: list[list[SourceRecord]] = []
+        limit = self.config.processor_bytes
+        while self.processor and (force or self.processor_bytes >= limit
+                                  or now - self.processor_read[0] >= self.config.processor_interval_s):
+            count, size = 0, 0
+            for record in self.processor:
+                if count and size + len(record.data) > limit:
+                    break
+                count, size = count + 1, size + len(record.data)
+            batch = self.processor[:count]
+            del self.processor[:count], self.processor_read[:count]
+            self.processor_bytes -= size
+            batches += split_for_payload(batch)
+        return batches
 
     def _invoke(self, records: list[SourceRecord]) -> list[Outcome]:
         """Invoke the transform for one batch under InvokeRetry; the answer is checked record by record."""
@@ -546,32 +586,31 @@ class FirehoseRunner:
         """After a failed pass, forget everything past the checkpoint: it is read again (at-least-once)."""
         self.iterators.clear()
         self.discovered.expire()
-        self.processor, self.processor_bytes = [], 0
+        self.processor, self.processor_read, self.processor_bytes = [], [], 0
         self.rows = BufferSet(self.config.buffer_bytes, self.config.buffer_interval_s)
         self.errors = BufferSet(self.config.buffer_bytes, self.config.buffer_interval_s)
         self.inflight = InFlight()
 
     def _pass(self, force: bool) -> bool:
-        now = time.monotonic()
+        now = self._clock()
         read = 0
         for shard in self._shards():
             read += self._read(shard, now)
         self.stats.records_in += read
-        invoked = self._processor_due(now, force)
-        if invoked:
-            batch, self.processor, self.processor_bytes = self.processor, [], 0
-            for part in split_for_payload(batch):
-                self._route(self._invoke(part), now)
-        flushed = self._flush(time.monotonic(), force)
+        batches = self._processor_batches(now, force)
+        for batch in batches:
+            self._route(self._invoke(batch), now)
+        invoked = bool(batches)
+        flushed = self._flush(self._clock(), force)
         self._checkpoint()
         self.stats.pending = len(self.processor) + self.rows.pending + self.errors.pending
         return read == 0 and not invoked and not flushed
 
     def close(self) -> None:
         """A graceful stop delivers what is buffered, then saves the checkpoint."""
-        if self.processor:
-            batch, self.processor, self.processor_bytes = self.processor, [], 0
-            self._route(self._invoke(batch), time.monotonic())
-        self._flush(time.monotonic(), force=True)
+        now = self._clock()
+        for batch in self._processor_batches(now, force=True):
+            self._route(self._invoke(batch), now)
+        self._flush(self._clock(), force=True)
         self._checkpoint()
         self.checkpoint.save()

@@ -3,6 +3,10 @@
 - where it starts reading: LATEST as of the delivery stream's creation (writing-with-kinesis-streams.html),
   recorded by the bootstrap in the runner's spec, so a restart before any checkpoint skips nothing and an
   unreadable checkpoint re-reads from TRIM_HORIZON (duplicates, never a skip);
+- the Lambda processor's buffer: each invocation carries at most BufferSizeInMBs of records, the rest waits
+  for BufferIntervalInSeconds (data-transformation.html), every payload under Lambda's 6 MB;
+- the Lambda client waits as long as the function may run, and a timed-out invocation ends, after the
+  retries, as processing-failed with Lambda.FunctionTimedOut;
 - object names carry the delivery stream's version, one more per update (basic-create.html).
 """
 
@@ -14,11 +18,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+from botocore.exceptions import ReadTimeoutError
+
 from bootstrap.resources.local import DESCRIPTION, RunnerSpec, spec_path
 from bootstrap.spec import Resource, desired_resources
+from common.aws import Clients
 from common.config import Settings, load_settings
-from runners.firehose import FirehoseRunner
-from runners.firehose_config import parse_config
+from runners.firehose import FirehoseRunner, invoke_event
+from runners.firehose_config import LAMBDA_SYNC_PAYLOAD_MAX, MIB, parse_config
 
 ACCOUNT = "000000000000"
 
@@ -104,6 +112,14 @@ class FakeLambda:
         return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(answer).encode())}
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def settings_for(tmp_path: Path, **env: str) -> Settings:
     return load_settings(env={"OUTPUT_FORMAT": "jsonl", **env}, state_dir=tmp_path / "state")
 
@@ -119,12 +135,14 @@ def create_delivery_stream(clients: FakeClients) -> dict[str, Any]:
     return json.loads(spec_path(clients.settings.runner_dir, "delivery_stream").read_text())
 
 
-def runner(clients: FakeClients, spec: dict[str, Any], lam: FakeLambda, **changes: Any) -> FirehoseRunner:
+def runner(clients: FakeClients, spec: dict[str, Any], lam: FakeLambda, clock: Clock | None = None,
+           **changes: Any) -> FirehoseRunner:
     from dataclasses import replace
 
     config = replace(parse_config(spec), **changes)
+    kwargs = {"clock": clock} if clock is not None else {}
     return FirehoseRunner(clients, config, clients.settings.runner_dir / "firehose.checkpoint.json",  # type: ignore[arg-type]
-                          lambda_client=lam)
+                          lambda_client=lam, **kwargs)
 
 
 def delivered(lam: FakeLambda) -> list[bytes]:
@@ -207,6 +225,103 @@ def test_a_shard_created_after_the_delivery_stream_is_read_from_its_start(tmp_pa
     lam = FakeLambda()
     runner(clients, spec, lam).run_once(force=True)
     assert delivered(lam) == [b"child"]
+
+
+# -- the Lambda processor's buffer ---------------------------------------------------------------------------
+
+
+def test_each_invocation_carries_at_most_the_processors_buffer_size_and_the_rest_waits_for_its_interval(
+    tmp_path: Path,
+) -> None:
+    kinesis = FakeKinesis("shardId-0")
+    clients = FakeClients(settings_for(tmp_path), kinesis)
+    spec = create_delivery_stream(clients)
+    for i in range(30):
+        kinesis.put("shardId-0", bytes([65 + i % 26]) * 100_000)  # 3,000,000 bytes in one read
+    lam, clock = FakeLambda(), Clock()
+    firehose = runner(clients, spec, lam, clock, processor_bytes=MIB, processor_interval_s=60.0)
+
+    firehose.run_once()
+    assert [len(i) for i in lam.invocations] == [10, 10]  # two buffers of 1 MiB; 10 records (0.95 MiB) wait
+    clock.now += 59
+    firehose.run_once()
+    assert len(lam.invocations) == 2
+    clock.now += 1  # BufferIntervalInSeconds after the oldest waiting record was read
+    firehose.run_once()
+    assert [len(i) for i in lam.invocations] == [10, 10, 10]
+    assert all(sum(map(len, i)) <= MIB for i in lam.invocations)
+    assert delivered(lam) == [r["Data"] for r in kinesis.shards["shardId-0"]]  # in order, each once
+
+
+def test_an_invocation_stays_under_lambdas_6_mb_whatever_the_buffer_size(tmp_path: Path) -> None:
+    kinesis = FakeKinesis("shardId-0")
+    clients = FakeClients(settings_for(tmp_path), kinesis)
+    spec = create_delivery_stream(clients)
+    for _ in range(10_000):
+        kinesis.put("shardId-0", b"x" * 300)  # 3 MB of small records (one 3 MiB buffer): ~8 MB of invocation JSON
+    lam = FakeLambda()
+    runner(clients, spec, lam, processor_bytes=3 * MIB).run_once(force=True)
+    assert len(delivered(lam)) == 10_000 and len(lam.invocations) > 1
+    assert max(lam.payload_sizes) < LAMBDA_SYNC_PAYLOAD_MAX
+
+
+def test_a_graceful_stop_invokes_what_is_buffered_in_buffer_sized_invocations(tmp_path: Path) -> None:
+    kinesis = FakeKinesis("shardId-0")
+    clients = FakeClients(settings_for(tmp_path), kinesis)
+    spec = create_delivery_stream(clients)
+    for _ in range(25):
+        kinesis.put("shardId-0", b"y" * 100_000)
+    lam = FakeLambda()
+    firehose = runner(clients, spec, lam, Clock(), processor_bytes=MIB, processor_interval_s=900.0)
+    firehose._read("shardId-0", 0.0)
+    firehose.close()
+    assert [len(i) for i in lam.invocations] == [10, 10, 5]
+
+
+def test_the_processor_buffer_comes_from_the_request(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, PROCESSOR_BUFFER_MB="0.2", PROCESSOR_INTERVAL_S="30")
+    config = parse_config(delivery_stream(settings).params)
+    assert (config.processor_bytes, config.processor_interval_s) == (int(0.2 * MIB), 30.0)
+    assert invoke_event  # the event's shape is tested in test_firehose_core.py
+
+
+# -- how long an invocation may take -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("timeout", ["60", "300"])
+def test_the_lambda_client_waits_as_long_as_the_function_may_run(tmp_path: Path, timeout: str) -> None:
+    settings = settings_for(tmp_path, LAMBDA_TIMEOUT_S=timeout)
+    firehose = FirehoseRunner(Clients(settings), parse_config(delivery_stream(settings).params), tmp_path / "c.json")
+    config = firehose.lam.meta.config
+    assert config.read_timeout > int(timeout)  # the function answers (or Lambda says it timed out) first
+    assert config.read_timeout <= int(timeout) + 30
+    assert config.retries["total_max_attempts"] == 1  # InvokeRetry stays the only retry loop
+
+
+class TimingOutLambda:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def invoke(self, **_: Any) -> dict[str, Any]:
+        self.calls += 1
+        raise ReadTimeoutError(endpoint_url="http://127.0.0.1:4566/2015-03-31/functions/f/invocations")
+
+
+def test_an_invocation_that_times_out_ends_as_processing_failed_with_function_timed_out(tmp_path: Path) -> None:
+    kinesis = FakeKinesis("shardId-0")
+    clients = FakeClients(settings_for(tmp_path), kinesis)
+    spec = create_delivery_stream(clients)
+    kinesis.put("shardId-0", b"slow")
+    lam, slept = TimingOutLambda(), []
+    config = parse_config(spec)
+    firehose = FirehoseRunner(clients, config, tmp_path / "c.json", lambda_client=lam,  # type: ignore[arg-type]
+                              sleep=slept.append, draw=lambda: 1.0)
+    firehose._read("shardId-0", 0.0)
+    (outcome,) = firehose._invoke(firehose.processor)
+    assert lam.calls == config.lambda_retries + 1 and len(slept) == config.lambda_retries
+    assert (outcome.result, outcome.error_code, outcome.attempts) == (
+        "ProcessingFailed", "Lambda.FunctionTimedOut", config.lambda_retries + 1)
+    assert outcome.record.data == b"slow"
 
 
 # -- object names carry the delivery stream's version -------------------------------------------------------
