@@ -28,7 +28,7 @@ IN_RUNNER := $(if $(filter compose,$(TARGET)),$(COMPOSE) exec $(PIPELINE_SVC) pi
 
 .DEFAULT_GOAL := help
 .PHONY: help _guard install up down plan apply destroy seed drain status crawl analyze verify demo test test-unit \
-        test-emulator test-aws test-browser lint bench chaos redrive compact deploy-aws destroy-aws env awslocal logs clean
+        test-emulator test-aws test-browser lint bench chaos errors redrive compact deploy-aws destroy-aws env awslocal logs clean
 
 help: ## List every target, one line each
 	@if [ -t 1 ]; then on='\033[36m'; off='\033[0m'; else on=''; off=''; fi; \
@@ -147,6 +147,9 @@ bench: install ## Benchmarks, as ratios against references measured in the same 
 
 chaos: install ## Kill the runners at random and restart the emulator during a seed; verify must agree, 0 lost (ORDERS=)
 	$(PY) -m chaos --orders $(ORDERS) $(ARGS)
+
+errors: install ## List every error record with its reason (from the Lambda's log group)
+	$(CLI) errors
 
 redrive: install ## Replay the error output through the pipeline after a fix (idempotent: a second run changes nothing)
 	$(CLI) redrive

@@ -336,8 +336,23 @@ def drain(
 
 @app.command()
 @boundary
+def errors(target: TargetOpt = None) -> None:
+    """List every error record (processing-failed, format-conversion-failed, activePartitionExceeded, pipe
+    dead letters), each with its reason from the Lambda's log group."""
+    from runners.error_output import list_errors, summarize
+
+    settings, console = settings_for(target), Console()
+    records = list_errors(clients_for(settings), settings)
+    for record in records:
+        console.info(escape(record.line()))
+    console.ok(summarize(records))
+
+
+@app.command()
+@boundary
 def redrive(target: TargetOpt = None) -> None:
-    """Replay the error output (processing-failed, format-conversion-failed, pipe dead letters) after a fix."""
+    """Replay the error output (processing-failed, format-conversion-failed, activePartitionExceeded, the pipe's
+    dead letters) through the pipeline after a fix; a second run finds nothing to replay."""
     from bootstrap.spec import desired_resources
     from runners import service
     from runners.firehose_config import parse_config
