@@ -1,0 +1,88 @@
+"""Start and stop the Athena endpoint as a background process of its own, like the emulator.
+
+`start(settings)` runs `python -m analytics.athena_api` from the project's interpreter on
+127.0.0.1:<athena_port(settings)> (pid and log under the state directory) and returns its pid once
+its health check answers; `stop(settings)` stops exactly that process. A second `start` while one
+runs returns its pid and registers it with the emulator again (a restarted emulator forgot it).
+Both hold `<state>/up.lock` like the emulator's start and stop.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from analytics.athena_api import athena_port, endpoint_healthy, endpoint_url, register_with_emulator
+from common.config import ROOT, Settings
+from common.errors import TerminalError
+from common.process import live_pid, terminate, up_lock
+
+# The settings the endpoint reads; the child gets them as environment variables.
+_PASSED = ("target", "region", "host", "port", "endpoint", "state_dir", "project", "lake_bucket",
+           "results_bucket", "glue_database", "glue_table", "workgroup")
+
+
+def pid_file(settings: Settings) -> Path:
+    return settings.state_dir / f"athena-{athena_port(settings)}.pid"
+
+
+def log_file(settings: Settings) -> Path:
+    return settings.state_dir / f"athena-{athena_port(settings)}.log"
+
+
+def running_pid(settings: Settings) -> int | None:
+    return live_pid(pid_file(settings))
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    for name in _PASSED:
+        value = getattr(settings, name)
+        if value not in ("", None):
+            env[name.upper()] = str(value)
+    return env
+
+
+def start(settings: Settings, timeout: float = 30.0) -> int:
+    """The endpoint's pid, started if it is not running; raises TerminalError naming its log if it cannot."""
+    if not settings.emulated:
+        raise TerminalError("TARGET=aws uses AWS's own Athena; the local Athena endpoint runs on embedded and compose")
+    with up_lock(settings.state_dir):
+        url = endpoint_url(settings)
+        pid = running_pid(settings)
+        if pid:
+            register_with_emulator(settings.endpoint_url or "", url)
+            return pid
+        if endpoint_healthy(url):
+            raise TerminalError(f"an Athena endpoint not started by this state directory answers at {url}; "
+                                "stop it or set PORT to another port")
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        with log_file(settings).open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "analytics.athena_api", "--port", str(athena_port(settings))],
+                cwd=ROOT, env=child_env(settings), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+        pid_file(settings).write_text(str(proc.pid))
+        deadline = time.monotonic() + timeout
+        while not endpoint_healthy(url, timeout=0.5):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pid_file(settings).unlink(missing_ok=True)
+                terminate(proc.pid)
+                raise TerminalError(f"the Athena endpoint did not start on {url}; see {log_file(settings)}")
+            time.sleep(0.1)
+        return proc.pid
+
+
+def stop(settings: Settings, timeout: float = 10.0) -> bool:
+    """Stop the endpoint this state directory started; False when none was running."""
+    with up_lock(settings.state_dir):
+        pid = running_pid(settings)
+        if pid is None:
+            pid_file(settings).unlink(missing_ok=True)
+            return False
+        stopped = terminate(pid, timeout)
+        pid_file(settings).unlink(missing_ok=True)
+        return stopped

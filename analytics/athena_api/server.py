@@ -1,0 +1,192 @@
+"""The HTTP side of the endpoint: Athena's JSON 1.1 protocol on 127.0.0.1, one thread per connection.
+
+`POST /` with `X-Amz-Target: AmazonAthena.<Action>` and a JSON body, as every SDK sends it. The query
+actions are answered by service.AthenaService; every other action (CreateWorkGroup, ListWorkGroups,
+named queries, data catalogs, prepared statements, table metadata, tags) is passed to the emulator's
+own Athena unchanged, with the origin header so the emulator answers it instead of forwarding it back.
+`GET /_athena/health` answers while the endpoint runs.
+
+Errors have Athena's shape: HTTP 400 with `{"__type": "InvalidRequestException", "Message": ...,
+"AthenaErrorCode": ...}` (and `x-amzn-ErrorType`), so botocore raises the modelled exception.
+
+Start it with `serve(settings, port)` (blocking, what `python -m analytics.athena_api` runs) or
+`AthenaServer(settings, port).start()` (a background thread; tests), and stop it with `close()`.
+On start it registers with the emulator so `awslocal athena ...` reaches it too; on close it leaves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import urllib.error
+import urllib.request
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
+from typing import Any
+
+from analytics.athena_api import HEALTH_PATH, ORIGIN_HEADER, athena_port, register_with_emulator
+from analytics.athena_api.service import ApiError, AthenaService
+from common.aws import Clients
+from common.config import Settings
+
+log = logging.getLogger("athena_api")
+JSON_TYPE = "application/x-amz-json-1.1"
+_HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive", "expect"}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HttpServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def _send(self, status: int, body: bytes, content_type: str = JSON_TYPE, error: str | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        if error:
+            self.send_header("x-amzn-ErrorType", error)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, exc: ApiError) -> None:
+        body = {"__type": exc.code, "Message": exc.message, **exc.extra}
+        self._send(exc.status, json.dumps(body).encode(), error=exc.code)
+
+    def do_GET(self) -> None:
+        if self.path.split("?")[0] == HEALTH_PATH:
+            answer = {"service": "athena", "status": "running", "emulator": self.server.settings.endpoint_url}
+            self._send(200, json.dumps(answer).encode(), "application/json")
+            return
+        self._send(404, b'{"message": "not found"}', "application/json")
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        target = headers.get("x-amz-target", "")
+        service, _, action = target.partition(".")
+        if service != "AmazonAthena" or not action:
+            self._error(ApiError("UnknownOperationException", f"unknown operation {target!r}"))
+            return
+        if action not in AthenaService.ACTIONS:
+            self._send(*self.server.proxy(headers, raw))
+            return
+        try:
+            params = json.loads(raw) if raw else {}
+            if not isinstance(params, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            self._error(ApiError("SerializationException", "the request body is not a JSON object"))
+            return
+        try:
+            answer = self.server.service.handle(action, headers, params)
+        except ApiError as exc:
+            self._error(exc)
+            return
+        except Exception as exc:  # one bad request never stops the endpoint
+            log.exception("%s failed", action)
+            self._error(ApiError("InternalServerException", f"{type(exc).__name__}: {exc}", 500))
+            return
+        self._send(200, json.dumps(answer, default=str).encode())
+
+
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], settings: Settings, service: AthenaService) -> None:
+        super().__init__(address, _Handler)
+        self.settings, self.service = settings, service
+
+    def proxy(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes, str, str | None]:
+        """An action the emulator's Athena answers: sent there as it came, its answer returned as it is."""
+        sent = {k: v for k, v in headers.items() if k not in _HOP_BY_HOP}
+        sent[ORIGIN_HEADER] = "1"
+        request = urllib.request.Request(f"{self.settings.endpoint_url}/", data=body, headers=sent, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                return resp.status, resp.read(), resp.headers.get("Content-Type", JSON_TYPE), None
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read(), exc.headers.get("Content-Type", JSON_TYPE), exc.headers.get("x-amzn-ErrorType")
+        except OSError as exc:
+            message = f"the emulator at {self.settings.endpoint_url} does not answer ({exc}); `make up` starts it"
+            body = json.dumps({"__type": "InternalServerException", "Message": message}).encode()
+            return 500, body, JSON_TYPE, "InternalServerException"
+
+
+class AthenaServer:
+    """The endpoint on host:port (127.0.0.1 by default); `start()` serves from a thread, `close()` stops it."""
+
+    def __init__(self, settings: Settings, port: int | None = None, host: str | None = None,
+                 clients: Clients | None = None, register: bool = True, workers: int = 2) -> None:
+        self.settings = settings
+        self.service = AthenaService(clients or Clients(settings), settings, workers=workers)
+        self._http = _HttpServer((host or settings.host, athena_port(settings) if port is None else port),
+                                 settings, self.service)
+        self._register = register
+        self.registered = False
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._http.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = self._http.server_address[0]
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}"
+
+    def _announce(self) -> None:
+        if self._register and self.settings.emulated:
+            self.registered = register_with_emulator(self.settings.endpoint_url or "", self.url)
+
+    def start(self) -> AthenaServer:
+        self._thread = threading.Thread(target=self._http.serve_forever, name="athena-endpoint", daemon=True)
+        self._thread.start()
+        self._announce()
+        return self
+
+    def serve_forever(self) -> None:
+        self._announce()
+        self._http.serve_forever()
+
+    def close(self) -> None:
+        if self.registered:
+            register_with_emulator(self.settings.endpoint_url or "", "")
+            self.registered = False
+        self._http.shutdown()
+        self._http.server_close()
+        self.service.close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> AthenaServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def serve(settings: Settings, port: int | None = None, host: str | None = None) -> None:
+    """Serve until SIGTERM or SIGINT (what `python -m analytics.athena_api` runs), then leave cleanly."""
+    server = AthenaServer(settings, port, host)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        threading.Thread(target=server._http.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"athena endpoint on {server.url} (emulator {settings.endpoint_url})", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        if server.registered:
+            register_with_emulator(settings.endpoint_url or "", "")
+        server._http.server_close()
+        server.service.close()
