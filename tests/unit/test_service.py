@@ -131,3 +131,41 @@ def test_terminate_stops_a_process_that_leads_no_process_group() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_run_all_starts_the_pipe_runner_once_the_firehose_runner_completed_a_pass(
+    nowhere: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compose runner container runs every runner in one process: the same order as `make up`."""
+    import threading
+
+    from runners.loop import Stats
+
+    class FakeRunner:
+        def __init__(self, name: str) -> None:
+            self.name, self.stats = name, Stats()
+
+    seen: list[tuple[str, int]] = []
+    firehose_may_pass = threading.Event()
+
+    def fake_run_forever(runner: FakeRunner, status_dir: Path, stop: threading.Event) -> None:
+        seen.append((runner.name, runners["firehose"].stats.ok_passes))
+        if runner.name == "firehose":
+            firehose_may_pass.wait(30)
+            runner.stats.ok_passes = 1
+            stop.wait(30)
+        else:
+            stop.set()
+
+    runners = {name: FakeRunner(name) for name in service.RUNNERS}
+    monkeypatch.setattr(service, "build_runner", lambda name, clients, settings: runners[name])
+    monkeypatch.setattr(service, "run_forever", fake_run_forever)
+    monkeypatch.setattr(service, "Clients", lambda settings: type("C", (), {"ensure_reachable": lambda self: None})())
+    monkeypatch.setattr(service.signal, "signal", lambda *_: None)
+    timer = threading.Timer(0.3, firehose_may_pass.set)  # the pipe runner must not start before this
+    timer.start()
+    try:
+        service.run_all(nowhere)
+    finally:
+        timer.cancel()
+    assert seen == [("firehose", 0), ("pipe", 1)]
