@@ -526,7 +526,7 @@ def lake_events(engine: Any, settings: Any) -> pa.Table:
     try:
         conn.execute(f"CREATE OR REPLACE VIEW {info.qualified_name} AS SELECT * FROM __health_events_arrow")
         try:
-            result = conn.execute(select).fetch_arrow_table()
+            result = conn.sql(select).to_arrow_table()
         finally:
             conn.execute(f"DROP VIEW IF EXISTS {info.qualified_name}")
     finally:

@@ -203,3 +203,23 @@ def test_an_empty_lake_has_empty_figures() -> None:
     assert (h.freshness, h.freshness_series, h.flow, h.partitions, h.errors, h.runners) == (
         Freshness(0, None, None, None, None), (), (), (), (), ())
     assert h.mix == (("INSERT", 0), ("MODIFY", 0), ("REMOVE", 0)) and (h.lake_rows, h.lake_events) == (0, 0)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "json"])
+def test_lake_events_reads_every_row_with_its_object_through_the_engine(tmp_path: Path, fmt: str) -> None:
+    """The shell's lake read on the fixture lake: the catalog's types (a JSON lake's timestamps are text)."""
+    from analytics.engine import open_local_engine
+    from analytics.health import lake_events
+    from tests.fixtures.lake import lake_objects, write_local_lake
+
+    write_local_lake(tmp_path / "lake", fmt)
+    with open_local_engine(tmp_path / "lake", data_format=fmt) as engine:
+        table = lake_events(engine, settings=None)
+        assert engine.query("SELECT count(*) FROM sales_orders_cdc") == [(18,)]  # the engine's views are intact
+    assert table.column_names == ["event_id", "event_type", "event_ts", "arrival_ts", "key"]
+    root = str((tmp_path / "lake").resolve()).lstrip("/") + "/"
+    got = sorted((r["event_id"], r["event_type"], r["event_ts"], r["arrival_ts"],
+                  r["key"].lstrip("/").removeprefix(root)) for r in table.to_pylist())
+    expected = sorted((r["event_id"], r["event_type"], r["event_ts"], r["arrival_ts"], key)
+                      for key, rows in lake_objects(fmt).items() for r in rows)
+    assert got == expected and len(got) == 18  # 17 events, one delivered twice
