@@ -123,7 +123,7 @@ def print_plan(plan: Any, console: Console) -> None:
                       change.resource.name, details)
     console.table(table)
     for warning in plan.warnings:
-        console.warn(f"AWS would refuse: {warning}")
+        console.warn(f"local only: {warning}")
     for note in plan.notes:
         console.warn(note)
     console.info(plan.summary())
