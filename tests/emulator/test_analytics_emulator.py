@@ -8,6 +8,8 @@ import pytest
 from boto3.dynamodb.types import TypeSerializer
 
 from analytics.athena import run_athena, run_athena_query
+from analytics.athena_api import athena_client
+from analytics.athena_api.server import AthenaServer
 from analytics.counting import counting_filesystem
 from analytics.engine import open_engine, s3_filesystem
 from analytics.kpis import run_kpis
@@ -16,6 +18,7 @@ from common.aws import Clients
 from common.config import Settings, with_overrides
 from common.console import Console
 from runners.crawler import crawl, spec_from_settings
+from tests.conftest import free_port
 from tests.fixtures.lake import (
     EXPECTED_KPIS,
     current_items,
@@ -69,16 +72,12 @@ def test_one_day_query_gets_only_that_days_objects_from_s3(lake: Settings, emula
         assert len(counter.opened) == 5
 
 
-def _athena_runs_sql(clients: Clients, settings: Settings) -> bool:
-    """MiniStack answers with mock rows unless duckdb is installed in the emulator's environment."""
-    _, rows = run_athena_query(clients, settings, "SELECT 6 * 7 AS answer")
-    return rows == [(42,)]
-
-
 def test_athena_parity(lake: Settings, emulator_clients: Clients) -> None:
-    if not _athena_runs_sql(emulator_clients, lake):
-        pytest.skip("MiniStack's Athena returns mock rows: duckdb is not installed in the emulator's environment")
-    through_athena = run_athena(emulator_clients, lake)
+    """ENGINE=athena: the KPI files as written, through the project's Athena endpoint, equal the DuckDB KPIs."""
+    with AthenaServer(lake, port=free_port(), clients=emulator_clients, register=False) as server:
+        athena = athena_client(emulator_clients, lake, url=server.url)
+        assert run_athena_query(emulator_clients, lake, "SELECT 6 * 7 AS answer", athena=athena)[1] == [(42,)]
+        through_athena = run_athena(emulator_clients, lake, athena=athena)
     with open_engine(emulator_clients, lake) as engine:
         local = run_kpis(engine.conn)
     assert [(r.name, r.columns, r.rows) for r in through_athena] == [(r.name, r.columns, r.rows) for r in local]

@@ -163,7 +163,7 @@ def test_inline_views_adds_only_what_the_query_reads() -> None:
 def test_files_reach_athena_as_written() -> None:
     table = local_table_info("s3://b/orders/")
     for query in kpi_queries():
-        statement = athena_statement(query.sql, table, emulated=False)
+        statement = athena_statement(query.sql, table)
         # Past its own WITH keyword (its CTEs follow the views), the file is in the statement verbatim.
         body = query.sql.strip().split("\nWITH ", 1)[-1]
         assert body in statement
@@ -174,13 +174,13 @@ def test_kpi_files_in_order() -> None:
     assert [q.name for q in kpi_queries()] == list(EXPECTED_KPIS)
 
 
-def test_athena_statement_as_written_on_aws_transpiled_on_emulators() -> None:
+def test_athena_statement_is_athena_sql_as_written_on_every_target() -> None:
+    # The emulated targets' Athena is the project's endpoint, which transpiles itself (analytics/athena_api).
     table = local_table_info("s3://b/orders/")
     sql = next(q for q in kpi_queries() if q.name == "cdc_freshness").sql
-    aws = athena_statement(sql, table, emulated=False)
-    assert "approx_percentile(" in aws and "APPROX_QUANTILE(" not in aws
-    assert len(sqlglot.parse(aws, read="trino")) == 1
-    assert "APPROX_QUANTILE(" in athena_statement(sql, table, emulated=True)
+    statement = athena_statement(sql, table)
+    assert "approx_percentile(" in statement and "APPROX_QUANTILE(" not in statement
+    assert len(sqlglot.parse(statement, read="trino")) == 1
 
 
 def test_table_info_from_glue() -> None:
@@ -307,7 +307,8 @@ def test_athena_results_are_typed_and_the_header_dropped() -> None:
         _page([["2024-03-02", "199.98", "1", "199.98", "x"]]),
     ])
     settings = load_settings(env={}, workgroup="primary")
-    columns, rows = run_athena_query(FakeClients(athena), settings, "SELECT 1", sleep=lambda _: None)  # type: ignore[arg-type]
+    columns, rows = run_athena_query(FakeClients(athena), settings, "SELECT 1", sleep=lambda _: None,  # type: ignore[arg-type]
+                                     athena=athena)
     assert columns == ["day", "revenue", "orders", "aov", "note"]
     assert rows == [(parse_datum("2024-03-01", "date"), Decimal("20.00"), 3, 20.0, None),
                     (parse_datum("2024-03-02", "date"), Decimal("199.98"), 1, 199.98, "x")]
@@ -320,7 +321,8 @@ def test_athena_results_are_typed_and_the_header_dropped() -> None:
 def test_failed_athena_query_names_the_reason() -> None:
     athena = FakeAthena(["FAILED"], [], reason="Catalog Error: Scalar Function with name foo does not exist!")
     with pytest.raises(TerminalError, match="q1 FAILED: Catalog Error"):
-        run_athena_query(FakeClients(athena), load_settings(env={}), "SELECT foo()", sleep=lambda _: None)  # type: ignore[arg-type]
+        run_athena_query(FakeClients(athena), load_settings(env={}), "SELECT foo()", sleep=lambda _: None,  # type: ignore[arg-type]
+                         athena=athena)
 
 
 def test_parse_datum() -> None:
