@@ -25,16 +25,16 @@ _PASSED = ("target", "region", "host", "port", "endpoint", "state_dir", "project
            "results_bucket", "glue_database", "glue_table", "workgroup")
 
 
-def pid_file(settings: Settings) -> Path:
-    return settings.state_dir / f"athena-{athena_port(settings)}.pid"
+def pid_file(settings: Settings, port: int | None = None) -> Path:
+    return settings.state_dir / f"athena-{port or athena_port(settings)}.pid"
 
 
-def log_file(settings: Settings) -> Path:
-    return settings.state_dir / f"athena-{athena_port(settings)}.log"
+def log_file(settings: Settings, port: int | None = None) -> Path:
+    return settings.state_dir / f"athena-{port or athena_port(settings)}.log"
 
 
-def running_pid(settings: Settings) -> int | None:
-    return live_pid(pid_file(settings))
+def running_pid(settings: Settings, port: int | None = None) -> int | None:
+    return live_pid(pid_file(settings, port))
 
 
 def child_env(settings: Settings) -> dict[str, str]:
@@ -46,13 +46,17 @@ def child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def start(settings: Settings, timeout: float = 30.0) -> int:
-    """The endpoint's pid, started if it is not running; raises TerminalError naming its log if it cannot."""
+def start(settings: Settings, port: int | None = None, timeout: float = 30.0) -> int:
+    """The endpoint's pid, started if it is not running; raises TerminalError naming its log if it cannot.
+
+    `port`: default athena_port(settings) (the emulator's + 41); tests pass a free one.
+    """
     if not settings.emulated:
         raise TerminalError("TARGET=aws uses AWS's own Athena; the local Athena endpoint runs on embedded and compose")
     with up_lock(settings.state_dir):
-        url = endpoint_url(settings)
-        pid = running_pid(settings)
+        port = port or athena_port(settings)
+        url = endpoint_url(settings, port)
+        pid = running_pid(settings, port)
         if pid:
             register_with_emulator(settings.endpoint_url or "", url)
             return pid
@@ -60,29 +64,29 @@ def start(settings: Settings, timeout: float = 30.0) -> int:
             raise TerminalError(f"an Athena endpoint not started by this state directory answers at {url}; "
                                 "stop it or set PORT to another port")
         settings.state_dir.mkdir(parents=True, exist_ok=True)
-        with log_file(settings).open("ab") as log:
+        with log_file(settings, port).open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "analytics.athena_api", "--port", str(athena_port(settings))],
+                [sys.executable, "-m", "analytics.athena_api", "--port", str(port)],
                 cwd=ROOT, env=child_env(settings), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
-        pid_file(settings).write_text(str(proc.pid))
+        pid_file(settings, port).write_text(str(proc.pid))
         deadline = time.monotonic() + timeout
         while not endpoint_healthy(url, timeout=0.5):
             if proc.poll() is not None or time.monotonic() > deadline:
-                pid_file(settings).unlink(missing_ok=True)
+                pid_file(settings, port).unlink(missing_ok=True)
                 terminate(proc.pid)
-                raise TerminalError(f"the Athena endpoint did not start on {url}; see {log_file(settings)}")
+                raise TerminalError(f"the Athena endpoint did not start on {url}; see {log_file(settings, port)}")
             time.sleep(0.1)
         return proc.pid
 
 
-def stop(settings: Settings, timeout: float = 10.0) -> bool:
-    """Stop the endpoint this state directory started; False when none was running."""
+def stop(settings: Settings, port: int | None = None, timeout: float = 10.0) -> bool:
+    """Stop the endpoint this state directory started (SIGTERM: it leaves the emulator); False when none ran."""
     with up_lock(settings.state_dir):
-        pid = running_pid(settings)
+        pid = running_pid(settings, port)
         if pid is None:
-            pid_file(settings).unlink(missing_ok=True)
+            pid_file(settings, port).unlink(missing_ok=True)
             return False
         stopped = terminate(pid, timeout)
-        pid_file(settings).unlink(missing_ok=True)
+        pid_file(settings, port).unlink(missing_ok=True)
         return stopped

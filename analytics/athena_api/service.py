@@ -17,6 +17,9 @@ What it serves (https://docs.aws.amazon.com/athena/latest/APIReference/):
   GetQueryRuntimeStatistics (timeline and row counts).
 - GetWorkGroup answers the emulator's workgroup with every Configuration member an SDK reads
   (EnforceWorkGroupConfiguration and friends, which MiniStack leaves out for "primary").
+- A workgroup with ManagedQueryResultsConfiguration.Enabled keeps results in "Athena-owned storage":
+  no OutputLocation, nothing written to S3, rows read through GetQueryResults only (what clients that
+  cannot reach a local S3, such as pyarrow's S3FileSystem, can use).
 Every other Athena action is the emulator's (server.py forwards it).
 
 The CSV is Athena's: every value double-quoted, a NULL empty and unquoted, "\\n" between rows. The
@@ -108,6 +111,7 @@ class Execution:
     text_rows: list[list[str | None]] = field(default_factory=list)
     update_count: int = 0
     manifest_location: str = ""
+    managed: bool = False  # the workgroup keeps results itself (ManagedQueryResultsConfiguration): none in S3
     mirror: Mirror | None = None
 
     def describe(self) -> dict[str, Any]:
@@ -134,8 +138,8 @@ class Execution:
         }
         if self.manifest_location:
             statistics["DataManifestLocation"] = self.manifest_location
-        result_configuration: dict[str, Any] = {"OutputLocation": self.output_location}
-        if self.encryption:
+        result_configuration: dict[str, Any] = {"OutputLocation": self.output_location} if self.output_location else {}
+        if self.encryption and not self.managed:
             result_configuration["EncryptionConfiguration"] = self.encryption
         described: dict[str, Any] = {
             "QueryExecutionId": self.id,
@@ -150,6 +154,8 @@ class Execution:
             "EngineVersion": ENGINE_VERSION,
             "SubstatementType": self.substatement_type,
         }
+        if self.managed:
+            described["ManagedQueryResultsConfiguration"] = {"Enabled": True}
         if self.parameters:
             described["ExecutionParameters"] = self.parameters
         return described
@@ -280,7 +286,10 @@ class AthenaService:
         workgroup = self.get_work_group(headers, {"WorkGroup": workgroup_name})["WorkGroup"]
         if workgroup.get("State", "ENABLED") != "ENABLED":
             raise invalid(f"WorkGroup {workgroup_name} is disabled.")
-        output, encryption = self._result_location(workgroup, params.get("ResultConfiguration") or {})
+        managed = bool(((workgroup.get("Configuration") or {}).get("ManagedQueryResultsConfiguration") or {})
+                       .get("Enabled"))
+        output, encryption = ("", None) if managed else \
+            self._result_location(workgroup, params.get("ResultConfiguration") or {})
         context = params.get("QueryExecutionContext") or {}
         statement = self._parse_or_refuse(query)
         statement_type, substatement = _kinds(statement, query)
@@ -291,9 +300,9 @@ class AthenaService:
         execution = Execution(
             id=execution_id, query=query, workgroup=workgroup_name,
             database=context.get("Database") or "default", catalog=context.get("Catalog") or "awsdatacatalog",
-            output_location=f"{output.rstrip('/')}/{execution_id}{suffix}",
+            output_location=f"{output.rstrip('/')}/{execution_id}{suffix}" if output else "",
             statement_type=statement_type, substatement_type=substatement,
-            parameters=params.get("ExecutionParameters"), encryption=encryption)
+            parameters=params.get("ExecutionParameters"), encryption=encryption, managed=managed)
         with self._lock:
             self._executions[execution_id] = execution
             if token:
@@ -402,12 +411,14 @@ class AthenaService:
 
     def _write_select(self, execution: Execution, result: QueryResult) -> None:
         rows = [[athena_text(v, t) for v, t in zip(row, result.types, strict=True)] for row in result.rows]
+        execution.result, execution.text_rows = result, rows
+        if execution.managed:  # Athena-owned storage: the rows are read through GetQueryResults only
+            return
         self._put(execution.output_location, csv_text(result.columns, rows).encode(), "text/csv",
                   execution.encryption)
         metadata = {"ColumnInfo": [column_info(c, t) for c, t in zip(result.columns, result.types, strict=True)]}
         self._put(f"{execution.output_location}.metadata", json.dumps(metadata).encode(), "application/json",
                   execution.encryption)
-        execution.result, execution.text_rows = result, rows
 
     def _create_table_as(self, execution: Execution, mirror: Mirror, statement: exp.Expression) -> None:
         """CREATE TABLE [db.]t WITH (format = 'PARQUET', external_location = ...) AS <query> [WITH NO DATA]."""
@@ -445,6 +456,10 @@ class AthenaService:
         except Exception as exc:
             if error_code(exc) != "EntityNotFoundException":
                 raise
+        if execution.managed and not options.get("external_location"):
+            raise QueryError("CREATE TABLE AS in a workgroup with managed query results at line 1, column 1: name "
+                             "its external_location; the local mirror keeps no Athena-owned storage",
+                             code="NOT_SUPPORTED", construct="CREATE TABLE AS", line=1, column=1)
         base = execution.output_location.rsplit("/", 1)[0]
         location = options.get("external_location") or f"{base}/tables/{execution.id}"
         location = location.rstrip("/") + "/"
@@ -470,17 +485,19 @@ class AthenaService:
             "StorageDescriptor": storage_descriptor(location.rstrip("/"), "parquet", columns, compressed=False),
             "PartitionKeys": [],
         })
-        manifest = f"{execution.output_location}-manifest.csv"
-        self._put(manifest, "".join(f"{p}\n" for p in paths).encode(), "text/csv", execution.encryption)
-        metadata = {"ColumnInfo": [column_info(c, t) for c, t in zip(result.columns, result.types, strict=True)]}
-        self._put(f"{execution.output_location}.metadata", json.dumps(metadata).encode(), "application/json",
-                  execution.encryption)
-        execution.manifest_location = manifest
+        if not execution.managed:
+            manifest = f"{execution.output_location}-manifest.csv"
+            self._put(manifest, "".join(f"{p}\n" for p in paths).encode(), "text/csv", execution.encryption)
+            metadata = {"ColumnInfo": [column_info(c, t) for c, t in zip(result.columns, result.types,
+                                                                          strict=True)]}
+            self._put(f"{execution.output_location}.metadata", json.dumps(metadata).encode(), "application/json",
+                      execution.encryption)
+            execution.manifest_location = manifest
         execution.update_count = 0 if no_data else arrow.num_rows
         execution.result = QueryResult([], [], [])
 
     def _drop_table(self, execution: Execution, statement: exp.Expression) -> None:
-        for table in statement.args.get("expressions") or [statement.this]:
+        for table in statement.args.get("tables") or [statement.this]:
             database, name = table.db or execution.database, table.name
             try:
                 self.clients.glue.delete_table(DatabaseName=database, Name=name)
@@ -491,7 +508,8 @@ class AthenaService:
                     raise QueryError(f"table {database}.{name} does not exist; Athena would reject it too",
                                      code="TABLE_NOT_FOUND", construct=f"{database}.{name}",
                                      athena_accepts=False) from None
-        self._put(execution.output_location, b"", "text/plain", execution.encryption)
+        if not execution.managed:
+            self._put(execution.output_location, b"", "text/plain", execution.encryption)
         execution.result = QueryResult([], [], [])
 
     # --- reading ----------------------------------------------------------------------------------
