@@ -186,7 +186,8 @@ def combo_figure(result: KpiLike, spec: ChartSpec) -> go.Figure:
             xaxis={"type": "category", "nticks": 12},
             yaxis={"title": {"text": column_label(spec.value)}},
             yaxis2={"title": {"text": column_label(spec.second)}, "overlaying": "y", "side": "right",
-                    "showgrid": False, "zeroline": False, "automargin": True, **count_axis(seconds)},
+                    "tickmode": "auto", "showgrid": False, "zeroline": False, "automargin": True,
+                    **count_axis(seconds)},
         ),
     )
 
@@ -500,7 +501,7 @@ def partitions_figure(health: Health) -> go.Figure:
             300, showlegend=True, hovermode="x unified", xaxis={"type": "category", "nticks": 16},
             yaxis={"title": {"text": "objects"}, **count_axis([*(p.objects for p in health.partitions),
                                                                health.compact_more_than])},
-            yaxis2={"title": {"text": "mean object size (KiB)"}, "overlaying": "y", "side": "right",
+            yaxis2={"title": {"text": "mean object size (KiB)"}, "overlaying": "y", "side": "right", "tickmode": "auto",
                     "rangemode": "tozero", "showgrid": False, "zeroline": False, "automargin": True},
             shapes=[{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y",
                      "y0": health.compact_more_than, "y1": health.compact_more_than,

@@ -35,6 +35,7 @@ from bootstrap.plan import apply, build_plan
 from common.aws import Clients
 from common.config import Settings, with_overrides
 from common.console import Console
+from generator.lifecycle import LifecycleConfig
 from generator.seed import SeedSummary, run_seed
 from runners import service
 from runners.crawler import crawl, spec_from_settings
@@ -56,9 +57,10 @@ def seeded(emulator_settings: Settings,
     apply(clients, build_plan(clients, settings), Console(capture=True))
     service.start(settings)
     try:
-        rate = os.environ.get("HEALTH_RATE")
-        summary = run_seed(clients, settings, orders=int(os.environ.get("HEALTH_ORDERS", "600")),
-                           rate=float(rate) if rate else None, duration=None, seed=14, console=Console(capture=True))
+        rate, orders = os.environ.get("HEALTH_RATE"), int(os.environ.get("HEALTH_ORDERS", "600"))
+        summary = run_seed(clients, settings, orders=orders, rate=float(rate) if rate else None, duration=None,
+                           seed=14, console=Console(capture=True),
+                           config=LifecycleConfig(mean_gap_ms=14 * 86_400_000 / orders))  # `make seed DAYS=14`
         clients.kinesis.put_record(StreamName=settings.stream_name, Data=b"not json at all", PartitionKey="poison")
         service.wait_drained(settings, timeout=180)
     finally:
@@ -136,13 +138,13 @@ def test_health_numbers_equal_the_status_files_the_listing_and_a_scan(seeded: tu
 
 
 def screenshot(page: Path, target: Path, tmp_path: Path) -> None:
-    """The README's picture of the page: 1280 px wide, the health section and the first sales charts."""
+    """The README's picture of the page: 1280 px wide, the health section down to revenue and orders per day."""
     from tests.browser.test_dashboard_browser import DevTools, chromium
 
     binary = chromium()
     if binary is None:
         pytest.skip("DASHBOARD_SCREENSHOT needs Chromium (apt-get install -y chromium)")
-    tools = DevTools(binary, tmp_path / "profile", 1280, 2900)
+    tools = DevTools(binary, tmp_path / "profile", 1280, 3400)
     try:
         tools.open(page.as_uri())
         assert tools.refused == []
