@@ -537,12 +537,22 @@ def lake_events(engine: Any, settings: Any) -> pa.Table:
 def gather_health(
     clients: Any,
     settings: Any,
-    engine: Any,
+    engine: Any = None,
     *,
     generated_at: datetime | None = None,
     compact_more_than: int = COMPACT_MORE_THAN,
 ) -> Health:
-    """The thin shell: lake rows via the engine, a listing of the lake bucket, status files, verify.json."""
+    """The thin shell: lake rows via the engine, a listing of the lake bucket, status files, verify.json.
+
+    `engine` is an open analytics.engine.Engine (`make analyze` passes its own); without one (ENGINE=athena)
+    an engine is opened over the Glue table for the lake rows and closed again.
+    """
+    if engine is None:
+        from analytics.engine import open_engine
+
+        with open_engine(clients, settings) as opened:
+            return gather_health(clients, settings, opened, generated_at=generated_at,
+                                 compact_more_than=compact_more_than)
     bucket = settings.lake_bucket_for(clients.account_id)
     objects = list_objects(clients.s3, bucket)
     return compute_health(
