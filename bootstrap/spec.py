@@ -186,8 +186,9 @@ def desired_resources(settings: Settings, account: str, options: CloudOptions | 
         Resource("lambda_function", settings.lambda_name, _lambda(settings, arns, roles, t)),
         Resource("glue_database", settings.glue_database, _database(settings, t)),
     ]
-    if not local:
-        resources.append(Resource("glue_table", settings.glue_table, _glue_table(settings, lake, options, t)))
+    # The table Firehose's conversion reads, on every target: locally too, so the local crawler and the
+    # firehose runner see the very table the aws target declares (and a column a user adds travels).
+    resources.append(Resource("glue_table", settings.glue_table, _glue_table(settings, lake, options, t)))
     # The delivery stream before the pipe (see KIND_ORDER). The pipe's dead-letter queue, on every target:
     # CreatePipe names it on aws; the emulator serves SQS, so creating it there too keeps the plan the same
     # everywhere (the local pipe runner writes its dead letters to S3 instead, runners/pipe.py).
@@ -199,12 +200,10 @@ def desired_resources(settings: Settings, account: str, options: CloudOptions | 
         Resource("pipe", settings.pipe_name, _pipe(settings, arns, roles, t),
                  LOCAL_RUNNERS["pipe"] if local else None),
     ]
-    if local:
-        resources.append(Resource("glue_crawler", settings.crawler_name, _crawler(settings, arns, roles, lake, t),
-                                  LOCAL_RUNNERS["glue_crawler"]))
-    elif not options.partition_projection:
+    if not options.partition_projection:  # the same catalog-target request everywhere; served locally
         resources.append(Resource("glue_crawler", settings.crawler_name,
-                                  _catalog_crawler(settings, arns, roles, options, t)))
+                                  _catalog_crawler(settings, arns, roles, options, t),
+                                  LOCAL_RUNNERS["glue_crawler"] if local else None))
     resources.append(Resource("athena_workgroup", settings.workgroup,
                               _workgroup(settings, results, t, options.kms_key_arn)))
     return resources

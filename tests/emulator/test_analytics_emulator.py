@@ -49,7 +49,7 @@ def lake(request: pytest.FixtureRequest, emulator_settings: Settings, emulator_c
 
 
 def test_engine_over_s3_gives_the_hand_computed_kpis(lake: Settings, emulator_clients: Clients) -> None:
-    console = Console(capture=True)
+    console = Console(capture=True, debug=True)  # the access note is an internal one: --debug shows it
     with open_engine(emulator_clients, lake, console) as engine:
         assert engine.access == "arrow-s3"
         results = run_kpis(engine.conn)

@@ -35,8 +35,8 @@ def test_plan_apply_replan_destroy_keeps_working_on_the_emulator(
     plan = build_plan(clients, settings)
     assert [c.resource.kind for c in plan.changes] == [
         "s3_bucket", "s3_bucket", "dynamodb_table", "kinesis_stream", "iam_role", "iam_role", "iam_role",
-        "iam_role", "lambda_function", "glue_database", "delivery_stream", "sqs_queue", "pipe", "glue_crawler",
-        "athena_workgroup"]
+        "iam_role", "lambda_function", "glue_database", "glue_table", "delivery_stream", "sqs_queue", "pipe",
+        "glue_crawler", "athena_workgroup"]
     assert {c.action for c in plan.changes} == {CREATE}
     try:
         apply(clients, plan, console)
@@ -49,5 +49,5 @@ def test_plan_apply_replan_destroy_keeps_working_on_the_emulator(
         assert settings.delivery_stream not in clients.firehose.list_delivery_streams()["DeliveryStreamNames"]
     finally:
         removed = destroy(clients, settings, console, empty_buckets=True)
-    assert removed == 15
+    assert removed == 16
     assert {c.action for c in build_plan(clients, settings).changes} == {CREATE}

@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from bootstrap.spec import desired_resources, tags
+from bootstrap.spec import desired_resources
 from common.aws import Clients
 from common.config import Settings, load_settings, with_overrides
 from common.console import Console
@@ -237,27 +237,31 @@ def _pipeline_objects() -> dict[str, bytes]:
             encode_parquet(rows, schema) for prefix, rows in by_prefix.items()}
 
 
-def test_the_table_the_aws_plan_declares_is_the_table_the_local_crawler_writes(
+def test_the_table_the_aws_plan_declares_is_the_table_the_local_crawler_keeps(
     emulator_settings: Settings, emulator_clients: Clients
 ) -> None:
-    """Same lake, same table: the CreateTable of the `aws` plan and the one the local crawler sends for a lake
-    of the pipeline's own rows differ only in the crawler's bookkeeping (CRAWLER_PARAMETERS, which AWS's crawler
-    adds too) and the project's tags (the bootstrap keeps them in its table's parameters: Glue tables take no
-    tags). Its partitions carry the declared table's StorageDescriptor at their own location."""
+    """Same lake, same table: every target's plan declares the very CreateTable the `aws` target sends, and
+    the local crawler, from the same catalog-target request as AWS's, only adds partitions: the table keeps its
+    declared schema, and its partitions carry the declared StorageDescriptor at their own location."""
     names = {"lake_bucket": "glue-parity-lake", "glue_database": "glue_parity_db", "glue_table": "sales_orders_cdc",
              "crawler_name": "glue-parity-crawler"}
     local = with_overrides(emulator_settings, **names)
     cloud = with_overrides(load_settings(env={"TARGET": "aws", "AWS_REGION": local.region}), **names)
     account = emulator_clients.account_id
-    (declared,) = [r.params["TableInput"] for r in desired_resources(cloud, account) if r.kind == "glue_table"]
+    (declared,) = [r.params for r in desired_resources(cloud, account) if r.kind == "glue_table"]
+    (declared_here,) = [r.params for r in desired_resources(local, account) if r.kind == "glue_table"]
+    assert declared_here == declared
     (crawler,) = [r.params for r in desired_resources(local, account) if r.kind == "glue_crawler"]
+    assert crawler == next(r.params for r in desired_resources(cloud, account) if r.kind == "glue_crawler")
     s3, glue = emulator_clients.s3, emulator_clients.glue
-    sent: dict[str, list[dict[str, Any]]] = {"CreateTable": [], "BatchCreatePartition": []}
+    sent: dict[str, list[dict[str, Any]]] = {"CreateTable": [], "UpdateTable": [], "BatchCreatePartition": []}
 
     def capture(params: dict[str, Any], model: Any, **_: Any) -> None:
         sent[model.name].append(copy.deepcopy(params))
 
     s3.create_bucket(Bucket=local.lake_bucket)
+    glue.create_database(DatabaseInput={"Name": local.glue_database})
+    glue.create_table(DatabaseName=declared["DatabaseName"], TableInput=declared["TableInput"])
     for operation in sent:
         glue.meta.events.register(f"provide-client-params.glue.{operation}", capture)
     try:
@@ -265,22 +269,16 @@ def test_the_table_the_aws_plan_declares_is_the_table_the_local_crawler_writes(
             s3.put_object(Bucket=local.lake_bucket, Key=key, Body=body)
         result = crawl(emulator_clients, local, Console(capture=True),
                        spec=spec_from_request(crawler, local.glue_table))
-        assert result.table_created
+        assert not result.table_created and not result.table_updated
+        assert sent["CreateTable"] == [] and sent["UpdateTable"] == []  # LOG: the schema is never changed
 
-        (written,) = [call["TableInput"] for call in sent["CreateTable"]]
-        project_tags = set(tags(cloud))
-        assert set(written["Parameters"]) - set(declared["Parameters"]) == set(glue_schema.CRAWLER_PARAMETERS)
-        assert set(declared["Parameters"]) - set(written["Parameters"]) == project_tags
-        assert {k: v for k, v in written["Parameters"].items() if k not in glue_schema.CRAWLER_PARAMETERS} == {
-            k: v for k, v in declared["Parameters"].items() if k not in project_tags}
-        assert {**written, "Parameters": {}} == {**declared, "Parameters": {}}  # the rest is identical
-
+        table = declared["TableInput"]
         partitions = [p for call in sent["BatchCreatePartition"] for p in call["PartitionInputList"]]
         assert partitions and all(
-            p["StorageDescriptor"] == {**declared["StorageDescriptor"], "Location": p["StorageDescriptor"]["Location"]}
+            p["StorageDescriptor"] == {**table["StorageDescriptor"], "Location": p["StorageDescriptor"]["Location"]}
             for p in partitions)
         stored = glue.get_table(DatabaseName=local.glue_database, Name=local.glue_table)["Table"]
-        assert glue_schema.table_columns(stored) == glue_schema.table_columns(declared)
+        assert glue_schema.table_columns(stored) == glue_schema.table_columns(table)
     finally:
         for operation in sent:
             glue.meta.events.unregister(f"provide-client-params.glue.{operation}", capture)

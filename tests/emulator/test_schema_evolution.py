@@ -24,7 +24,7 @@ from bootstrap.resources.local import spec_path
 from common.aws import Clients
 from common.config import Settings, with_overrides
 from common.console import Console
-from lake.glue_schema import TableSchema, table_columns, table_input, with_columns
+from lake.glue_schema import TableSchema, table_columns, with_columns
 from runners.crawler import crawl
 from runners.firehose import FirehoseRunner
 from runners.firehose_config import parse_config
@@ -56,11 +56,7 @@ def settings(emulator_settings: Settings, tmp_path_factory: pytest.TempPathFacto
         buffer_interval_s=0, processor_interval_s=0,
     )
     clients = Clients(s)
-    apply(clients, build_plan(clients, s), Console(capture=True))
-    # The table Firehose's conversion reads, as the aws bootstrap declares it (emulated targets leave it
-    # to the crawler).
-    clients.glue.create_table(DatabaseName=s.glue_database,
-                              TableInput=table_input(s.glue_table, f"s3://{BUCKET}/{s.lake_prefix}", "parquet"))
+    apply(clients, build_plan(clients, s), Console(capture=True))  # declares the table Firehose's conversion reads
     yield s
     empty_bucket(clients.s3, BUCKET)
     drop_database(clients, s.glue_database)
