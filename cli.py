@@ -455,6 +455,9 @@ def analyze(
     from datetime import UTC, datetime
 
     from analytics.dashboard import write_dashboard
+    from analytics.engine import open_engine
+    from analytics.health import gather_health
+    from analytics.kpis import run_kpis, run_queries
     from analytics.report import print_report
 
     if engine not in ("duckdb", "athena"):
@@ -463,21 +466,20 @@ def analyze(
     clients = clients_for(settings)
     if crawl_first:
         _crawl(clients, settings, console)
-    if engine == "athena":
-        from analytics.athena import run_athena
+    with open_engine(clients, settings, console, footers=True) as eng:  # many full scans: footers once
+        if engine == "athena":
+            from analytics.athena import run_athena
 
-        results = run_athena(clients, settings, console)
-        source = f"Athena API ({settings.target})"
-    else:
-        from analytics.engine import open_engine
-        from analytics.kpis import run_kpis
-
-        with open_engine(clients, settings, console, footers=True) as eng:  # nine full scans: footers once
+            results = run_athena(clients, settings, console)
+            source = f"Athena API ({settings.target})"
+        else:
             results = run_kpis(eng.conn)
             source = f"DuckDB over the Glue table ({eng.access})"
-    print_report(results, console)
+        queries = run_queries(eng.conn)  # the team's own questions (queries/*.sql); a bad one shows its error
+        health = gather_health(clients, settings, eng)
+    print_report([*results, *queries], console)
     page = write_dashboard(results, Path(out), generated_at=datetime.now(UTC),
-                           source_note=f"{source}, target {settings.target}")
+                           source_note=f"{source}, target {settings.target}", health=health, queries=queries)
     console.ok(f"dashboard written to {page.resolve()}")
 
 
@@ -529,6 +531,7 @@ def number_or_text(raw: str, kind: type) -> Any:
 def verify(target: TargetOpt = None, crawl_first: Annotated[bool, typer.Option("--crawl/--no-crawl")] = True) -> None:
     """Reconcile: the lake's current state must equal a DynamoDB scan (exit 1 with a diff otherwise)."""
     from analytics.engine import open_engine
+    from analytics.health import save_verify_result
     from analytics.verify import reconcile
 
     settings, console = settings_for(target), Console()
@@ -537,6 +540,7 @@ def verify(target: TargetOpt = None, crawl_first: Annotated[bool, typer.Option("
         _crawl(clients, settings, console)
     with open_engine(clients, settings, console) as eng:
         result = reconcile(clients, settings, eng.conn)
+    save_verify_result(settings.state_dir, result)  # the dashboard's health section shows the last verdict
     unmapped = set(result.unmapped_lines())
     for line in result.report_lines():
         (console.ok if result.ok and line not in unmapped else console.warn)(line)
