@@ -47,9 +47,11 @@ DEVIATIONS: tuple[Deviation, ...] = (
     ),
     Deviation(
         "Glue crawler",
-        "The crawler adds the table's partitions.",
-        "The local crawler reads the lake's prefixes and objects and writes the table and its partitions.",
-        "The emulator's crawler infers nothing.",
+        "The crawler (a catalog target on the bootstrap's table, schema changes logged) adds the table's "
+        "partitions.",
+        "The local crawler, from the very same CreateCrawler request, lists the lake's prefixes and adds the "
+        "partitions; the table is the plan's on every target.",
+        "The emulator's crawler only flips its state on a timer.",
         "runners/crawler.py",
     ),
     Deviation(
@@ -115,6 +117,22 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "fields.",
         "The closest documented error-output type and shape; the keys come from the Lambda.",
         "runners/error_output.py",
+    ),
+    Deviation(
+        "Record format conversion",
+        "Conversion reads the Glue table's latest version (SchemaConfiguration VersionId LATEST); AWS does not "
+        "say how soon an UpdateTable is seen.",
+        "The firehose runner reads the table at its first flush, then every 60 s, and at once when rows carry an "
+        "attribute it has not looked up; until the table exists it converts with the declared contract.",
+        "A column a user adds reaches the next objects within a minute, as it would on AWS.",
+        "lake/glue_schema.py",
+    ),
+    Deviation(
+        "Nested attributes as text",
+        "The OpenX JSON SerDe writes a nested value into a `string` column as its JSON text.",
+        "The same, written by Python's json: key order and number spelling may differ from AWS's text.",
+        "Compact, deterministic JSON is the closest documented-free equivalent.",
+        "lake/writer.py",
     ),
     Deviation(
         "Lambda runtime",
