@@ -131,7 +131,7 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "Nested attributes as text",
         "The OpenX JSON SerDe writes a nested value into a `string` column as its JSON text.",
         "The same, written by Python's json: key order and number spelling may differ from AWS's text.",
-        "Compact, deterministic JSON is the closest documented-free equivalent.",
+        "The SerDe's exact text is not documented; compact, deterministic JSON is the closest.",
         "lake/writer.py",
     ),
     Deviation(
