@@ -16,8 +16,9 @@ https://docs.aws.amazon.com/athena/latest/ug/querying.html (result files)
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -86,14 +87,25 @@ def results_location(clients: Clients, settings: Settings) -> str:
     return f"s3://{settings.results_bucket_for(clients.account_id)}/{RESULTS_PREFIX}"
 
 
-def athena_for(clients: Clients, settings: Settings) -> Any:
-    """The Athena client ENGINE=athena uses: AWS's on aws, the project's endpoint (checked alive) elsewhere."""
-    if settings.emulated:
-        url = endpoint_url(settings)
-        if not endpoint_healthy(url):
-            raise TerminalError(f"no Athena endpoint answers at {url}; `make up` starts it "
-                                "(or run `python -m analytics.athena_api`)")
-    return athena_client(clients, settings)
+@contextlib.contextmanager
+def athena_session(clients: Clients, settings: Settings, athena: Any = None) -> Iterator[Any]:
+    """The Athena client ENGINE=athena uses for a command: `athena` if given, AWS's on aws, else the endpoint.
+
+    On the emulated targets that is the endpoint `make up` started (PORT + 41); when none answers, an
+    endpoint of this command's own (the same server, on a free loopback port, for the command's
+    duration), so ENGINE=athena always goes through Athena's API and the endpoint's code.
+    """
+    if athena is not None or not settings.emulated:
+        yield athena or clients.athena
+        return
+    url = endpoint_url(settings)
+    if endpoint_healthy(url):
+        yield athena_client(clients, settings, url=url)
+        return
+    from analytics.athena_api.server import AthenaServer
+
+    with AthenaServer(settings, port=0, clients=clients, register=False) as server:
+        yield athena_client(clients, settings, url=server.url)
 
 
 def _start(athena: Any, **request: Any) -> str:
@@ -131,7 +143,14 @@ def run_athena_query(
     athena: Any = None,
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run one statement to completion; (column names, typed rows). FAILED -> TerminalError with the reason."""
-    athena = athena or athena_for(clients, settings)
+    with athena_session(clients, settings, athena) as client:
+        return _run_statement(client, clients, settings, statement, workgroup, output_location, timeout_s, poll_s,
+                              sleep)
+
+
+def _run_statement(athena: Any, clients: Clients, settings: Settings, statement: str, workgroup: str | None,
+                   output_location: str | None, timeout_s: float, poll_s: float,
+                   sleep: Callable[[float], None]) -> tuple[list[str], list[tuple[Any, ...]]]:
     query_id = _start(
         athena,
         QueryString=statement,
@@ -155,7 +174,12 @@ def query_athena(clients: Clients, settings: Settings, sql: str, *, database: st
     A query Athena (or the local endpoint) refuses or fails raises TerminalError with exactly its
     reason, the same line `make query` prints for the DuckDB path.
     """
-    athena = athena or athena_for(clients, settings)
+    with athena_session(clients, settings, athena) as client:
+        return _query(client, clients, settings, sql, database, workgroup, timeout_s, poll_s)
+
+
+def _query(athena: Any, clients: Clients, settings: Settings, sql: str, database: str | None,
+           workgroup: str | None, timeout_s: float, poll_s: float) -> QueryResult:
     query_id = _start(
         athena,
         QueryString=sql,
@@ -212,16 +236,16 @@ def run_athena(
 ) -> list[KpiResult]:
     """Every KPI file through Athena, in file order, as the same KpiResult values DuckDB gives."""
     table = table or load_table(clients, settings)
-    athena = athena or athena_for(clients, settings)
     results = []
-    for query in kpi_queries(sql_dir):
-        statement = athena_statement(query.sql, table, sql_dir)
-        try:
-            columns, rows = run_athena_query(clients, settings, statement, workgroup=workgroup,
-                                             output_location=output_location, athena=athena)
-        except TerminalError as exc:
-            raise TerminalError(f"KPI {query.name}: {exc}") from None
-        results.append(KpiResult(query.name, query.title, columns, rows))
-        if console is not None:
-            console.info(f"athena: {query.name} ({len(rows)} rows)")
+    with athena_session(clients, settings, athena) as client:
+        for query in kpi_queries(sql_dir):
+            statement = athena_statement(query.sql, table, sql_dir)
+            try:
+                columns, rows = run_athena_query(clients, settings, statement, workgroup=workgroup,
+                                                 output_location=output_location, athena=client)
+            except TerminalError as exc:
+                raise TerminalError(f"KPI {query.name}: {exc}") from None
+            results.append(KpiResult(query.name, query.title, columns, rows))
+            if console is not None:
+                console.info(f"athena: {query.name} ({len(rows)} rows)")
     return results

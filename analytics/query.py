@@ -485,7 +485,9 @@ def attach_tables(conn: duckdb.DuckDBPyConnection, query: exp.Expression, sql: s
 
 
 def _use_database(conn: duckdb.DuckDBPyConnection, database: str | None) -> None:
-    """Unqualified names find the views first (main), then the query's database, as Athena's context does."""
+    """Athena's session: `/` of two integers is an integer (Trino truncates), and unqualified names find
+    the views first (main), then the query's database, as Athena's context does."""
+    conn.execute("SET integer_division = true")
     if database and _relation_exists_schema(conn, database):
         conn.execute(f"SET search_path = {_sql_string('main,' + quote_identifier(database))}")
     else:
@@ -649,6 +651,16 @@ class Mirror:
 
     def interrupt(self) -> None:
         self.conn.interrupt()
+
+    def completions(self) -> list[str]:
+        """Words an interactive prompt completes: the views and tables DuckDB has, their columns, Trino's functions."""
+        names = self.conn.execute(
+            "SELECT DISTINCT CASE WHEN schema_name = 'main' THEN table_name ELSE schema_name || '.' || table_name END "
+            "FROM duckdb_tables() WHERE NOT internal UNION SELECT DISTINCT CASE WHEN schema_name = 'main' THEN "
+            "view_name ELSE schema_name || '.' || view_name END FROM duckdb_views() WHERE NOT internal "
+            "UNION SELECT DISTINCT column_name FROM duckdb_columns() WHERE NOT internal").fetchall()
+        words = {str(n[0]) for n in names if not str(n[0]).startswith("__")}
+        return sorted(words | TRINO_FUNCTIONS)
 
     def close(self) -> None:
         self.conn.close()

@@ -563,9 +563,22 @@ class AthenaService:
             if execution.state in FINAL:
                 return
             execution.state, execution.completed, execution.reason = "CANCELLED", time.time(), reason
+        threading.Thread(target=self._interrupt, args=(execution,), daemon=True).start()
+
+    @staticmethod
+    def _interrupt(execution: Execution, timeout: float = 10.0) -> None:
+        """Interrupt DuckDB until the worker lets go: a query that had not begun yet is caught when it does."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             mirror = execution.mirror
-        if mirror is not None:
-            mirror.interrupt()
+            if mirror is None and execution.started is not None:
+                return
+            if mirror is not None:
+                try:
+                    mirror.interrupt()
+                except duckdb.Error:  # closed meanwhile: the query is over
+                    return
+            time.sleep(0.02)
 
     def get_query_results(self, headers: dict[str, str], params: dict[str, Any]) -> dict[str, Any]:
         execution = self._get(params.get("QueryExecutionId"))

@@ -42,6 +42,7 @@ SELECT date_format(order_ts, '%Y-%m-%d') AS day,
 FROM sales_orders_current
 GROUP BY 1
 ORDER BY 1"""
+COUNT_CURRENT = "SELECT count(*) AS orders FROM sales_orders_current"
 UNRUNNABLE = "SELECT order_id,\n       word_stem(product_name) AS stem\nFROM sales_orders_current"
 
 
@@ -110,6 +111,13 @@ def test_trino_sql_gives_the_same_rows_through_the_athena_api_as_make_query(
     assert (through_api.columns, through_api.types, through_api.rows) == (local.columns, local.types, local.rows)
     assert dict(query_athena(emulator_clients, stack, CURRENT, athena=athena, poll_s=0.02).rows) == \
         scan(emulator_clients, stack.table_name)
+
+
+def test_engine_athena_without_a_started_endpoint_runs_one_of_its_own(
+        stack: Settings, emulator_clients: Clients) -> None:
+    assert not endpoint_healthy(endpoint_url(stack))  # nothing on PORT + 41 in the test session
+    result = query_athena(emulator_clients, stack, COUNT_CURRENT, poll_s=0.02)
+    assert result.rows == [(len(scan(emulator_clients, stack.table_name)),)]
 
 
 def test_what_the_mirror_cannot_run_fails_with_the_same_line_on_both_paths(

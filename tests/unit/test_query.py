@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -87,6 +88,11 @@ def test_columns_are_named_and_typed_as_athena_names_them(conn: Any) -> None:
     assert result.columns == ["_col0", "order_id", "total", "nothing"]
     assert result.types == ["bigint", "varchar", "decimal(38,2)", "unknown"]
     assert result.rows == [(1, "o1", Decimal("20.00"), None)]
+
+
+def test_integers_divide_as_in_trino(conn: Any) -> None:
+    result = run_query(conn, "SELECT 7 / 2 AS a, -7 / 2 AS b, 7 / 2.0 AS c, CAST(7 AS double) / 2 AS d")
+    assert result.rows == [(3, -3, Decimal("3.5"), 3.5)]
 
 
 def test_execution_parameters_fill_the_question_marks_in_order(conn: Any) -> None:
@@ -350,6 +356,33 @@ def test_a_query_the_mirror_cannot_run_fails_with_the_same_line_as_run_query(ser
 def test_the_same_client_request_token_starts_one_query(service: Any) -> None:
     first = _start(service, "SELECT 1", ClientRequestToken="t" * 32)
     assert _start(service, "SELECT 1", ClientRequestToken="t" * 32) == first
+
+
+def test_stop_query_execution_interrupts_a_running_query(service: Any) -> None:
+    query_id = _start(service, "SELECT count(*) AS n FROM UNNEST(sequence(1, 100000)) AS a(x) "
+                               "CROSS JOIN UNNEST(sequence(1, 100000)) AS b(y) WHERE (x * y) % 7 = 3")
+    running = service._get(query_id)
+    deadline = time.monotonic() + 30
+    while running.mirror is None and running.state not in ("SUCCEEDED", "FAILED") and time.monotonic() < deadline:
+        time.sleep(0.01)  # until a worker has it
+    service.handle("StopQueryExecution", {}, {"QueryExecutionId": query_id})
+    assert service.wait(query_id).state == "CANCELLED", running.reason
+    assert running.reason == "Query was cancelled by user"
+    with pytest.raises(ApiError, match="Current state: CANCELLED"):
+        service.handle("GetQueryResults", {}, {"QueryExecutionId": query_id})
+
+
+def test_the_emulator_patch_and_the_endpoint_agree_on_their_handshake() -> None:
+    from analytics import athena_api
+    from bootstrap.emulator_patches import athena_forward
+
+    assert athena_forward.CONFIG_KEY == athena_api.FORWARD_CONFIG_KEY
+    assert athena_forward.ORIGIN_HEADER == athena_api.ORIGIN_HEADER
+
+
+def test_a_prompt_can_complete_views_tables_columns_and_functions(lake_engine: Engine) -> None:
+    words = Mirror(lake_engine.conn, DictCatalog({}), "local").completions()
+    assert {"sales_orders_current", "local.sales_orders_cdc", "order_total", "approx_distinct"} <= set(words)
 
 
 def test_csv_and_column_info_shapes() -> None:
