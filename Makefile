@@ -6,6 +6,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 VENV_EMU := .venv-emu
+VENV_CLIENTS := .venv-clients
 PY := $(VENV)/bin/python
 CLI := $(PY) -m cli
 PIP_VERSION := 26.3
@@ -18,6 +19,7 @@ DURATION ?=
 SEED ?= 42
 DAYS ?= 14
 ENGINE ?= duckdb
+FORMAT ?= table
 EMULATOR ?= ministack
 export TARGET PORT
 
@@ -28,7 +30,7 @@ IN_RUNNER := $(if $(filter compose,$(TARGET)),$(COMPOSE) exec $(PIPELINE_SVC) pi
 
 .DEFAULT_GOAL := help
 .PHONY: help _guard install up down plan apply destroy seed drain status crawl analyze verify demo test test-unit \
-        test-emulator test-aws test-browser lint bench chaos errors redrive compact deploy-aws destroy-aws env awslocal logs clean
+        test-emulator test-aws test-browser lint bench chaos errors redrive query sql compact deploy-aws destroy-aws env awslocal logs clean
 
 help: ## List every target, one line each
 	@if [ -t 1 ]; then on='\033[36m'; off='\033[0m'; else on=''; off=''; fi; \
@@ -49,6 +51,15 @@ $(VENV_EMU)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV_EMU)
 	$(VENV_EMU)/bin/pip install -q pip==$(PIP_VERSION)
 	$(VENV_EMU)/bin/pip install -q --group emulator
+	@touch $@
+
+# A data engineer's notebook environment for the tests with real Athena clients: awswrangler pins
+# pyarrow<26, which the project's pyarrow cannot follow (docs/athena.md).
+$(VENV_CLIENTS)/.installed: pyproject.toml
+	@echo "> installing the Athena client tools the tests use (awswrangler) into $(VENV_CLIENTS)"
+	$(PYTHON) -m venv $(VENV_CLIENTS)
+	$(VENV_CLIENTS)/bin/pip install -q pip==$(PIP_VERSION)
+	$(VENV_CLIENTS)/bin/pip install -q --group clients
 	@touch $@
 
 install: $(VENV)/.installed $(VENV_EMU)/.installed ## Create the virtualenvs and install pinned dependencies
@@ -111,13 +122,13 @@ verify: install ## Reconcile the lake's current state with a DynamoDB scan (exit
 
 demo: up seed drain analyze verify ## up + seed + drain + analyze + verify, end to end
 
-test: install ## Run the whole test suite (unit, emulator, browser)
+test: install $(VENV_CLIENTS)/.installed ## Run the whole test suite (unit, emulator, aws, browser, readme)
 	$(PY) -m pytest -q
 
 test-unit: install ## Only the tests that need no server
 	$(PY) -m pytest -q -m "not emulator and not browser and not moto"
 
-test-emulator: install ## Only the tests against the embedded emulator
+test-emulator: install $(VENV_CLIENTS)/.installed ## Only the tests against the embedded emulator
 	$(PY) -m pytest -q -m emulator
 
 test-aws: install ## Only the tests against moto (an AWS control-plane stand-in on 127.0.0.1)
@@ -139,7 +150,7 @@ logs: ## Follow the emulator's and the runners' logs
 ifeq ($(TARGET),compose)
 	$(COMPOSE) logs -f
 else
-	tail -F .state/emulator-$(PORT).log .state/runners/*.log
+	tail -F .state/emulator-$(PORT).log .state/athena-*.log .state/runners/*.log
 endif
 
 bench: install ## Benchmarks, as ratios against references measured in the same run (ARGS="--quick" for a short run)
@@ -153,6 +164,12 @@ errors: install ## List every error record with its reason (from the Lambda's lo
 
 redrive: install ## Replay the error output through the pipeline after a fix (idempotent: a second run changes nothing)
 	$(CLI) redrive
+
+query: install ## Your own Athena SQL on the lake: SQL="SELECT ..." or FILE=path.sql (FORMAT=table|csv|json, ENGINE=)
+	$(CLI) query $(if $(FILE),--file $(FILE),"$$SQL") --engine $(ENGINE) --format $(FORMAT)
+
+sql: install ## An interactive Athena SQL prompt over the lake (history, completion)
+	$(CLI) sql
 
 compact: install ## Rewrite many small lake objects into few large Parquet files (DAY=YYYY-MM-DD, TARGET_ROWS=n)
 	$(CLI) compact $(if $(DAY),--day $(DAY),) $(if $(TARGET_ROWS),--target-rows $(TARGET_ROWS),)

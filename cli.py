@@ -154,6 +154,12 @@ def up(
         if settings.emulated and runners:
             pids = service.start(settings)
             console.ok("runners up: " + ", ".join(f"{n} (pid {p})" for n, p in pids.items()))
+        if settings.target == "embedded" and emulator:
+            from analytics.athena_api import endpoint_url
+            from analytics.athena_api import process as athena
+
+            pid = athena.start(settings)
+            console.ok(f"Athena endpoint up at {endpoint_url(settings)} (pid {pid}): any Athena client runs Trino SQL")
 
 
 @app.command()
@@ -169,6 +175,10 @@ def down(target: TargetOpt = None) -> None:
         stopped = service.stop(settings)
         console.ok(f"runners stopped: {', '.join(stopped) or 'none were running'}")
         if settings.target == "embedded":
+            from analytics.athena_api import process as athena
+
+            if athena.stop(settings):
+                console.ok("Athena endpoint stopped")
             console.ok("emulator stopped" if emu.stop(settings) else "emulator was not running")
 
 
@@ -483,6 +493,76 @@ def analyze(
     console.ok(f"dashboard written to {page.resolve()}")
 
 
+QUERY_FORMATS = ("table", "csv", "json")
+
+
+@app.command()
+@boundary
+def query(
+    sql: Annotated[str | None, typer.Argument(help="Athena (Trino) SQL; or use --file")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="a .sql file to run")] = None,
+    engine: Annotated[str, typer.Option(help="duckdb (local mirror) | athena (the Athena API)")] = "duckdb",
+    fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+    target: TargetOpt = None,
+) -> None:
+    """Run your own Athena SQL on the lake's tables and views (ENGINE=athena: through the Athena API)."""
+    from analytics.query import format_result, query_lake, result_table
+
+    if (sql is None) == (file is None):
+        raise PipelineError("give the SQL (SQL=...) or a file (FILE=path.sql), one of the two")
+    if engine not in ("duckdb", "athena"):
+        raise PipelineError(f"--engine {engine!r} is unknown; use duckdb or athena")
+    if fmt not in QUERY_FORMATS:
+        raise PipelineError(f"--format {fmt!r} is unknown; use {', '.join(QUERY_FORMATS)}")
+    if file is not None and not file.is_file():
+        raise PipelineError(f"--file {file} does not exist; give the path of a .sql file")
+    text = file.read_text(encoding="utf-8") if file is not None else str(sql)
+    settings, console = settings_for(target), Console()
+    clients = clients_for(settings)
+    if engine == "athena":
+        from analytics.athena import query_athena
+
+        result = query_athena(clients, settings, text)
+    else:
+        result = query_lake(clients, settings, text)
+    if fmt == "table":
+        console.table(result_table(result))
+    else:
+        typer.echo(format_result(result, fmt), nl=False)
+
+
+@app.command()
+@boundary
+def sql(target: TargetOpt = None) -> None:
+    """An interactive Athena SQL prompt over the lake (history and completion; Ctrl-D to leave)."""
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.completion import WordCompleter
+    from prompt_toolkit.history import FileHistory
+
+    from analytics.query import open_mirror, result_table
+
+    settings, console = settings_for(target), Console()
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    with open_mirror(clients_for(settings), settings, console) as mirror:
+        session: PromptSession[str] = PromptSession(
+            history=FileHistory(str(settings.state_dir / "sql_history")),
+            completer=WordCompleter(mirror.completions(), ignore_case=True))
+        console.info("Athena SQL over the lake's tables and views: Enter runs a statement, Tab completes, Ctrl-D leaves")
+        while True:
+            try:
+                text = session.prompt("athena> ", multiline=False)
+            except KeyboardInterrupt:
+                continue
+            except EOFError:
+                return
+            if not text.strip():
+                continue
+            try:
+                console.table(result_table(mirror.run(text.rstrip().rstrip(";"))))
+            except PipelineError as exc:
+                console.warn(f"error: {exc}")
+
+
 @app.command()
 @boundary
 def compact(
@@ -559,6 +639,9 @@ def env_exports(settings: Settings) -> dict[str, str]:
             AWS_SECRET_ACCESS_KEY="test",
             LOCALSTACK_HOST=endpoint.removeprefix("http://"),
         )
+        from analytics.athena_api import endpoint_url
+
+        exports["AWS_ENDPOINT_URL_ATHENA"] = endpoint_url(settings)  # Athena: the project's Trino-speaking mirror
     return exports
 
 
