@@ -1,7 +1,7 @@
 """A read-only Arrow filesystem wrapper that records every object opened: the partition-pruning measure.
 
 A query for one day must open only that day's objects; the tests assert it and `make bench`
-reports objects read per query with it (DESIGN.md section 5).
+reports objects read per query with it (docs/decisions.md section 3).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """DuckDB as the local mirror of Athena: the Glue table registered from the catalog, plus the views.
 
-How DuckDB reaches the lake (DESIGN.md section 5, measured on MiniStack):
+How DuckDB reaches the lake (docs/decisions.md section 3, measured on MiniStack):
 - `arrow` (default): a `pyarrow.dataset` over `pyarrow.fs.S3FileSystem` (endpoint override on
   the emulated targets, the standard chain on aws) with Hive partitioning (year/month/day as
   strings) and the catalog's column types, registered in DuckDB. DuckDB pushes projections and

@@ -1,4 +1,4 @@
-"""Correctness is reconciliation (DESIGN.md section 6): the lake's current state equals the table.
+"""Correctness is reconciliation (docs/decisions.md section 4): the lake's current state equals the table.
 
 The current state computed from the change log (`sales_orders_current`) must hold exactly the
 orders a full Scan of the DynamoDB table returns, with the same attribute values. Values are

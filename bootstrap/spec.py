@@ -5,7 +5,7 @@ CreateDeliveryStream, CreateCrawler...). On the emulated targets the pipe, the d
 and the crawler are handed to the local runners, which read these same parameters: local and
 cloud cannot drift. Values only known after an earlier step (the table's stream ARN) are `Ref`s.
 
-What only the `aws` target has (DESIGN.md section 1):
+What only the `aws` target has (docs/decisions.md section 1):
 - log groups with a retention for the Lambda's, Firehose's and the pipe's errors;
 - the Glue table, declared from the row contract (lake/glue_schema.py): Firehose's Parquet
   conversion reads its schema, so it must exist before the first delivery

@@ -96,7 +96,7 @@ class Clients:
 
         Why: botocore walks every attribute of a response against the service model; for
         DynamoDB Streams GetRecords that costs more than the rest of the pipe runner together
-        (DESIGN.md: GetRecords is bounded by client-side parsing). The request is signed with
+        (docs/decisions.md section 2: GetRecords was bounded by client-side parsing). The request is signed with
         botocore's own SigV4 signer and sent over botocore's HTTP session; errors come back as
         ClientError with AWS's code, so callers handle them exactly as with a boto3 client. The
         client's `before-send` event fires as botocore fires it, so whatever hooks there (moto,

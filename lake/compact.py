@@ -2,7 +2,7 @@
 
 Why: Firehose writes one object per flush, so a day at a 1 s buffer holds thousands of small
 objects, and every reader (Athena, the Glue crawler, DuckDB through Arrow) pays a request per
-object (DESIGN.md section 5). `make compact` rewrites them as files of up to `target_rows` rows.
+object (docs/decisions.md section 3). `make compact` rewrites them as files of up to `target_rows` rows.
 
 What S3 offers, and what it does not:
 - LIST, GET and PUT are strongly consistent; one PUT is atomic; there is no rename and no

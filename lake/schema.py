@@ -1,4 +1,4 @@
-"""The lake's row contract (DESIGN.md section 4): one row per change event, as the transform emits it.
+"""The lake's row contract (docs/decisions.md section 4): one row per change event, as the transform emits it.
 
 This schema is what Firehose's record-format conversion would take from the Glue table: the
 firehose runner writes Parquet with it, and the crawler and analytics read files shaped by it.

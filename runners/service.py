@@ -1,6 +1,6 @@
 """Build the runners from the specs the bootstrap wrote, and run them as background processes.
 
-Each runner is its own process (DESIGN.md: separate processes use both cores), with a lock, a log
+Each runner is its own process (docs/decisions.md section 2: separate processes use both cores), with a lock, a log
 and a status file under <state>/runners/, so `make down` stops exactly what `make up` started.
 A runner holds `<name>.lock` (common/process.py) for its whole life: a second one of the same kind
 exits at once, and the lock's holder is the running one (a pid file could name a reused pid).

@@ -1,7 +1,7 @@
 """Runner-served resources on the emulated targets: the request parameters, kept as a file.
 
 The local runners read these files, so they run with exactly the parameters the `aws` target
-sends to CreatePipe / CreateDeliveryStream / CreateCrawler (DESIGN.md section 1).
+sends to CreatePipe / CreateDeliveryStream / CreateCrawler (docs/decisions.md section 1).
 
 A delivery stream's file also carries what AWS would describe of it (DescribeDeliveryStream), under
 DESCRIPTION, outside the request (the plan compares only the request):
