@@ -32,6 +32,12 @@ from generator.writer import BatchWriter
 
 STOPPED = ("completed", "duration", "interrupted")
 MAX_BATCH_AGE_S = 0.25  # longest a write waits in a partial batch while placements are paced
+# `make seed`'s defaults (Makefile ORDERS, SEED, DAYS; cli.py seed's --threads, no --rate, no --duration):
+# the path a user takes, which the bench's generator figure runs as it is.
+DEFAULT_ORDERS = 2000
+DEFAULT_SEED = 42
+DEFAULT_DAYS = 14.0
+DEFAULT_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class SeedSummary:
     write_rate: float  # writes per second over the whole run (lifecycles finish after the last order)
     stopped_by: str  # one of STOPPED
     start: datetime  # the simulated clock's start
+    batches: int = 0  # BatchWriteItem batches written (writes / batches: how full they were, at most 25)
 
     @property
     def interrupted(self) -> bool:
@@ -88,6 +95,14 @@ def validate_seed_args(orders: Any, rate: Any, duration: Any, seed: Any, threads
 def _positive(value: Any) -> bool:
     return (not isinstance(value, bool) and isinstance(value, int | float)
             and math.isfinite(value) and value > 0)
+
+
+def history_config(days: float, orders: int) -> LifecycleConfig:
+    """The lifecycle of `--days`: orders arrive so that their simulated history spans `days` days.
+
+    Only the simulated timestamps spread out; the writes still go as fast as the table takes them.
+    """
+    return LifecycleConfig(mean_gap_ms=days * 86_400_000 / orders)
 
 
 def default_start(orders: int, config: LifecycleConfig, now: datetime | None = None) -> datetime:
@@ -205,6 +220,7 @@ def run_seed(
         write_rate=writer.writes / elapsed,
         stopped_by=stopped_by,
         start=start,
+        batches=writer.batches,
     )
     changes = ", ".join(f"{n:,} {kind}" for kind, n in counts.items() if n)
     report = (f"{summary.placed:,} orders, {summary.writes:,} writes into {table!r} in {elapsed:.1f}s "

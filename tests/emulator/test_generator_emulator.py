@@ -14,15 +14,26 @@ from boto3.dynamodb.types import TypeDeserializer
 from common.aws import Clients
 from common.config import Settings, with_overrides
 from common.console import Console
-from generator.lifecycle import simulate
-from generator.seed import SeedSummary, run_seed
+from generator.lifecycle import LifecycleConfig, simulate
+from generator.seed import SeedSummary, history_config, run_seed
 
 START = datetime(2025, 6, 1, 8, 0, 0, tzinfo=UTC)
 ORDERS = 300
 
 
+@pytest.fixture(scope="module", params=[None, 14], ids=["fast-history", "make-seed-days-14"])
+def days(request: pytest.FixtureRequest) -> float | None:
+    """The simulated history: LifecycleConfig's default, or `make seed`'s DAYS=14 (each order's steps
+    one after another in the stream: the writer spreads them over later batches)."""
+    return request.param
+
+
+def config_of(days: float | None) -> LifecycleConfig:
+    return LifecycleConfig() if days is None else history_config(days, ORDERS)
+
+
 @pytest.fixture(scope="module")
-def table(emulator_settings: Settings, emulator_clients: Clients) -> Iterator[Settings]:
+def table(emulator_settings: Settings, emulator_clients: Clients, days: float | None) -> Iterator[Settings]:
     """A fresh table with a NEW_AND_OLD_IMAGES stream (made here: the bootstrap is separate)."""
     settings = with_overrides(emulator_settings, table_name=f"gen_test_{uuid.uuid4().hex[:8]}")
     ddb = emulator_clients.dynamodb
@@ -41,9 +52,9 @@ def table(emulator_settings: Settings, emulator_clients: Clients) -> Iterator[Se
 
 
 @pytest.fixture(scope="module")
-def seeded(table: Settings, emulator_clients: Clients) -> SeedSummary:
+def seeded(table: Settings, emulator_clients: Clients, days: float | None) -> SeedSummary:
     return run_seed(emulator_clients, table, orders=ORDERS, rate=None, duration=None, seed=42,
-                    console=Console(capture=True), start=START)
+                    console=Console(capture=True), start=START, config=config_of(days))
 
 
 def scan(clients: Clients, table: str) -> dict[str, dict[str, Any]]:
@@ -77,10 +88,11 @@ def test_scan_equals_the_expected_final_state(seeded: SeedSummary, table: Settin
     assert seeded.writes == sum(seeded.counts.values())
     assert len(seeded.items_in_table_expected) == ORDERS - seeded.deleted
     assert scan(emulator_clients, table.table_name) == seeded.items_in_table_expected
+    assert seeded.writes / seeded.batches > 20  # full batches but each shard's last few, whatever the history
 
 
 def test_stream_has_one_record_per_write_in_order(seeded: SeedSummary, table: Settings,
-                                                  emulator_clients: Clients) -> None:
+                                                  emulator_clients: Clients, days: float | None) -> None:
     records = stream_records(emulator_clients, table.table_name)
     names = Counter(r["eventName"] for r in records)
     assert len(records) == seeded.writes
@@ -96,7 +108,7 @@ def test_stream_has_one_record_per_write_in_order(seeded: SeedSummary, table: Se
         image = record["dynamodb"].get("NewImage") or record["dynamodb"]["OldImage"]
         seen[image["order_id"]["S"]].append((record["eventName"], image["updated_ts"]["S"]))
     made: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for op in simulate(42, ORDERS, START):
+    for op in simulate(42, ORDERS, START, config_of(days)):
         if op.item is None:  # a REMOVE carries the last image
             made[op.order_id].append(("REMOVE", made[op.order_id][-1][1]))
         else:

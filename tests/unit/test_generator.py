@@ -27,8 +27,8 @@ from generator.lifecycle import (
 )
 from generator.model import CATEGORIES, build_catalog, order_total
 from generator.pacing import TokenBucket
-from generator.seed import run_seed, validate_seed_args
-from generator.writer import BatchWriter, attribute_values, plan_batches, write_batch, write_request
+from generator.seed import history_config, run_seed, validate_seed_args
+from generator.writer import BatchPlanner, BatchWriter, attribute_values, plan_batches, write_batch, write_request
 
 START = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -183,18 +183,43 @@ def test_requests_are_dynamodb_wire_format() -> None:
         "DeleteRequest": {"Key": {"order_id": {"S": "o-1"}}}}
 
 
-def test_batches_cut_before_a_repeated_key_and_at_25() -> None:
-    a1, b1, a2, c1 = op("a", 1), op("b", 1), op("a", 2), op("c", 1)
-    assert list(plan_batches([a1, b1, a2, c1])) == [[a1, b1], [a2, c1]]
+def test_a_repeated_key_goes_to_a_later_batch_without_cutting_the_current_one() -> None:
+    a1, b1, a2, c1, a3, d1 = op("a", 1), op("b", 1), op("a", 2), op("c", 1), op("a", 3), op("d", 1)
+    assert list(plan_batches([a1, b1, a2, c1, a3, d1])) == [[a1, b1, c1, d1], [a2], [a3]]
     sizes = [len(b) for b in plan_batches([op(f"k{i}") for i in range(60)])]
     assert sizes == [25, 25, 10]
 
 
-def test_batches_of_a_simulated_stream_keep_order_and_unique_keys(ops: list[Operation]) -> None:
+def test_a_key_repeated_beyond_the_window_sends_the_oldest_batch_first() -> None:
+    a0, a1, a2, a3, a4 = (op("a", n) for n in range(5))
+    b = op("b")
+    assert list(plan_batches([a0, a1, a2, a3, a4, b], window=2)) == [[a0], [a1], [a2], [a3, b], [a4]]
+
+
+def per_key(batches: list[list[Operation]]) -> dict[str, list[Operation]]:
+    return by_order([o for batch in batches for o in batch])
+
+
+@pytest.mark.parametrize("days", [14, 0.05])
+def test_batches_of_a_simulated_stream_keep_per_key_order_and_unique_keys(days: float) -> None:
+    ops = list(simulate(7, 2000, START, LifecycleConfig(mean_gap_ms=days * 86_400_000 / 2000)))
     batches = list(plan_batches(ops))
-    assert [o for batch in batches for o in batch] == ops
+    assert sorted(map(id, (o for batch in batches for o in batch))) == sorted(map(id, ops))
+    assert per_key(batches) == by_order(ops)  # each order's steps in the order they happened
     for batch in batches:
         assert len(batch) <= 25 and len({o.order_id for o in batch}) == len(batch)
+
+
+def test_make_seeds_default_history_fills_its_batches() -> None:
+    """`make seed` (2,000 orders over DAYS=14: ~10 simulated minutes between orders, so each order's
+    steps come one after another) once wrote batches of ~1.9 requests and ran at ~0.2x the bench."""
+    fake = FakeDynamo()
+    summary = run_seed(FakeClients(fake), SETTINGS, orders=2000, rate=None, duration=None, seed=42,  # type: ignore[arg-type]
+                       console=Console(capture=True), config=history_config(14, 2000))
+    assert summary.writes == sum(len(call) for call in fake.calls) == sum(summary.counts.values())
+    assert summary.batches == len(fake.calls)
+    assert summary.writes / len(fake.calls) >= 24  # 2 threads: all but each shard's last few batches are full
+    assert fake.table == wire(summary.items_in_table_expected)
 
 
 class FakeDynamo:
@@ -248,8 +273,9 @@ def wire(state: dict[str, Any]) -> dict[str, Any]:
     return {k: attribute_values(v) for k, v in state.items()}
 
 
-def test_batch_writer_keeps_per_key_order_across_threads(ops: list[Operation]) -> None:
-    stream = ops[:3000]
+@pytest.mark.parametrize("days", [None, 14])
+def test_batch_writer_keeps_per_key_order_across_threads(ops: list[Operation], days: float | None) -> None:
+    stream = ops[:3000] if days is None else list(simulate(7, 800, START, history_config(days, 800)))
     fake = FakeDynamo(unprocessed_first=3)
     with BatchWriter(fake, "t", threads=3, sleep=lambda s: None) as writer:
         for o in stream:
@@ -274,6 +300,23 @@ def test_partial_batches_are_sent_only_once_old_enough() -> None:
         assert fake.calls == []
         writer.flush(wait=True)
         assert [FakeDynamo.key(r) for r in fake.calls[0]] == ["a"]
+
+
+def test_partial_batches_leave_oldest_first_up_to_the_last_old_enough() -> None:
+    now = [0.0]
+    planner = BatchPlanner(size=3, clock=lambda: now[0])
+    a1, b1, a2, c1, a3 = op("a", 1), op("b", 1), op("a", 2), op("c", 1), op("a", 3)
+    assert planner.add(a1) == planner.add(b1) == []
+    now[0] = 1.0
+    assert planner.add(a2) == []  # opens a second batch at t=1
+    now[0] = 2.0
+    assert planner.add(a3) == []  # and a third at t=2
+    assert planner.add(c1) == [[a1, b1, c1]]  # the first is full
+    assert len(planner) == 2
+    assert planner.take(older_than=0.5) == [[a2]]  # started at t=1: old enough at t=2; t=2 is not
+    now[0] = 2.5
+    assert planner.take(older_than=0.5) == [[a3]]
+    assert planner.take() == [] and len(planner) == 0
 
 
 def test_write_batch_gives_up_on_endless_unprocessed_items() -> None:
