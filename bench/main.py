@@ -27,6 +27,7 @@ from bench.report import Figure, document, figures_table, legend, rows_table, wr
 from bench.stack import own_emulator, sigterm_as_interrupt
 from common.config import ROOT
 from common.console import Console
+from generator.seed import DEFAULT_ORDERS, DEFAULT_THREADS
 
 SECTIONS = ("transform", "generator", "pipeline", "analytics")
 
@@ -45,10 +46,13 @@ class Sizes:
     small_files: int
     small_rows: int
     target_rows: int
+    gen_repeats: int = 2  # ABBA runs per side of the generator figure
 
 
-FULL = Sizes(200_000, 20_000, (20_000, 200_000), 3_000, 100, 20_000, 5_000_000, 30, 40, 1_000, 100, 1_000_000)
-QUICK = Sizes(50_000, 2_000, (2_000, 10_000), 1_500, 100, 5_000, 500_000, 10, 40, 300, 100, 1_000_000)
+# The generator figure runs `make seed` as a user does: its default ORDERS in both modes.
+FULL = Sizes(200_000, DEFAULT_ORDERS, (20_000, 200_000), 3_000, 100, 20_000, 5_000_000, 30, 40, 1_000, 100,
+             1_000_000, gen_repeats=4)
+QUICK = Sizes(50_000, DEFAULT_ORDERS, (2_000, 10_000), 1_500, 100, 5_000, 500_000, 10, 40, 300, 100, 1_000_000)
 
 
 def parse_sizes(text: str) -> tuple[int, ...]:
@@ -80,7 +84,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--only", default=",".join(SECTIONS),
                    help=f"comma-separated sections to run ({', '.join(SECTIONS)})")
     p.add_argument("--transform-records", type=positive(int), help="records through the transform (200000)")
-    p.add_argument("--gen-orders", type=positive(int), help="orders the generator writes (20000)")
+    p.add_argument("--gen-orders", type=positive(int),
+                   help=f"orders of the generator figure's `make seed ORDERS=` ({DEFAULT_ORDERS}, make seed's default)")
     p.add_argument("--orders", type=parse_sizes, help="pipeline sizes in orders, comma-separated (20000,200000)")
     p.add_argument("--fresh-orders", type=int, help="orders of the paced freshness run, 0 to skip (3000)")
     p.add_argument("--fresh-rate", type=positive(float), help="orders/s of the paced freshness run (100)")
@@ -98,7 +103,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--target-rows", type=positive(int), help="compaction's rows per output file (1000000)")
     p.add_argument("--repeats", type=positive(int), default=3, help="transform runs per side; best kept (3)")
     p.add_argument("--query-repeats", type=positive(int), default=1, help="runs per query and engine (1)")
-    p.add_argument("--threads", type=positive(int), default=2, help="generator writer threads (2)")
+    p.add_argument("--threads", type=positive(int), default=DEFAULT_THREADS,
+                   help=f"generator writer threads ({DEFAULT_THREADS}, make seed's default)")
     p.add_argument("--profile", action="store_true", help="print every profile, not only those of misses")
     p.add_argument("--output", type=Path, default=ROOT / "results" / "bench.json", help="JSON results file")
     return p
@@ -119,6 +125,7 @@ def resolve_sizes(args: argparse.Namespace) -> Sizes:
         small_files=args.small_files or base.small_files,
         small_rows=base.small_rows,
         target_rows=args.target_rows or base.target_rows,
+        gen_repeats=base.gen_repeats,
     )
 
 
@@ -173,8 +180,8 @@ def run_all(args: argparse.Namespace, sizes: Sizes, sections: list[str], run: Ru
     if "generator" in sections:
         with own_emulator() as (settings, pid):
             run.section("generator", lambda: _one(write_rate.measure(
-                settings, sizes.gen_orders, threads=args.threads, emulator_pid=pid, profile=args.profile),
-                "generator run_seed thread (cProfile)"))
+                settings, sizes.gen_orders, threads=args.threads, repeats=sizes.gen_repeats, emulator_pid=pid,
+                profile=args.profile), "generator make seed, all threads (cProfile)"))
             run.reading("generator", pid)
     if "pipeline" in sections:
         run.section("pipeline", lambda: pipeline_rate.measure(

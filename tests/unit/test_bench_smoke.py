@@ -6,12 +6,15 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
 
 from bench import biglake
 from bench.emulator_profile import Func, ceiling, summarize
@@ -20,6 +23,8 @@ from bench.pipeline_rate import growth_table, projected_rss_mb, row_key, write_k
 from bench.procs import children_of, parse_meminfo_mb, parse_stat, parse_status_kb
 from bench.records import epoch_seconds, firehose_events, kinesis_payloads, stream_records
 from bench.report import Figure, Target, document, percentile, percentiles, ratio, rows_match, write
+from bench.write_rate import make_seed_kwargs
+from common.config import ROOT
 from generator.lifecycle import Operation
 from lake.schema import ROW_SCHEMA
 from transform.handler import handler
@@ -149,6 +154,38 @@ def test_big_lake_day_has_lifecycles_in_the_row_schema(tmp_path: Path) -> None:
     keys = biglake.write_objects(tmp_path, datetime(2026, 1, 5, tzinfo=UTC), table.slice(0, 10), 3, random.Random(1))
     assert len(keys) == 3 and all(k.startswith("year=2026/month=01/day=05/sales-orders-firehose-1-") for k in keys)
     assert [pq.read_metadata(tmp_path / k).num_rows for k in keys] == [4, 3, 3]
+
+
+def make_defaults() -> dict[str, str]:
+    """The Makefile's `VAR ?= value` defaults."""
+    text = (ROOT / "Makefile").read_text()
+    return dict(re.findall(r"^(\w+) \?= *(\S*)", text, flags=re.M))
+
+
+def test_the_generator_figure_runs_make_seed_exactly_as_a_user_does(monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path: Path) -> None:
+    """The arguments the CLI gives run_seed for a plain `make seed` are the bench's, start included (none)."""
+    import cli
+    import generator.seed
+
+    recipe = re.search(r"^seed:.*\n\t(.+)$", (ROOT / "Makefile").read_text(), flags=re.M)
+    assert recipe is not None
+    assert recipe.group(1).startswith("$(CLI) seed --orders $(ORDERS) --seed $(SEED) --days $(DAYS) $(if $(RATE)")
+    make = make_defaults()
+    assert make["RATE"] == "" and make.get("DURATION", "") == ""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(generator.seed, "run_seed", lambda clients, settings, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(cli, "clients_for", lambda settings: object())
+    for key in ("TARGET", "PORT", "PIPELINE_CONFIG", "STATE_DIR"):
+        monkeypatch.delenv(key, raising=False)
+    result = CliRunner().invoke(cli.app, ["seed", "--orders", make["ORDERS"], "--seed", make["SEED"],
+                                          "--days", make["DAYS"]], env={"STATE_DIR": str(tmp_path)})
+    assert result.exit_code == 0, result.output
+    (passed,) = calls
+    passed.pop("console")
+    assert passed == make_seed_kwargs()
+    assert parser().parse_args([]).threads == make_seed_kwargs()["threads"]
+    assert resolve_sizes(parser().parse_args([])).gen_orders == QUICK.gen_orders == make_seed_kwargs()["orders"]
 
 
 def test_flags_resolve_quick_sizes_and_reject_bad_orders() -> None:
