@@ -24,6 +24,7 @@ from rich.table import Table
 from common.config import Settings, load_settings, parse_option, writable_state_dir
 from common.console import Console
 from common.errors import PipelineError
+from generator.defaults import DEFAULT_DAYS, DEFAULT_ORDERS, DEFAULT_SEED, DEFAULT_THREADS
 
 app = typer.Typer(no_args_is_help=True, help="Local-first CDC pipeline for sales orders.")
 MAX_ORDERS = 1_000_000  # the generator keeps every order's final state in memory for `make verify`
@@ -280,18 +281,18 @@ def runner(name: str, target: TargetOpt = None) -> None:
 def seed(
     target: TargetOpt = None,
     orders: Annotated[str, typer.Option(metavar="INTEGER", help=f"orders to place, 1 to {MAX_ORDERS:,} "
-                                        "(their lifecycles follow)")] = "2000",
+                                        "(their lifecycles follow)")] = str(DEFAULT_ORDERS),
     rate: Annotated[str | None, typer.Option(metavar="FLOAT", help="orders per second "
                                              "(default: as fast as possible)")] = None,
     duration: Annotated[str | None, typer.Option(metavar="FLOAT", help="stop after this many seconds")] = None,
-    seed: Annotated[str, typer.Option("--seed", metavar="INTEGER", help="the same seed gives the same orders")] = "42",
-    threads: Annotated[str, typer.Option(metavar="INTEGER", help="writer threads, 1 to 16")] = "2",
+    seed: Annotated[str, typer.Option("--seed", metavar="INTEGER",
+                                      help="the same seed gives the same orders")] = str(DEFAULT_SEED),
+    threads: Annotated[str, typer.Option(metavar="INTEGER", help="writer threads, 1 to 16")] = str(DEFAULT_THREADS),
     days: Annotated[str, typer.Option(metavar="FLOAT", help="the orders' simulated history (order_ts) spans "
-                                      "this many days")] = "14",
+                                      "this many days")] = f"{DEFAULT_DAYS:g}",
 ) -> None:
     """Stream orders and their later changes (updates, cancellations, deletes) into DynamoDB."""
-    from generator.lifecycle import LifecycleConfig
-    from generator.seed import run_seed, validate_seed_args
+    from generator.seed import history_config, run_seed, validate_seed_args
 
     n_orders = parse_option("--orders", orders, int, 1, MAX_ORDERS)
     per_s = None if rate is None else parse_option(
@@ -304,7 +305,7 @@ def seed(
     n_days = parse_option("--days", days, float, 0, 3650, above=True, unit="days of history")
     validate_seed_args(n_orders, per_s, secs, n_seed, n_threads)
     settings, console = settings_for(target), Console()
-    config = LifecycleConfig(mean_gap_ms=n_days * 86_400_000 / n_orders)
+    config = history_config(n_days, n_orders)
     run_seed(clients_for(settings), settings, orders=n_orders, rate=per_s, duration=secs, seed=n_seed,
              console=console, threads=n_threads, config=config)  # it says what it wrote, in one line
 

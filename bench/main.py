@@ -27,7 +27,7 @@ from bench.report import Figure, document, figures_table, legend, rows_table, wr
 from bench.stack import own_emulator, sigterm_as_interrupt
 from common.config import ROOT
 from common.console import Console
-from generator.seed import DEFAULT_ORDERS, DEFAULT_THREADS
+from generator.defaults import DEFAULT_ORDERS, DEFAULT_THREADS
 
 SECTIONS = ("transform", "generator", "pipeline", "analytics")
 

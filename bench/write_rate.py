@@ -39,17 +39,10 @@ from bench.report import Figure, Target
 from common.aws import Clients
 from common.config import Settings, with_overrides
 from common.console import Console
+from generator.defaults import DEFAULT_DAYS, DEFAULT_ORDERS, DEFAULT_SEED, DEFAULT_THREADS
 from generator.lifecycle import Operation, simulate
 from generator.model import build_catalog
-from generator.seed import (
-    DEFAULT_DAYS,
-    DEFAULT_ORDERS,
-    DEFAULT_SEED,
-    DEFAULT_THREADS,
-    default_start,
-    history_config,
-    run_seed,
-)
+from generator.seed import default_start, history_config, run_seed
 from generator.writer import plan_batches, write_request
 
 TARGET = Target("ratio", ">=", 0.8)

@@ -32,12 +32,6 @@ from generator.writer import BatchWriter
 
 STOPPED = ("completed", "duration", "interrupted")
 MAX_BATCH_AGE_S = 0.25  # longest a write waits in a partial batch while placements are paced
-# `make seed`'s defaults (Makefile ORDERS, SEED, DAYS; cli.py seed's --threads, no --rate, no --duration):
-# the path a user takes, which the bench's generator figure runs as it is.
-DEFAULT_ORDERS = 2000
-DEFAULT_SEED = 42
-DEFAULT_DAYS = 14.0
-DEFAULT_THREADS = 2
 
 
 @dataclass(frozen=True)
