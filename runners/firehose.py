@@ -113,10 +113,14 @@ from runners.error_output import (
     processing_failed_record,
 )
 from runners.firehose_config import LAMBDA_SYNC_PAYLOAD_MAX, FirehoseConfig
-from runners.loop import Stats
+from runners.loop import ShardPacer, Stats
 from runners.refresh import Refreshing
 
 KINESIS_GET_LIMIT = 10000
+# GetRecords calls per second per shard: "Each shard can support up to five read transactions per second"
+# (streams/latest/dev/service-sizes-and-limits.html); the runner reads each shard at most that often
+# (runners/loop.py), and backs off to once a second when idle, as Lambda's own poller does.
+KINESIS_READS_PER_SHARD_S = 5.0
 FIREHOSE_MAX_INVOKE_S = 300  # Firehose supports a Lambda invocation of up to 5 minutes (data-transformation.html)
 INVOKE_READ_MARGIN_S = 10  # beyond the function's timeout, for Lambda to answer that it timed out
 VALID_RESULTS = ("Ok", "Dropped", "ProcessingFailed")
@@ -327,6 +331,7 @@ class FirehoseRunner:
         self.checkpoint = Checkpoint(checkpoint_path)
         self.iterators: dict[str, str | None] = {}
         self.discovered = Refreshing(self._list_shards)
+        self.pacer = ShardPacer(KINESIS_READS_PER_SHARD_S, clock)  # the loop waits for ready_in() between passes
         self.closed: set[str] = set()
         self.processor: list[SourceRecord] = []
         self.processor_read: list[float] = []  # when each buffered record was read (the interval counts from it)
@@ -370,6 +375,7 @@ class FirehoseRunner:
     def _read(self, shard: str, now: float) -> int:
         if self.iterators.get(shard) is None:
             self.iterators[shard] = self._iterator(shard)
+        self.pacer.polled(shard)
         try:  # in wire form (see Clients.raw_json): botocore's parsing was a quarter of this runner's CPU
             resp = retrying(attempts=4, reconnect=False)(self.clients.raw_json)(
                 "kinesis", "GetRecords", {"ShardIterator": self.iterators[shard], "Limit": KINESIS_GET_LIMIT})
@@ -575,6 +581,19 @@ class FirehoseRunner:
             self.checkpoint.save()
 
     # -- the loop's contract ---------------------------------------------------------------------
+    def ready_in(self) -> float:
+        """Seconds before every shard may be read again within KINESIS_READS_PER_SHARD_S (the loop waits)."""
+        return self.pacer.ready_in()
+
+    def due_in(self) -> float | None:
+        """Seconds before the oldest buffered record's interval ends (None: nothing buffered), so an idle
+        loop wakes to invoke or write it on time rather than after its idle sleep."""
+        now = self._clock()
+        due = [self.processor_read[0] + self.config.processor_interval_s] if self.processor else []
+        for buffers in (self.rows, self.errors):
+            due += [b.opened + buffers.interval_s for b in buffers.buffers.values() if b.items]
+        return max(0.0, min(due) - now) if due else None
+
     def run_once(self, force: bool = False) -> bool:
         try:
             return self._pass(force)

@@ -1,6 +1,18 @@
 """The one loop every runner shares: call `run_once`, sleep when idle, back off on errors, stop on signal.
 
-A runner's pass returns how much it did; the loop never knows what a runner is for.
+A runner's pass returns how much it did; the loop never knows what a runner is for. How long it waits
+between passes (`pass_delay`):
+- after a pass that found work, the next pass starts at once, unless that would read a shard more often
+  than AWS allows (the runner's `ready_in()`, from a `ShardPacer`: Kinesis GetRecords 5 calls/s per shard,
+  DynamoDB Streams 4; each runner module cites its page);
+- after an idle pass it sleeps, twice as long after each further idle pass (0.2 s, 0.4 s, 0.8 s, then
+  1 s, the cap), and again 0.2 s after the first pass that finds work. An idle shard is then read once a
+  second, as Lambda's own event source mapping reads an idle Kinesis shard ("Lambda polls each shard in
+  your Kinesis stream for records at a base rate of once per second", lambda/latest/dg/with-kinesis.html);
+- an idle sleep ends early when something buffered falls due (the runner's `due_in()`): a Firehose
+  buffer is written when its interval ends, not up to a second later.
+A poll costs the emulator CPU whether or not it finds records; polling faster than AWS allows only
+took that CPU from the writes (docs/decisions.md section 5).
 """
 
 from __future__ import annotations
@@ -14,6 +26,7 @@ import signal
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -59,6 +72,61 @@ class Runner(Protocol):
     def close(self) -> None:
         """Flush what can be flushed and save checkpoints (called on a graceful stop)."""
 
+    # Optional (the loop asks only if a runner has them):
+    # ready_in() -> float: seconds before the next pass may read every shard again within its limit.
+    # due_in() -> float | None: seconds before something buffered falls due (None: nothing buffered).
+
+
+IDLE_SLEEP_S = 0.2  # the first sleep after an idle pass
+IDLE_SLEEP_CAP_S = 1.0  # what repeated idle passes double it up to
+
+
+class ShardPacer:
+    """Per shard, the time of its last read; `ready_in()` says how long until every shard may be read again
+    without passing `calls_per_s` reads per second on any of them. Times come from `clock` (tests inject one)."""
+
+    def __init__(self, calls_per_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = 1.0 / calls_per_s
+        self._clock = clock
+        self._last: dict[str, float] = {}
+
+    def polled(self, shard: str) -> None:
+        """Call just before each read of `shard`."""
+        self._last[shard] = self._clock()
+
+    def ready_in(self) -> float:
+        if not self._last:
+            return 0.0
+        return max(0.0, max(self._last.values()) + self.interval - self._clock())
+
+
+class IdleBackoff:
+    """The sleep after each pass: 0 after a pass that found work; after idle passes `base`, doubling up to `cap`."""
+
+    def __init__(self, base: float = IDLE_SLEEP_S, cap: float = IDLE_SLEEP_CAP_S) -> None:
+        self.base, self.cap = base, max(base, cap)
+        self._next = base
+
+    def after(self, idle: bool) -> float:
+        if not idle:
+            self._next = self.base
+            return 0.0
+        sleep = self._next
+        self._next = min(self._next * 2, self.cap)
+        return sleep
+
+
+def pass_delay(runner: Runner, idle_sleep: float) -> float:
+    """How long to wait before the next pass: `idle_sleep` (0 after a pass that found work), cut short when
+    something buffered falls due, and never so short that a shard would be read faster than its limit."""
+    wait = idle_sleep
+    due_in = getattr(runner, "due_in", None)
+    due = due_in() if due_in is not None else None
+    if due is not None:
+        wait = min(wait, max(due, 0.0))
+    ready_in = getattr(runner, "ready_in", None)
+    return max(wait, ready_in()) if ready_in is not None else wait
+
 
 def write_status(runner: Runner, directory: Path) -> None:
     """Replace the status file atomically; each write has a temp file of its own, so writers never collide."""
@@ -92,11 +160,15 @@ def run_forever(
     runner: Runner,
     status_dir: Path,
     stop: threading.Event | None = None,
-    idle_sleep: float = 0.2,
+    idle_sleep: float = IDLE_SLEEP_S,
     max_backoff: float = 10.0,
+    max_idle_sleep: float = IDLE_SLEEP_CAP_S,
 ) -> None:
-    """Run passes until SIGTERM/SIGINT (or `stop`); transient errors back off with jitter, terminal ones end it."""
+    """Run passes until SIGTERM/SIGINT (or `stop`); transient errors back off with jitter, terminal ones end it.
+
+    Idle passes sleep `idle_sleep`, doubling up to `max_idle_sleep`; see the module docstring."""
     stop = stop or threading.Event()
+    idle_backoff = IdleBackoff(idle_sleep, max_idle_sleep)
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
@@ -125,8 +197,9 @@ def run_forever(
                 idle = True
                 stop.wait(random.uniform(0, min(max_backoff, 0.2 * 2**failures)))
             write_status(runner, status_dir)
-            if idle:
-                stop.wait(idle_sleep)
+            wait = pass_delay(runner, idle_backoff.after(idle))
+            if wait > 0:
+                stop.wait(wait)
     finally:
         runner.close()
         write_status(runner, status_dir)

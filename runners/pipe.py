@@ -85,10 +85,16 @@ from botocore.exceptions import ClientError
 from common.aws import Clients, error_code, retrying
 from common.errors import TerminalError, TransientError
 from runners.checkpoint import Checkpoint
-from runners.loop import Stats, log
+from runners.loop import ShardPacer, Stats, log
 from runners.refresh import Refreshing
 
 GET_RECORDS_LIMIT = 1000  # AWS's maximum for DynamoDB Streams GetRecords
+# GetRecords calls per second per shard. DynamoDB Streams: "Do not allow more than two processes to read from
+# the same DynamoDB Streams shard at the same time. Exceeding this limit can result in request throttling."
+# (amazondynamodb/latest/developerguide/ServiceQuotas.html#limits-dynamodb-streams); its own pollers read a
+# shard 4 times a second ("Lambda polls shards in your DynamoDB stream for records at a base rate of 4 times
+# per second", lambda/latest/dg/with-ddb.html). The pipe reads each shard at most that often (runners/loop.py).
+STREAMS_READS_PER_SHARD_S = 4.0
 PUT_RECORDS_MAX = 500  # Kinesis PutRecords: at most 500 records ...
 PUT_RECORDS_MAX_BYTES = 5 * 1024 * 1024  # ... and 5 MiB per call, partition keys included
 KINESIS_RECORD_MAX_BYTES = 1024 * 1024  # per record; counted here with its partition key, to be safe
@@ -398,6 +404,7 @@ class PipeRunner:
         self.dead_letters: DeadLetters | None = None  # built on first use (tests set their own)
         self.sleep: Callable[[float], None] = time.sleep
         self.clock: Callable[[], float] = time.time
+        self.pacer = ShardPacer(STREAMS_READS_PER_SHARD_S)  # the loop waits for ready_in() between passes
 
     # -- reading ---------------------------------------------------------------------------------
     def shards(self) -> list[Shard]:
@@ -444,6 +451,7 @@ class PipeRunner:
         """One page of records, and whether it is the last page of a closed shard."""
         if self.iterators.get(shard.shard_id) is None:
             self.iterators[shard.shard_id] = self._iterator(shard.shard_id)
+        self.pacer.polled(shard.shard_id)
         try:
             resp = retrying(attempts=4, reconnect=False)(self.clients.raw_json)(
                 "dynamodbstreams", "GetRecords",
@@ -537,6 +545,10 @@ class PipeRunner:
         self.stats.last_error = (f"shard {shard_id} record {seq} went to the dead-letter destination {where}: "
                                  f"{failure.code}: {failure.message}")[:500]
         log.error("pipe: %s", self.stats.last_error)
+
+    def ready_in(self) -> float:
+        """Seconds before every shard may be read again within STREAMS_READS_PER_SHARD_S (the loop waits)."""
+        return self.pacer.ready_in()
 
     def run_once(self) -> bool:
         moved = 0
