@@ -7,6 +7,9 @@ import csv
 import io
 import json
 
+from prompt_toolkit.application import create_app_session
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
 from typer.testing import CliRunner
 
 from bootstrap.plan import apply, build_plan
@@ -49,3 +52,14 @@ def test_make_query_answers_as_a_dynamodb_scan_in_every_format(persistent_emulat
     assert failed.exit_code == 1
     assert failed.output.strip().splitlines() == [
         "error: word_stem at line 1, column 8: Athena accepts it; the local mirror cannot run word_stem"]
+
+    # `make sql`: typed statements run one after the other, a bad one says why and the prompt goes on,
+    # Ctrl-D (end of input) leaves, and the history is kept for the next session.
+    with create_pipe_input() as keys, create_app_session(input=keys, output=DummyOutput()):
+        keys.send_text(f"{CURRENT}\rSELECT word_stem(status) FROM sales_orders_current\r")
+        keys.close()
+        session = CliRunner().invoke(app, ["sql"], env=env)
+    assert session.exit_code == 0, session.output
+    assert str(scanned) in session.output
+    assert "error: word_stem at line 1, column 8" in session.output
+    assert CURRENT in (settings.state_dir / "sql_history").read_text()
