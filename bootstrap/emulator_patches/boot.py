@@ -13,7 +13,7 @@ import importlib.metadata
 import sys
 
 PINNED = "1.5.33"
-PATCHES = ("stream_persistence", "athena_forward")
+PATCHES = ("stream_persistence", "athena_forward", "kinesis_reads")
 
 
 def apply_patches() -> list[str]:
