@@ -46,14 +46,15 @@ from common.console import Console
 from generator.lifecycle import DEFAULT_DELAYS_MS, LifecycleConfig
 from generator.seed import run_seed
 from runners import service
-from runners.firehose import FirehoseRunner
+from runners.firehose import KINESIS_READS_PER_SHARD_S, FirehoseRunner
 from runners.firehose_config import parse_config
 from runners.loop import read_status
-from runners.pipe import PipeRunner
+from runners.pipe import STREAMS_READS_PER_SHARD_S, PipeRunner
 
 EmulatorFactory = Callable[[], AbstractContextManager[tuple[Settings, int]]]
 RATE_TARGET = Target("value", ">=", 2000)
 FRESHNESS_TARGET = Target("ratio", "<=", 2.0)
+READS_TARGET = Target("ratio", "<=", 1.0)  # GetRecords calls/s per shard within AWS's limit
 PROFILED_ORDERS = 2_000  # enough for a stable profile; cProfile slows MiniStack ~2x
 SHORT_LIFECYCLE = LifecycleConfig(delays_ms={kind: (1, 1000) for kind in DEFAULT_DELAYS_MS})
 
@@ -160,6 +161,18 @@ def runner_out(settings: Settings) -> int:
     return int((read_status(settings.runner_dir, "firehose") or {}).get("records_out", 0))
 
 
+def runner_reads(settings: Settings) -> dict[str, dict[str, int]]:
+    """Per runner, its GetRecords calls per shard so far (runners/loop.py Stats.reads)."""
+    return {name: dict((read_status(settings.runner_dir, name) or {}).get("reads") or {}) for name in service.RUNNERS}
+
+
+def reads_per_shard_s(before: dict[str, int], after: dict[str, int], seconds: float) -> float | None:
+    """Pure: the busiest shard's GetRecords calls per second between two counts (None: nothing counted)."""
+    if not after or seconds <= 0:
+        return None
+    return round(max(after[shard] - before.get(shard, 0) for shard in after) / seconds, 2)
+
+
 def processes(emulator_pid: int, settings: Settings) -> dict[str, int]:
     pids = {"emulator": emulator_pid}
     for name in service.RUNNERS:
@@ -204,6 +217,7 @@ def seed_and_follow(settings: Settings, emulator_pid: int, *, orders: int, seed:
     poller = ObjectPoller(settings, bucket, settings.lake_prefix, poll_s).start()
     pids = processes(emulator_pid, settings)
     before = cpu_snapshot(pids)
+    reads_before = runner_reads(settings)
     began, load_before = time.time(), os.getloadavg()[0]
     summary = run_seed(clients, settings, orders=orders, rate=rate_, duration=None, seed=seed,
                        console=Console(quiet=True), config=config)
@@ -220,6 +234,8 @@ def seed_and_follow(settings: Settings, emulator_pid: int, *, orders: int, seed:
     poller.stop()
     after = cpu_snapshot(pids)
     wall = time.time() - began
+    reads_after = runner_reads(settings)
+    reads = {name: reads_per_shard_s(reads_before[name], reads_after[name], wall) for name in service.RUNNERS}
     rows = lake_events(Clients(settings), bucket, sorted(poller.seen))
     latencies, unmatched, ids = [], 0, set()
     for key, row in rows:
@@ -237,6 +253,7 @@ def seed_and_follow(settings: Settings, emulator_pid: int, *, orders: int, seed:
         "end_to_end_s": round(last_seen - began, 2), "events_per_s": rate(len(ids), last_seen - began),
         "freshness_s": percentiles(latencies), "poll_s": poll_s, "listings": poller.lists,
         "processes": cpu_shares(before, after, wall), "wall_s": round(wall, 2),
+        "reads_per_shard_s": reads,  # each runner's GetRecords calls/s on its busiest shard, over the run
         "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # machine load before / after
     }
 
@@ -318,6 +335,10 @@ def emulator_profile_text(run: dict[str, Any], *, orders: int, buffer_interval_s
                                       RATE_TARGET.threshold, os.cpu_count() or 1)
 
 
+def fmt_rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 def projected_rss_mb(rss_now_mb: float, previous: dict[str, Any] | None, orders: int) -> float | None:
     """Pure: the emulator's RSS after `orders` more orders, from the previous run's growth per event.
 
@@ -350,6 +371,8 @@ def growth_table(runs: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], lis
         row("freshness p50 / p95 / p99 (s)", lambda r: " / ".join(fmt(r["freshness_s"][p], ".2f")
                                                                  for p in ("p50", "p95", "p99"))),
         row("lake objects", lambda r: f"{r['objects']:,}"),
+        row("GetRecords/s per shard: pipe / firehose", lambda r: " / ".join(
+            fmt((r.get("reads_per_shard_s") or {}).get(name), ".1f") for name in ("pipe", "firehose"))),
         row("emulator RSS after (MB)", lambda r: fmt((r.get("emulator_after") or {}).get("rss_mb"))),
     ]
     names = list(runs[0][1]["processes"]) if runs else []
@@ -424,6 +447,13 @@ def measure(emulator: EmulatorFactory, sizes: list[int], *, buffer_interval_s: i
             notes=f"{run['events_in_lake']:,} events, {run['objects']:,} objects, {run['end_to_end_s']}s"
                   + ("" if run["complete"] else " INCOMPLETE"),
         ))
+    if runs and (runs[-1].get("reads_per_shard_s") or {}).get("firehose") is not None:
+        reads = runs[-1]["reads_per_shard_s"]
+        figures.append(Figure(
+            f"kinesis_reads_{runs[-1]['orders']}", f"Kinesis GetRecords per shard ({runs[-1]['orders']:,})",
+            reads["firehose"], "calls/s", KINESIS_READS_PER_SHARD_S, "AWS's limit per shard (calls/s)", READS_TARGET,
+            notes=f"the firehose runner, over the run; the pipe read DynamoDB Streams at {fmt_rate(reads.get('pipe'))}"
+                  f"/s per shard (limit {STREAMS_READS_PER_SHARD_S:g})"))
     if runs:
         p95 = runs[-1]["freshness_s"]["p95"]
         figures.append(Figure(f"freshness_full_speed_{runs[-1]['orders']}",

@@ -376,6 +376,7 @@ class FirehoseRunner:
         if self.iterators.get(shard) is None:
             self.iterators[shard] = self._iterator(shard)
         self.pacer.polled(shard)
+        self.stats.reads[shard] = self.stats.reads.get(shard, 0) + 1
         try:  # in wire form (see Clients.raw_json): botocore's parsing was a quarter of this runner's CPU
             resp = retrying(attempts=4, reconnect=False)(self.clients.raw_json)(
                 "kinesis", "GetRecords", {"ShardIterator": self.iterators[shard], "Limit": KINESIS_GET_LIMIT})

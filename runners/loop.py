@@ -57,6 +57,7 @@ class Stats:
     passes: int = 0
     ok_passes: int = 0  # passes that completed without raising (`make up` waits for the first one)
     pid: int = 0  # the process that wrote this status (a status from an earlier run proves nothing)
+    reads: dict[str, int] = field(default_factory=dict)  # GetRecords calls per shard (`make bench`: calls/s)
 
 
 log = logging.getLogger("runners")

@@ -452,6 +452,7 @@ class PipeRunner:
         if self.iterators.get(shard.shard_id) is None:
             self.iterators[shard.shard_id] = self._iterator(shard.shard_id)
         self.pacer.polled(shard.shard_id)
+        self.stats.reads[shard.shard_id] = self.stats.reads.get(shard.shard_id, 0) + 1
         try:
             resp = retrying(attempts=4, reconnect=False)(self.clients.raw_json)(
                 "dynamodbstreams", "GetRecords",

@@ -201,6 +201,7 @@ def test_the_pipe_reads_each_shard_at_most_4_times_a_second_backs_off_when_idle_
     after = [round(b - a, 2) for a, b in pairwise(reads) if a >= streams.again_at]
     assert after[:3] == [0.28, 0.28, 0.46]  # found the record: again within the limit, then 0.2 (0.25), 0.4
     assert runner.stats.records_out == streams.seq
+    assert runner.stats.reads == {shard: len(streams.calls[shard]) for shard in streams.shards}  # for `make bench`
 
 
 # --- the firehose runner against Kinesis ------------------------------------------------------------
@@ -293,3 +294,10 @@ def test_an_idle_firehose_wakes_when_its_buffer_falls_due_not_after_its_idle_sle
     # then, not at the next idle wake-up (the loop was sleeping a second at a time).
     assert s3.written[0] == pytest.approx(read_at + 0.02 + 1.3, abs=0.03)
     assert_within_limit(source.calls, 5)
+
+
+def test_the_bench_reports_the_busiest_shard_s_reads_per_second() -> None:
+    from bench.pipeline_rate import reads_per_shard_s
+
+    assert reads_per_shard_s({"a": 2}, {"a": 12, "b": 3}, 2.0) == 5.0
+    assert reads_per_shard_s({}, {}, 2.0) is None  # a runner from before the count
