@@ -5,17 +5,23 @@ one core at most: with E ms of its CPU per change event, no pipeline can pass 10
 on it, whatever the runners do. The pipeline figure measures E without a profiler; a short
 extra run with MiniStack itself under cProfile (EMULATOR_PYTHON pointed at a wrapper) then
 says which of its APIs and functions spend it. The summary is pure, for the tests.
+
+Every pipeline emulator also runs with Python's garbage collector timed (`gc.callbacks`, through
+the same kind of wrapper): a full collection walks the whole heap, which grows with every stream
+record the emulator keeps, so the figure says how much of its CPU those walks take at each size.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pstats
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.stack import own_emulator
 from bootstrap.emulator import emulator_python
@@ -88,6 +94,70 @@ def _environ(name: str, value: str) -> Iterator[None]:
             os.environ.pop(name, None)
         else:
             os.environ[name] = previous
+
+
+# Runs in the emulator's interpreter: times each collection per generation, then runs boot.py as `python boot.py`
+# would. The totals are rewritten (atomically) after each full collection and at most once a second otherwise.
+GC_TIMER = """\
+import gc, json, os, runpy, sys, time
+out = sys.argv.pop(1)
+totals = {"collections": [0, 0, 0], "seconds": [0.0, 0.0, 0.0], "longest_full_s": 0.0}
+state = {"start": 0.0, "written": 0.0}
+def write():
+    with open(out + ".tmp", "w") as fh:
+        json.dump(totals, fh)
+    os.replace(out + ".tmp", out)
+def timer(phase, info):
+    now = time.perf_counter()
+    if phase == "start":
+        state["start"] = now
+        return
+    gen, took = info["generation"], now - state["start"]
+    totals["collections"][gen] += 1
+    totals["seconds"][gen] += took
+    if gen == 2:
+        totals["longest_full_s"] = max(totals["longest_full_s"], took)
+    if gen == 2 or now - state["written"] > 1.0:
+        state["written"] = now
+        write()
+gc.callbacks.append(timer)
+sys.argv = sys.argv[1:]  # as `python boot.py` sees them
+sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0]))
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def read_gc(path: Path) -> dict[str, Any]:
+    """The GC timer's totals so far (zeros before its first write)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {"collections": [0, 0, 0], "seconds": [0.0, 0.0, 0.0], "longest_full_s": 0.0}
+
+
+def gc_between(before: dict[str, Any], after: dict[str, Any], emulator_cpu_s: float) -> dict[str, Any]:
+    """Pure: the collections and seconds between two readings, and the full ones' share of the emulator's CPU."""
+    full_s = after["seconds"][2] - before["seconds"][2]
+    all_s = sum(after["seconds"]) - sum(before["seconds"])
+    return {"full_collections": after["collections"][2] - before["collections"][2], "full_s": round(full_s, 2),
+            "all_s": round(all_s, 2), "longest_full_s": round(after["longest_full_s"], 2),
+            "full_share_of_cpu": round(full_s / emulator_cpu_s, 3) if emulator_cpu_s > 0 else None}
+
+
+@contextlib.contextmanager
+def gc_timed_emulator(emulator: Callable[[], contextlib.AbstractContextManager[tuple[Settings, int]]],
+                      work: Path) -> Iterator[tuple[Settings, int, Path]]:
+    """`emulator()` started with its garbage collector timed; yields (settings, pid, the timer's file)."""
+    out = work / "emulator-gc.json"
+    script = work / "emulator-gc-timer.py"
+    script.write_text(GC_TIMER)
+    wrapper = work / "emulator-gc.sh"
+    wrapper.write_text(f'#!/bin/sh\nexec "{emulator_python()}" "{script}" "{out}" "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    with contextlib.ExitStack() as stack:
+        with _environ("EMULATOR_PYTHON", str(wrapper)):  # only this start goes through the wrapper
+            settings, pid = stack.enter_context(emulator())
+        yield settings, pid, out
 
 
 @contextlib.contextmanager

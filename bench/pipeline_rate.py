@@ -374,6 +374,9 @@ def growth_table(runs: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], lis
         row("GetRecords/s per shard: pipe / firehose", lambda r: " / ".join(
             fmt((r.get("reads_per_shard_s") or {}).get(name), ".1f") for name in ("pipe", "firehose"))),
         row("emulator RSS after (MB)", lambda r: fmt((r.get("emulator_after") or {}).get("rss_mb"))),
+        row("emulator full GCs: count, s (share of its CPU)", lambda r: "-" if not r.get("emulator_gc") else (
+            f"{r['emulator_gc']['full_collections']}, {r['emulator_gc']['full_s']:.1f} "
+            f"({100 * (r['emulator_gc']['full_share_of_cpu'] or 0):.1f}%)")),
     ]
     names = list(runs[0][1]["processes"]) if runs else []
     for name in names:
@@ -407,13 +410,17 @@ def measure(emulator: EmulatorFactory, sizes: list[int], *, buffer_interval_s: i
                          f"over the budget of {budget / 1024:.1f} GB (--memory-budget-gb, or free memory)")
             skipped.append({"orders": orders, "projected_emulator_mb": round(projected), "budget_mb": round(budget)})
             continue
-        with emulator() as (base, emulator_pid), running_pipeline(base, f"p{n}", buffer_interval_s) as settings:
+        with (tempfile.TemporaryDirectory(prefix="bench-emu-gc-") as gc_work,
+              emulator_profile.gc_timed_emulator(emulator, Path(gc_work)) as (base, emulator_pid, gc_file),
+              running_pipeline(base, f"p{n}", buffer_interval_s) as settings):
             clients = Clients(settings)
             console.step(f"pipeline: {orders:,} orders as fast as the generator writes")
-            before = tree_usage(emulator_pid).as_dict()
+            before, gc_before = tree_usage(emulator_pid).as_dict(), emulator_profile.read_gc(gc_file)
             run = seed_and_follow(settings, emulator_pid, orders=orders, seed=seed + n, rate_=None, config=None,
                                   poll_s=poll_s, timeout_s=timeout_s)
             run["emulator_before"], run["emulator_after"] = before, tree_usage(emulator_pid).as_dict()
+            run["emulator_gc"] = emulator_profile.gc_between(gc_before, emulator_profile.read_gc(gc_file),
+                                                             run["processes"]["emulator"]["cpu_s"])
             run["projected_emulator_mb"] = None if projected is None else round(projected)
             runs.append(run)
             console.info(f"  {run['events_in_lake']:,} events in {run['end_to_end_s']}s "
