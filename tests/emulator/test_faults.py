@@ -23,6 +23,7 @@ from runners.firehose import FirehoseRunner
 from runners.firehose_config import parse_config
 from runners.pipe import PipeRunner
 from tests.fixtures.faults import Fault
+from tests.fixtures.runners import pump
 
 GOOD = {
     "order_id": {"S": "o-good"}, "customer_id": {"S": "c1"}, "customer_name": {"S": "Ann"},
@@ -60,15 +61,6 @@ def runners(clients: Clients, settings: Settings, tag: str, **config_changes) ->
             FirehoseRunner(clients, config, ckpt / f"firehose-{tag}.ckpt.json"))
 
 
-def pump(pipe: PipeRunner | None, firehose: FirehoseRunner, passes: int = 30) -> None:
-    """Run both in-process until both are idle twice in a row, then flush what is buffered."""
-    quiet = 0
-    for _ in range(passes):
-        idle = (pipe.run_once() if pipe else True) & firehose.run_once()
-        quiet = quiet + 1 if idle else 0
-        if quiet >= 2:
-            break
-    firehose.close()
 
 
 def objects(clients: Clients, prefix: str) -> list[bytes]:

@@ -24,6 +24,7 @@ from runners.firehose import FirehoseRunner
 from runners.firehose_config import parse_config
 from runners.pipe import PipeRunner
 from tests.fixtures.faults import Fault
+from tests.fixtures.runners import pump
 
 BUCKET = "fr-lake"
 ITEM = {
@@ -59,15 +60,6 @@ def firehose_runner(clients: Clients, settings: Settings, tag: str, **kwargs: An
     return FirehoseRunner(clients, config, Path(settings.runner_dir) / f"firehose-{tag}.ckpt.json", **kwargs)
 
 
-def pump(pipe: PipeRunner | None, firehose: FirehoseRunner, passes: int = 30) -> None:
-    """Run both in-process until both are idle twice in a row, then flush what is buffered."""
-    quiet = 0
-    for _ in range(passes):
-        idle = (pipe.run_once() if pipe else True) & firehose.run_once()
-        quiet = quiet + 1 if idle else 0
-        if quiet >= 2:
-            break
-    firehose.close()
 
 
 def bodies(clients: Clients, prefix: str) -> list[bytes]:

@@ -27,6 +27,7 @@ from runners.firehose_config import parse_config
 from runners.pipe import PipeRunner
 from runners.redrive import Redriver
 from tests.emulator.test_pipeline import assert_lake_matches
+from tests.fixtures.runners import pump
 from transform.handler import transform_record
 
 BROKEN = """
@@ -59,14 +60,6 @@ def deploy_broken_transform(clients: Clients) -> str:
     )["FunctionArn"]
 
 
-def pump(pipe: PipeRunner | None, firehose: FirehoseRunner, passes: int = 40) -> None:
-    quiet = 0
-    for _ in range(passes):
-        idle = (pipe.run_once() if pipe else True) & firehose.run_once()
-        quiet = quiet + 1 if idle else 0
-        if quiet >= 2:
-            break
-    firehose.close()
 
 
 def keys(clients: Clients, prefix: str) -> list[str]:
