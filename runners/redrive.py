@@ -37,6 +37,7 @@ from botocore.exceptions import ClientError
 
 from common.aws import Clients, error_code
 from common.errors import PipelineError, TransientError
+from lake.glue_schema import TableSchema
 from lake.keys import evaluate_prefix, object_name
 from lake.writer import ConversionError, decode_rows, encode_parquet
 from runners.error_output import ACTIVE_PARTITION_EXCEEDED, PROCESSING_FAILED, error_lines
@@ -101,6 +102,8 @@ class Redriver:
         self.bucket = config.bucket
         self.error_prefix = clients.settings.error_prefix
         self.config = config
+        settings = clients.settings  # the table the delivery stream's SchemaConfiguration names
+        self.table_schema = TableSchema(clients.glue, settings.glue_database, settings.glue_table)
         self.stream = stream_name_from_arn(pipe_spec["Target"])
         self.partition_path = pipe_spec["TargetParameters"]["KinesisStreamParameters"]["PartitionKey"]
         source = pipe_spec.get("SourceParameters", {}).get("DynamoDBStreamParameters", {})
@@ -170,12 +173,14 @@ class Redriver:
         return len(events)
 
     def _convert(self, lines: list[bytes]) -> int:
-        """Rows that failed conversion, converted with today's schema, one object per partition."""
+        """Rows that failed conversion, converted with the Glue table's columns of today (the fix is often a
+        column added to the table), one object per partition, as the firehose runner converts."""
         written = datetime.now(UTC)
         by_key: dict[str, list[dict[str, Any]]] = {}
         for row in decode_rows(lines):
             by_key.setdefault(row_key(row, self.config, written), []).append(row)
-        bodies = {key: encode_parquet(rows) for key, rows in by_key.items()}  # all convert, or none is written
+        bodies = {key: encode_parquet(rows, self.table_schema.for_rows(rows))  # all convert, or none is written
+                  for key, rows in by_key.items()}
         for key, body in bodies.items():
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
         return len(lines)

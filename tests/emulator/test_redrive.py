@@ -27,6 +27,7 @@ from runners.firehose_config import parse_config
 from runners.pipe import PipeRunner
 from runners.redrive import Redriver
 from tests.emulator.test_pipeline import assert_lake_matches
+from tests.emulator.test_schema_evolution import add_column
 from tests.fixtures.runners import pump
 from transform.handler import transform_record
 
@@ -155,3 +156,23 @@ def lake_event_ids(clients: Clients) -> set[str]:
         body = clients.s3.get_object(Bucket="rd-lake", Key=key)["Body"].read()
         ids.update(pq.read_table(io.BytesIO(body), columns=["event_id"]).column(0).to_pylist())
     return ids
+
+
+def test_a_row_that_failed_conversion_is_redriven_with_the_tables_columns_of_today(settings: Settings) -> None:
+    """The fix for a conversion failure is often a column added to the table: redrive converts with it."""
+    clients = Clients(settings)
+    pipe_spec = json.loads(spec_path(settings.runner_dir, "pipe").read_text())
+    config = parse_config(json.loads(spec_path(settings.runner_dir, "delivery_stream").read_text()))
+    add_column(clients, settings, "coupon_code", "string")
+    row = {"order_id": "o-coupon", "status": "PLACED", "coupon_code": "SAVE10", "event_type": "INSERT",
+           "event_id": "ev-coupon", "sequence_number": "9" * 30, "event_ts": "2026-01-05T10:00:00.000Z",
+           "is_deleted": False}
+    doc = {"rawData": base64.b64encode(json.dumps(row).encode()).decode()}
+    clients.s3.put_object(Bucket="rd-lake", Key="errors/format-conversion-failed/2026/01/05/10/rd-coupon",
+                          Body=json.dumps(doc).encode() + b"\n")
+
+    result = Redriver(clients, pipe_spec, config).run()
+    assert (result.records["format-conversion-failed"], result.left) == (1, [])
+    (key,) = keys(clients, "orders/year=2026/month=01/day=05/")
+    table = pq.read_table(io.BytesIO(clients.s3.get_object(Bucket="rd-lake", Key=key)["Body"].read()))
+    assert table.column("coupon_code").to_pylist() == ["SAVE10"]

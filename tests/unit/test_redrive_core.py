@@ -106,7 +106,8 @@ def test_processing_failed_and_active_partition_exceeded_records_in_awss_shape_a
     })
     kinesis = FakeKinesis()
     no_queue = SimpleNamespace(get_queue_url=lambda **_: {"QueueUrl": ""})  # the dead-letter queue is empty
-    clients = SimpleNamespace(s3=s3, kinesis=kinesis, sqs=no_queue, settings=settings, client=lambda _name: None)
+    clients = SimpleNamespace(s3=s3, kinesis=kinesis, sqs=no_queue, glue=None, settings=settings,
+                              client=lambda _name: None)  # no conversion here, so the table is never read
 
     result = Redriver(clients, specs["pipe"].params, config).run()  # type: ignore[arg-type]
 
