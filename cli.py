@@ -640,10 +640,9 @@ def env_exports(settings: Settings) -> dict[str, str]:
             AWS_SECRET_ACCESS_KEY="test",
             LOCALSTACK_HOST=endpoint.removeprefix("http://"),
         )
-        if settings.target == "embedded":  # the compose file does not run the endpoint yet (docs/athena.md)
-            from analytics.athena_api import endpoint_url
+        from analytics.athena_api import endpoint_url
 
-            exports["AWS_ENDPOINT_URL_ATHENA"] = endpoint_url(settings)  # the project's Trino-speaking mirror
+        exports["AWS_ENDPOINT_URL_ATHENA"] = endpoint_url(settings)  # the project's Trino-speaking mirror
     return exports
 
 

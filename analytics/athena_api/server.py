@@ -124,8 +124,10 @@ class AthenaServer:
     """The endpoint on host:port (127.0.0.1 by default); `start()` serves from a thread, `close()` stops it."""
 
     def __init__(self, settings: Settings, port: int | None = None, host: str | None = None,
-                 clients: Clients | None = None, register: bool = True, workers: int = 2) -> None:
+                 clients: Clients | None = None, register: bool = True, workers: int = 2,
+                 advertise: str | None = None) -> None:
         self.settings = settings
+        self._advertise = advertise  # the address the emulator reaches us at, when not our own (compose)
         self.service = AthenaService(clients or Clients(settings), settings, workers=workers)
         self._http = _HttpServer((host or settings.host, athena_port(settings) if port is None else port),
                                  settings, self.service)
@@ -140,7 +142,7 @@ class AthenaServer:
     @property
     def url(self) -> str:
         host = self._http.server_address[0]
-        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}"
+        return self._advertise or f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}"
 
     def _announce(self) -> None:
         if self._register and self.settings.emulated:
@@ -173,9 +175,9 @@ class AthenaServer:
         self.close()
 
 
-def serve(settings: Settings, port: int | None = None, host: str | None = None) -> None:
+def serve(settings: Settings, port: int | None = None, host: str | None = None, advertise: str | None = None) -> None:
     """Serve until SIGTERM or SIGINT (what `python -m analytics.athena_api` runs), then leave cleanly."""
-    server = AthenaServer(settings, port, host)
+    server = AthenaServer(settings, port, host, advertise=advertise)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         threading.Thread(target=server._http.shutdown, daemon=True).start()

@@ -58,7 +58,8 @@ def services(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_services_and_profiles(services: dict[str, Any]) -> None:
-    assert set(services) == {"ministack", "localstack", "pipeline", "pipeline-localstack"}
+    assert set(services) == {"ministack", "localstack", "pipeline", "pipeline-localstack", "athena"}
+    assert "profiles" not in services["athena"]
     assert "profiles" not in services["ministack"]
     assert "profiles" not in services["pipeline"]
     assert services["localstack"]["profiles"] == ["localstack"]
@@ -77,7 +78,24 @@ def test_emulator_port_is_loopback_only(raw: dict[str, Any], name: str) -> None:
 
 
 def test_nothing_else_publishes_ports(services: dict[str, Any]) -> None:
-    assert [n for n, s in services.items() if "ports" in s] == ["ministack", "localstack"]
+    assert [n for n, s in services.items() if "ports" in s] == ["ministack", "localstack", "athena"]
+    assert services["athena"]["ports"] == ["127.0.0.1:4607:4607"]  # loopback only, PORT + 41 as on embedded
+
+
+def test_the_emulator_starts_through_the_pinned_patches_and_forwards_athena(services: dict[str, Any]) -> None:
+    ministack = services["ministack"]
+    (mount,) = ministack["volumes"]
+    source, target, mode = mount.split(":")
+    assert (COMPOSE_DIR / source).resolve() == ROOT / "bootstrap" / "emulator_patches" and mode == "ro"
+    assert ministack["entrypoint"] == ["python", f"{target}/boot.py"]
+    athena = services["athena"]
+    (script,) = athena["command"]
+    words = shlex.split(script)
+    assert words[:4] == ["exec", "python", "-m", "analytics.athena_api"]
+    assert (ROOT / "analytics" / "athena_api" / "__main__.py").is_file()
+    advertised = words[words.index("--advertise") + 1]
+    assert ministack["environment"]["LOCAL_ATHENA_ENDPOINT"] == advertised == "http://athena:4607"
+    assert athena["depends_on"] == {"ministack": {"condition": "service_healthy"}}
 
 
 def test_ministack_runs_quiet_and_in_memory(services: dict[str, Any]) -> None:

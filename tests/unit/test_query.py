@@ -390,3 +390,20 @@ def test_csv_and_column_info_shapes() -> None:
     assert column_info("total", "decimal(38,2)")["Precision"] == 38
     assert column_info("total", "decimal(38,2)")["Scale"] == 2
     assert column_info("ts", "timestamp with time zone")["Type"] == "timestamp with time zone"
+
+
+def test_the_endpoint_advertises_the_address_the_emulator_can_reach() -> None:
+    """compose: bound on 0.0.0.0 in its container, the emulator reaches it by service name."""
+    from analytics.athena_api.server import AthenaServer
+    from common.config import load_settings
+
+    settings = load_settings(env={})
+    own = AthenaServer(settings, port=0, register=False)
+    named = AthenaServer(settings, port=0, register=False, advertise="http://athena:4607")
+    try:
+        assert own.url == f"http://127.0.0.1:{own.port}"
+        assert named.url == "http://athena:4607"
+    finally:
+        for server in (own, named):
+            server._http.server_close()
+            server.service.close()
