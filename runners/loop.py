@@ -5,10 +5,12 @@ between passes (`pass_delay`):
 - after a pass that found work, the next pass starts at once, unless that would read a shard more often
   than AWS allows (the runner's `ready_in()`, from a `ShardPacer`: Kinesis GetRecords 5 calls/s per shard,
   DynamoDB Streams 4; each runner module cites its page);
-- after an idle pass it sleeps, twice as long after each further idle pass (0.2 s, 0.4 s, 0.8 s, then
-  1 s, the cap), and again 0.2 s after the first pass that finds work. An idle shard is then read once a
-  second, as Lambda's own event source mapping reads an idle Kinesis shard ("Lambda polls each shard in
-  your Kinesis stream for records at a base rate of once per second", lambda/latest/dg/with-kinesis.html);
+- after an idle pass it sleeps 0.2 s; from the fourth idle pass in a row on, twice as long as the last
+  time (0.4 s, 0.8 s, then 1 s, the cap), and 0.2 s again once a pass finds work. An idle shard is then
+  read once a second, as Lambda's own event source mapping reads an idle Kinesis shard ("Lambda polls
+  each shard in your Kinesis stream for records at a base rate of once per second",
+  lambda/latest/dg/with-kinesis.html). The first three stay short so that `make drain`, which waits for
+  three idle passes of each runner after the last change, is not kept waiting by the backoff;
 - an idle sleep ends early when something buffered falls due (the runner's `due_in()`): a Firehose
   buffer is written when its interval ends, not up to a second later.
 A poll costs the emulator CPU whether or not it finds records; polling faster than AWS allows only
@@ -101,20 +103,24 @@ class ShardPacer:
         return max(0.0, max(self._last.values()) + self.interval - self._clock())
 
 
-class IdleBackoff:
-    """The sleep after each pass: 0 after a pass that found work; after idle passes `base`, doubling up to `cap`."""
+IDLE_PASSES_BEFORE_BACKOFF = 3  # `make drain` (runners/service.py wait_drained) waits for 3 idle passes
 
-    def __init__(self, base: float = IDLE_SLEEP_S, cap: float = IDLE_SLEEP_CAP_S) -> None:
-        self.base, self.cap = base, max(base, cap)
-        self._next = base
+
+class IdleBackoff:
+    """The sleep after each pass: 0 after a pass that found work; `base` after each of the first `patience`
+    idle passes in a row, then doubling on each further one up to `cap`."""
+
+    def __init__(self, base: float = IDLE_SLEEP_S, cap: float = IDLE_SLEEP_CAP_S,
+                 patience: int = IDLE_PASSES_BEFORE_BACKOFF) -> None:
+        self.base, self.cap, self.patience = base, max(base, cap), patience
+        self._idle = 0
 
     def after(self, idle: bool) -> float:
         if not idle:
-            self._next = self.base
+            self._idle = 0
             return 0.0
-        sleep = self._next
-        self._next = min(self._next * 2, self.cap)
-        return sleep
+        self._idle += 1
+        return min(self.base * 2 ** max(self._idle - self.patience, 0), self.cap)
 
 
 def pass_delay(runner: Runner, idle_sleep: float) -> float:

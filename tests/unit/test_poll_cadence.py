@@ -90,11 +90,12 @@ def test_the_pacer_says_how_long_until_every_shard_may_be_read_again() -> None:
     assert pacer.ready_in() == 0.0
 
 
-def test_the_idle_sleep_doubles_up_to_its_cap_and_resets_when_a_pass_finds_work() -> None:
+def test_the_idle_sleep_doubles_up_to_its_cap_after_three_idle_passes_and_resets_when_a_pass_finds_work() -> None:
     backoff = IdleBackoff(0.2, 1.0)
-    assert [backoff.after(True) for _ in range(6)] == [0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
+    assert [backoff.after(True) for _ in range(8)] == [0.2, 0.2, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
     assert backoff.after(False) == 0.0
-    assert [backoff.after(True) for _ in range(2)] == [0.2, 0.4]
+    assert [backoff.after(True) for _ in range(4)] == [0.2, 0.2, 0.2, 0.4]
+    assert [IdleBackoff(0.0, 1.0).after(True) for _ in range(5)] == [0.0] * 5  # the tests' idle_sleep=0
 
 
 def test_the_delay_never_reads_a_shard_too_soon_and_wakes_for_a_buffer_that_falls_due() -> None:
@@ -194,12 +195,12 @@ def test_the_pipe_reads_each_shard_at_most_4_times_a_second_backs_off_when_idle_
         assert max(busy) <= 0.25 + 2 * 0.03 + 1e-9
     reads = streams.calls["shard-a"]
     idle = [round(b - a, 2) for a, b in pairwise(reads) if a >= streams.busy_until]
-    # Idle: 0.2 (0.25 after the last read of shard-b: the limit), 0.4, 0.8, then once a second (each pass
-    # also spends 2 x 30 ms reading); the record at again_at resets it: read at once within the limit,
-    # then 0.2, 0.4, ... again.
-    assert idle[:5] == [0.28, 0.46, 0.86, 1.06, 1.06]
+    # Idle: three passes 0.2 s apart (0.25 after the last read of shard-b: the limit), then 0.4, 0.8, and
+    # once a second (each pass also spends 2 x 30 ms reading); the record at again_at resets it: read at
+    # once within the limit, then 0.2 x 3, 0.4, ... again.
+    assert idle[:7] == [0.28, 0.28, 0.28, 0.46, 0.86, 1.06, 1.06]
     after = [round(b - a, 2) for a, b in pairwise(reads) if a >= streams.again_at]
-    assert after[:3] == [0.28, 0.28, 0.46]  # found the record: again within the limit, then 0.2 (0.25), 0.4
+    assert after[:5] == [0.28, 0.28, 0.28, 0.28, 0.46]  # found the record: again within the limit, then idle
     assert runner.stats.records_out == streams.seq
     assert runner.stats.reads == {shard: len(streams.calls[shard]) for shard in streams.shards}  # for `make bench`
 
