@@ -59,7 +59,7 @@ def test_every_kpi_equals_the_hand_computed_value(engine: Any) -> None:
     assert [r.name for r in results] == list(EXPECTED_KPIS)
     for result in results:
         columns, rows = EXPECTED_KPIS[result.name]
-        assert (result.name, result.columns, result.rows) == (result.name, columns, rows)
+        assert (result.columns, result.rows) == (columns, rows), result.name
 
 
 def test_results_are_kpi_results_with_titles(engine: Any) -> None:
@@ -105,10 +105,22 @@ def test_each_file_is_athena_sql_and_transpiles(path: Path) -> None:
     assert len(duckdb.connect().extract_statements(to_duckdb(text))) == 1
 
 
-@pytest.mark.parametrize("path", SQL_FILES, ids=lambda p: p.name)
+def divisions(path: Path) -> list[exp.Div]:
+    return list(sqlglot.parse_one(path.read_text(), read="athena").find_all(exp.Div))
+
+
+DIVIDING_FILES = [path for path in SQL_FILES if divisions(path)]
+
+
+def test_some_kpis_divide() -> None:
+    """Guards the next test: it checks nothing if no file divides."""
+    assert DIVIDING_FILES
+
+
+@pytest.mark.parametrize("path", DIVIDING_FILES, ids=lambda p: p.name)
 def test_no_integer_division(path: Path) -> None:
     """Trino divides integers as integers, DuckDB does not: every numerator is cast to double."""
-    for div in sqlglot.parse_one(path.read_text(), read="athena").find_all(exp.Div):
+    for div in divisions(path):
         assert isinstance(div.this, exp.Cast) and div.this.to.this == exp.DataType.Type.DOUBLE, div.sql()
 
 
