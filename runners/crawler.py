@@ -50,6 +50,7 @@ from common.config import Settings
 from common.console import Console
 from common.errors import TerminalError
 from lake.glue_schema import STORAGE, Columns, crawler_parameters, glue_type, partition_input, table_input
+from lake.partitions import partition_values
 from lake.schema import PARTITION_KEYS
 
 JSON_SAMPLE_RECORDS = 1000  # records read per JSON object to infer its schema
@@ -129,7 +130,7 @@ def spec_from_request(request: Mapping[str, Any], table: str) -> CrawlerSpec:
     )
 
 
-def load_spec(clients: Clients, settings: Settings) -> CrawlerSpec:
+def load_crawler_spec(clients: Clients, settings: Settings) -> CrawlerSpec:
     """The bootstrap's CreateCrawler request for this runner if it wrote one, else from settings."""
     path = settings.runner_dir / SPEC_FILE
     if path.is_file():
@@ -138,22 +139,6 @@ def load_spec(clients: Clients, settings: Settings) -> CrawlerSpec:
 
 
 # --- pure: keys, formats, types ----------------------------------------------------------------
-
-
-def partition_of(key: str, prefix: str, keys: Sequence[str] = PARTITION_KEYS) -> tuple[str, ...] | None:
-    """The partition values of an object key, or None when it is not a data object of the table."""
-    if not key.startswith(prefix) or key.endswith("/"):
-        return None
-    parts = key[len(prefix):].split("/")
-    if len(parts) != len(keys) + 1 or parts[-1].startswith(("_", ".")):
-        return None
-    values = []
-    for folder, name in zip(parts[:-1], keys, strict=True):
-        label, sep, value = folder.partition("=")
-        if not sep or label != name or not value:
-            return None
-        values.append(value)
-    return tuple(values)
 
 
 def format_of(key: str, head: bytes = b"") -> tuple[str, bool] | None:
@@ -326,7 +311,9 @@ def merge_with_table(
 
 
 @dataclass(frozen=True)
-class LakeObject:
+class CrawledObject:
+    """A data object of the table: its key, size and partition values."""
+
     key: str
     size: int
     partition: tuple[str, ...]
@@ -402,7 +389,7 @@ def _json_records(stream: Any, compressed: bool, limit: int) -> Iterator[dict[st
             yield json.loads(line)
 
 
-def read_object_schema(s3: Any, bucket: str, obj: LakeObject, fmt: str, compressed: bool) -> Columns:
+def read_object_schema(s3: Any, bucket: str, obj: CrawledObject, fmt: str, compressed: bool) -> Columns:
     """The columns one object carries: the Parquet footer, or a sample of its JSON records."""
     try:
         if fmt == "parquet":
@@ -419,24 +406,24 @@ def read_object_schema(s3: Any, bucket: str, obj: LakeObject, fmt: str, compress
         ) from None
 
 
-def list_lake(s3: Any, spec: CrawlerSpec) -> tuple[list[LakeObject], list[str]]:
+def list_lake(s3: Any, spec: CrawlerSpec) -> tuple[list[CrawledObject], list[str]]:
     """Data objects under the include path in the Hive layout, and the keys that are not
     (hidden `_*` / `.*` names, folder markers and empty objects are skipped silently)."""
     objects, ignored = [], []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=spec.bucket, Prefix=spec.prefix):
         for item in page.get("Contents", []):
             key, size = item["Key"], int(item.get("Size", 0))
-            values = partition_of(key, spec.prefix)
+            values = partition_values(key, spec.prefix)
             hidden = key.endswith("/") or key.rsplit("/", 1)[-1].startswith(("_", "."))
             if values is None and not hidden:
                 ignored.append(key)
             if values is None or size == 0:
                 continue
-            objects.append(LakeObject(key, size, values))
+            objects.append(CrawledObject(key, size, values))
     return sorted(objects, key=lambda o: o.key), ignored
 
 
-def _object_format(s3: Any, bucket: str, obj: LakeObject) -> tuple[str, bool]:
+def _object_format(s3: Any, bucket: str, obj: CrawledObject) -> tuple[str, bool]:
     found = format_of(obj.key)
     if found is None:
         found = format_of(obj.key, _get_range(s3, bucket, obj.key, 0, min(obj.size, 16) - 1))
@@ -503,7 +490,7 @@ def crawl(clients: Clients, settings: Settings, console: Console | None = None,
           spec: CrawlerSpec | None = None, workers: int = 8) -> CrawlResult:
     """One crawler run: list, infer, create/update the table, add new partitions; report what changed."""
     console = console or Console(quiet=True)
-    spec = spec or load_spec(clients, settings)
+    spec = spec or load_crawler_spec(clients, settings)
     s3, glue = clients.s3, clients.glue
     if not spec.s3_path:  # a catalog target crawls its table's own location
         target = _get_table(glue, spec)

@@ -13,6 +13,7 @@ import pytest
 from common.errors import TerminalError
 from lake import glue_schema
 from lake.glue_schema import arrow_type, glue_type, partition_input, table_input
+from lake.partitions import partition_values
 from lake.schema import ROW_SCHEMA
 from runners.crawler import (
     CrawlerSpec,
@@ -22,7 +23,6 @@ from runners.crawler import (
     merge_object_schemas,
     merge_with_table,
     parquet_columns,
-    partition_of,
     spec_from_request,
     widen,
 )
@@ -56,8 +56,8 @@ SPEC = CrawlerSpec(database="db", table="sales_orders_cdc", s3_path="s3://lake/o
         ("errors/processing-failed/2024/03/01/10/x", None),  # outside the include path
     ],
 )
-def test_partition_of(key: str, expected: tuple[str, ...] | None) -> None:
-    assert partition_of(key, "orders/") == expected
+def test_partition_values(key: str, expected: tuple[str, ...] | None) -> None:
+    assert partition_values(key, "orders/") == expected
 
 
 def test_format_of_by_name_then_by_magic_bytes() -> None:
