@@ -52,8 +52,8 @@ from lake.compact import (
     compacted_rows,
     is_settled,
     object_format,
-    partition_of,
 )
+from lake.partitions import day_partition
 
 VERIFY_FILE = "verify.json"
 RUNNER_ORDER = ("pipe", "firehose")  # pipeline order, for display only; other status files follow by name
@@ -323,7 +323,7 @@ def partition_health(objects: Iterable[S3Object], lake_prefix: str,
     """
     days: dict[str, list[S3Object]] = {}
     for o in objects:
-        part = partition_of(o.key, lake_prefix)
+        part = day_partition(o.key, lake_prefix)
         if part is not None and object_format(o.key) is not None:
             days.setdefault(f"{part.year}-{part.month}-{part.day}", []).append(o)
     out = []
@@ -369,7 +369,7 @@ def objects_table(objects: Iterable[S3Object], lake_prefix: str) -> pa.Table:
     """Pure: the lake's delivered data objects (compacted files left out) with their LastModified."""
     keys, times = [], []
     for o in objects:
-        if partition_of(o.key, lake_prefix) and object_format(o.key) and compacted_rows(o.key) is None:
+        if day_partition(o.key, lake_prefix) and object_format(o.key) and compacted_rows(o.key) is None:
             keys.append(o.key)
             times.append(_naive_utc(o.last_modified))
     return pa.table({"key": pa.array(keys, pa.string()), "last_modified": pa.array(times, pa.timestamp("ms"))})

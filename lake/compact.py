@@ -97,6 +97,7 @@ from common.aws import Clients, error_code, retrying
 from common.config import Settings
 from common.console import Console
 from common.errors import ConfigError, TerminalError
+from lake.partitions import Partition, day_partition
 
 DEFAULT_TARGET_ROWS = 1_000_000  # ~60-100 MB of Parquet per file for this schema
 DEFAULT_LARGE_BYTES = 64 * 1024 * 1024  # objects this big are already "large": left alone
@@ -104,9 +105,8 @@ DEFAULT_MIN_OBJECTS = 2  # compacting a single object buys nothing
 DEFAULT_LEASE_S = 900.0  # a journal untouched this long belongs to a crashed run
 JOURNAL_ROOT = "_compaction/"
 DELETE_BATCH = 1000  # DeleteObjects' limit
-FORMATS = ("parquet", "jsonl.gz", "jsonl")
+OBJECT_FORMATS = ("parquet", "jsonl.gz", "jsonl")  # a lake object's format, told by its name
 EXTENSIONS = {"parquet": ".parquet", "jsonl.gz": ".gz", "jsonl": ""}
-_PARTITION = re.compile(r"year=(\d{4})/month=(\d{2})/day=(\d{2})/([^/]+)$")
 _COMPACTED = re.compile(r"^compacted-.*-(\d+)rows(?:\.parquet|\.gz)?$")
 _LOST = ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409", "404")
 
@@ -120,25 +120,11 @@ class LockLost(TerminalError):
 
 @dataclass(frozen=True)
 class LakeObject:
+    """One object of a listing, with the ETag that its read and its delete are conditional on."""
+
     key: str
     size: int
     etag: str
-
-
-@dataclass(frozen=True)
-class Partition:
-    year: str
-    month: str
-    day: str
-
-    def prefix(self, lake_prefix: str) -> str:
-        return f"{lake_prefix}year={self.year}/month={self.month}/day={self.day}/"
-
-    def journal_key(self, lake_prefix: str) -> str:
-        return f"{JOURNAL_ROOT}{lake_prefix}year={self.year}/month={self.month}/day={self.day}.json"
-
-    def __str__(self) -> str:
-        return f"{self.year}-{self.month}-{self.day}"
 
 
 def partition(year: int | str, month: int | str, day: int | str) -> Partition:
@@ -188,23 +174,20 @@ def object_format(key: str) -> str | None:
     return None if "." in name.rsplit("-", 1)[-1] else "jsonl"
 
 
-def partition_of(key: str, lake_prefix: str) -> Partition | None:
-    """orders/year=2026/month=01/day=05/<name> -> that Partition (None outside the layout)."""
-    if not key.startswith(lake_prefix):
-        return None
-    match = _PARTITION.fullmatch(key[len(lake_prefix):])
-    return Partition(match.group(1), match.group(2), match.group(3)) if match else None
+def journal_key(part: Partition, lake_prefix: str) -> str:
+    """The journal that locks a day: outside the table location, so no reader or crawler sees it."""
+    return f"{JOURNAL_ROOT}{lake_prefix}year={part.year}/month={part.month}/day={part.day}.json"
 
 
 def journal_partition(key: str, lake_prefix: str) -> Partition | None:
     """_compaction/<lake prefix>year=YYYY/month=MM/day=DD.json -> that Partition."""
     if not key.startswith(JOURNAL_ROOT) or not key.endswith(".json"):
         return None
-    return partition_of(key[len(JOURNAL_ROOT):-len(".json")] + "/journal", lake_prefix)
+    return day_partition(key[len(JOURNAL_ROOT):-len(".json")] + "/journal", lake_prefix)
 
 
 @dataclass(frozen=True)
-class Plan:
+class CompactionPlan:
     """Which objects of one partition get rewritten, per format, and which are left alone."""
 
     groups: dict[str, tuple[LakeObject, ...]]
@@ -212,7 +195,7 @@ class Plan:
 
     @property
     def inputs(self) -> tuple[LakeObject, ...]:
-        return tuple(o for fmt in FORMATS for o in self.groups.get(fmt, ()))
+        return tuple(o for fmt in OBJECT_FORMATS for o in self.groups.get(fmt, ()))
 
 
 def is_settled(obj: LakeObject, target_rows: int, large_bytes: int) -> bool:
@@ -222,7 +205,7 @@ def is_settled(obj: LakeObject, target_rows: int, large_bytes: int) -> bool:
 
 
 def plan_partition(objects: Iterable[LakeObject], *, target_rows: int = DEFAULT_TARGET_ROWS,
-                   large_bytes: int = DEFAULT_LARGE_BYTES, min_objects: int = DEFAULT_MIN_OBJECTS) -> Plan:
+                   large_bytes: int = DEFAULT_LARGE_BYTES, min_objects: int = DEFAULT_MIN_OBJECTS) -> CompactionPlan:
     """Small data objects of a format with at least `min_objects` of them are inputs; the rest stay."""
     by_format: dict[str, list[LakeObject]] = {}
     kept: list[LakeObject] = []
@@ -233,13 +216,13 @@ def plan_partition(objects: Iterable[LakeObject], *, target_rows: int = DEFAULT_
         else:
             by_format.setdefault(fmt, []).append(obj)
     groups = {}
-    for fmt in FORMATS:
+    for fmt in OBJECT_FORMATS:
         members = by_format.get(fmt, [])
         if len(members) >= max(min_objects, 2):
             groups[fmt] = tuple(members)
         else:
             kept += members
-    return Plan(groups, tuple(sorted(kept, key=lambda o: o.key)))
+    return CompactionPlan(groups, tuple(sorted(kept, key=lambda o: o.key)))
 
 
 def chunk_sizes(total_rows: int, target_rows: int) -> list[int]:
@@ -276,7 +259,7 @@ def partitions_to_compact(objects: Iterable[LakeObject], lake_prefix: str, *, mo
     """Partitions holding more than `more_than` small data objects, oldest day first."""
     counts: dict[Partition, int] = {}
     for obj in objects:
-        part = partition_of(obj.key, lake_prefix)
+        part = day_partition(obj.key, lake_prefix)
         if part is not None and object_format(obj.key) is not None and not is_settled(obj, target_rows, large_bytes):
             counts[part] = counts.get(part, 0) + 1
     return sorted((p for p, n in counts.items() if n > more_than), key=lambda p: (p.year, p.month, p.day))
@@ -611,7 +594,7 @@ def compact_partition(
     run_id = uuid.uuid4().hex[:8]
     result = CompactResult(str(part), run_id=run_id)
     began = clock.monotonic()
-    journal = Journal(part.journal_key(settings.lake_prefix),
+    journal = Journal(journal_key(part, settings.lake_prefix),
                       {"run_id": run_id, "partition": prefix, "started": clock.now().isoformat()})
 
     # 1. lock (recovering a stale journal first)

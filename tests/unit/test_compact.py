@@ -17,23 +17,23 @@ import lake.compact as compact
 from common.errors import ConfigError
 from lake.compact import (
     LakeObject,
-    Partition,
     RowBatcher,
     chunk_sizes,
     compacted_rows,
+    journal_key,
     journal_partition,
     object_format,
     output_count,
     output_key,
     parse_day,
     partition,
-    partition_of,
     partitions_to_compact,
     plan_partition,
     recovery_action,
     sort_rows,
     split_lines,
 )
+from lake.partitions import Partition, day_partition
 
 P = "orders/year=2026/month=01/day=05/"
 MB = 1024 * 1024
@@ -47,7 +47,7 @@ def test_partition_pads_and_names_its_prefix_and_journal() -> None:
     part = partition(2026, 1, "5")
     assert part == Partition("2026", "01", "05")
     assert part.prefix("orders/") == P
-    assert part.journal_key("orders/") == "_compaction/orders/year=2026/month=01/day=05.json"
+    assert journal_key(part, "orders/") == "_compaction/orders/year=2026/month=01/day=05.json"
     assert str(part) == "2026-01-05"
 
 
@@ -90,11 +90,11 @@ def test_object_format_by_name(key: str, fmt: str | None) -> None:
     assert object_format(key) == fmt
 
 
-def test_partition_of_reads_the_hive_layout_only_under_the_lake_prefix() -> None:
-    assert partition_of(P + "a.parquet", "orders/") == Partition("2026", "01", "05")
-    assert partition_of("errors/year=2026/month=01/day=05/a.parquet", "orders/") is None
-    assert partition_of("orders/year=2026/month=01/a.parquet", "orders/") is None
-    assert partition_of(P + "nested/a.parquet", "orders/") is None
+def test_day_partition_reads_the_hive_layout_only_under_the_lake_prefix() -> None:
+    assert day_partition(P + "a.parquet", "orders/") == Partition("2026", "01", "05")
+    assert day_partition("errors/year=2026/month=01/day=05/a.parquet", "orders/") is None
+    assert day_partition("orders/year=2026/month=01/a.parquet", "orders/") is None
+    assert day_partition(P + "nested/a.parquet", "orders/") is None
     assert journal_partition("_compaction/orders/year=2026/month=01/day=05.json", "orders/") == Partition(
         "2026", "01", "05")
     assert journal_partition("orders/year=2026/month=01/day=05.json", "orders/") is None
