@@ -35,7 +35,7 @@ class Arns:
 
     @classmethod
     def build(cls, settings: Settings, account: str) -> Arns:
-        return cls(partition_of(settings.region), settings.region, account, settings)
+        return cls(aws_partition(settings.region), settings.region, account, settings)
 
     def _arn(self, service: str, resource: str, region: bool = True, account: bool = True) -> str:
         return (
@@ -116,7 +116,7 @@ class Arns:
         return by_kind[kind]() if kind in by_kind else name
 
 
-def partition_of(region: str) -> str:
+def aws_partition(region: str) -> str:
     """AWS partition for a region: ARNs differ in China and GovCloud."""
     if region.startswith("cn-"):
         return "aws-cn"

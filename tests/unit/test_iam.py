@@ -6,9 +6,9 @@ import pytest
 
 from bootstrap.iam import (
     Arns,
+    aws_partition,
     log_groups,
     managed_log_groups,
-    partition_of,
     role_documents,
     tls_only_bucket_policy,
     trust_policy,
@@ -109,8 +109,8 @@ def test_tls_only_bucket_policy_denies_plain_http() -> None:
     assert st["Resource"] == ["arn:aws:s3:::b", "arn:aws:s3:::b/*"]
 
 
-def test_partitions_follow_the_region() -> None:
-    assert [partition_of(r) for r in ("us-east-1", "cn-north-1", "us-gov-west-1")] == ["aws", "aws-cn", "aws-us-gov"]
+def test_aws_partitions_follow_the_region() -> None:
+    assert [aws_partition(r) for r in ("us-east-1", "cn-north-1", "us-gov-west-1")] == ["aws", "aws-cn", "aws-us-gov"]
 
 
 def test_the_bootstrap_creates_the_pipe_log_group_but_not_the_shared_crawler_one() -> None:
