@@ -17,7 +17,8 @@ from pathlib import Path
 from common.aws import emulator_healthy
 from common.config import ROOT, Settings
 from common.errors import TerminalError
-from common.process import live_pid, terminate, up_lock
+from common.process import live_pid, recorded, spawn, stop_recorded, up_lock
+from common.state_dir import emulator_data_dir, emulator_log_file, emulator_pid_file, emulator_s3_dir
 
 EMULATOR_VENV = ROOT / ".venv-emu"
 PATCHED_BOOT = Path(__file__).resolve().parent / "emulator_patches" / "boot.py"
@@ -30,11 +31,11 @@ def emulator_python() -> Path:
 
 
 def pid_file(settings: Settings) -> Path:
-    return settings.state_dir / f"emulator-{settings.port}.pid"
+    return emulator_pid_file(settings.state_dir, settings.port)
 
 
 def log_file(settings: Settings) -> Path:
-    return settings.state_dir / f"emulator-{settings.port}.log"
+    return emulator_log_file(settings.state_dir, settings.port)
 
 
 def emulator_env(settings: Settings, persist: bool = False) -> dict[str, str]:
@@ -46,8 +47,8 @@ def emulator_env(settings: Settings, persist: bool = False) -> dict[str, str]:
         LOG_LEVEL="WARNING",
         PERSIST_STATE="1" if persist else "0",
         S3_PERSIST="1" if persist else "0",
-        STATE_DIR=str(settings.state_dir / "emulator-data"),
-        S3_DATA_DIR=str(settings.state_dir / "emulator-data" / "s3"),  # default is a shared /tmp folder
+        STATE_DIR=str(emulator_data_dir(settings.state_dir)),
+        S3_DATA_DIR=str(emulator_s3_dir(settings.state_dir)),
         MINISTACK_REGION=settings.region,
     )
     return env
@@ -90,22 +91,10 @@ def _start(settings: Settings, persist: bool, timeout: float) -> int:
     python = emulator_python()
     if not python.exists():
         raise TerminalError(f"the emulator is not installed at {python}; run `make install`")
-    with log_file(settings).open("ab") as log:
-        proc = subprocess.Popen(  # the emulator's command line
-            [str(python), str(PATCHED_BOOT)],  # MiniStack with our pinned patches (docs/emulator-patches.md)
-            env=emulator_env(settings, persist),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # survives the `make up` shell, stopped by `make down`
-        )
-    pid_file(settings).write_text(str(proc.pid))
-    try:
+    # the emulator's command line: MiniStack with our pinned patches (docs/emulator-patches.md)
+    proc = spawn([str(python), str(PATCHED_BOOT)], log_file(settings), emulator_env(settings, persist))
+    with recorded(pid_file(settings), proc):
         wait_healthy(settings, timeout, proc)
-    except BaseException:
-        pid_file(settings).unlink(missing_ok=True)
-        terminate(proc.pid)
-        raise
     return proc.pid
 
 
@@ -126,10 +115,4 @@ def wait_healthy(settings: Settings, timeout: float = 30.0, proc: subprocess.Pop
 def stop(settings: Settings, timeout: float = 10.0) -> bool:
     """Stop the emulator this project started (by its pid file); False when none was running."""
     with up_lock(settings.state_dir):
-        pid = running_pid(settings)
-        if pid is None:
-            pid_file(settings).unlink(missing_ok=True)
-            return False
-        stopped = terminate(pid, timeout)
-        pid_file(settings).unlink(missing_ok=True)  # only once it is gone: the file never names a live one wrongly
-        return stopped
+        return stop_recorded(pid_file(settings), timeout)

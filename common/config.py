@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import ConfigError
+from common.state_dir import default_state_dir, runners_dir
 
 TARGETS = ("embedded", "compose", "aws")
 EMULATED_TARGETS = ("embedded", "compose")
@@ -84,7 +85,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 4566
     endpoint: str = ""  # compose: the emulator's address inside the compose network
-    state_dir: Path = field(default_factory=lambda: ROOT / ".state")
+    state_dir: Path = field(default_factory=lambda: default_state_dir(ROOT))
     project: str = "sales-orders-cdc"
 
     table_name: str = "sales_orders"
@@ -167,8 +168,8 @@ class Settings:
 
     @property
     def runner_dir(self) -> Path:
-        """Where runner specs, checkpoints and pids live."""
-        return self.state_dir / "runners"
+        """Where runner specs, checkpoints, status files, locks and logs live (common/state_dir.py)."""
+        return runners_dir(self.state_dir)
 
 
 def _num(value: float) -> str:

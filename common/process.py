@@ -8,6 +8,13 @@ file. The kernel drops a flock when its holder dies, however it dies, so "the lo
   so a second runner of one kind cannot start, and `holder(path)` finds the running one.
 - `exclusive(path)`: `make up` and `make down` take `<state>/up.lock` around starting and stopping
   the emulator and the runners; a concurrent one waits (and says so once). Re-entrant within a thread.
+- `spawn(argv, log)`: a background process of the project (the emulator, the Athena endpoint, a runner)
+  in a session of its own, so it outlives `make up`'s shell and `terminate` stops its whole group.
+- `recorded(pid_file, proc)` and `stop_recorded(pid_file)`: the emulator and the Athena endpoint hold no
+  lock of ours (the emulator is not our code), so a pid file names them, written only while starting
+  under `up.lock` and removed only once the process is gone.
+
+Which file is which lives in `common/state_dir.py`.
 """
 
 from __future__ import annotations
@@ -16,13 +23,15 @@ import contextlib
 import fcntl
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from common.errors import TerminalError
+from common.state_dir import up_lock_file
 
 _held_for_life: list[int] = []  # fds kept open (and so locked) until the process exits
 _local = threading.local()  # path -> [fd, depth] of the `exclusive` locks this thread holds
@@ -182,11 +191,48 @@ def _reap(pid: int) -> bool:
     return waited == pid
 
 
-UP_LOCK = "up.lock"
 UP_WHAT = "another `make up` or `make down`"
 
 
 def up_lock(state_dir: Path, on_wait: Callable[[int | None], None] | None = None,
             timeout: float = 600.0) -> contextlib.AbstractContextManager[None]:
     """`<state>/up.lock`: held while the emulator or the runners are started or stopped."""
-    return exclusive(state_dir / UP_LOCK, timeout=timeout, what=UP_WHAT, on_wait=on_wait)
+    return exclusive(up_lock_file(state_dir), timeout=timeout, what=UP_WHAT, on_wait=on_wait)
+
+
+def spawn(argv: Sequence[str], log: Path, env: Mapping[str, str], cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start `argv` in the background, its output appended to `log`, in a session (and group) of its own.
+
+    The new session survives the `make up` shell, and makes the process lead a group that `terminate`
+    signals whole (a runner's or the emulator's children go with it).
+    """
+    with log.open("ab") as out:
+        return subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+@contextlib.contextmanager
+def recorded(pid_file: Path, proc: subprocess.Popen[bytes]) -> Iterator[None]:
+    """Name `proc` in `pid_file` for good unless the block fails (a start that never became healthy).
+
+    On failure the pid file goes first and then the process, so the file never names a process that
+    is not the one answering.
+    """
+    pid_file.write_text(str(proc.pid))
+    try:
+        yield
+    except BaseException:
+        pid_file.unlink(missing_ok=True)
+        terminate(proc.pid)
+        raise
+
+
+def stop_recorded(pid_file: Path, timeout: float = 10.0) -> bool:
+    """Stop the process `pid_file` names, then remove the file; False when no live process was named."""
+    pid = live_pid(pid_file)
+    if pid is None:
+        pid_file.unlink(missing_ok=True)
+        return False
+    stopped = terminate(pid, timeout)
+    pid_file.unlink(missing_ok=True)  # only once it is gone: the file never names a live one wrongly
+    return stopped

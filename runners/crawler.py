@@ -49,13 +49,13 @@ from common.aws import Clients, error_code, retrying
 from common.config import Settings
 from common.console import Console
 from common.errors import TerminalError
+from common.state_dir import read_spec, runner_spec_file
 from lake.glue_schema import STORAGE, Columns, crawler_parameters, glue_type, partition_input, table_input
 from lake.partitions import partition_values
 from lake.schema import PARTITION_KEYS
 
 JSON_SAMPLE_RECORDS = 1000  # records read per JSON object to infer its schema
 PARTITION_BATCH = 100  # BatchCreatePartition accepts at most 100 partitions per call
-SPEC_FILE = "glue_crawler.json"  # the CreateCrawler request the bootstrap keeps for this runner
 _INT_RANK = {"tinyint": 0, "smallint": 1, "int": 2, "bigint": 3}
 _DECIMAL = re.compile(r"^decimal\((\d+),(\d+)\)$")
 
@@ -132,9 +132,9 @@ def spec_from_request(request: Mapping[str, Any], table: str) -> CrawlerSpec:
 
 def load_crawler_spec(clients: Clients, settings: Settings) -> CrawlerSpec:
     """The bootstrap's CreateCrawler request for this runner if it wrote one, else from settings."""
-    path = settings.runner_dir / SPEC_FILE
-    if path.is_file():
-        return spec_from_request(json.loads(path.read_text()), settings.glue_table)
+    request = read_spec(runner_spec_file(settings.runner_dir, "crawler"))
+    if request is not None:
+        return spec_from_request(request, settings.glue_table)
     return spec_from_settings(settings, clients.account_id)
 
 

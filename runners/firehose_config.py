@@ -1,8 +1,8 @@
 """Read a CreateDeliveryStream request into the few numbers and names the firehose runner needs.
 
 Besides the request, the runner's spec file holds what AWS would describe of the delivery stream
-(bootstrap/resources/local.py DESCRIPTION): its version, named in every object, and where each shard
-starts reading (LATEST as of the delivery stream's creation).
+(common/state_dir.py DESCRIPTION, written by bootstrap/resources/local.py): its version, named in
+every object, and where each shard starts reading (LATEST as of the delivery stream's creation).
 
 Defaults and ranges are AWS's: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html
 (processor buffer 0.2-3 MB, default 1 MB / 60 s), NumberOfRetries default 3
@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bootstrap.resources.local import DESCRIPTION
+from common.state_dir import DESCRIPTION
 
 MIB = 1024 * 1024
 LAMBDA_SYNC_PAYLOAD_MAX = 6 * MIB  # Lambda's synchronous invocation payload limit

@@ -1,7 +1,7 @@
 """Build the runners from the specs the bootstrap wrote, and run them as background processes.
 
 Each runner is its own process (docs/decisions.md section 2: separate processes use both cores), with a lock, a log
-and a status file under <state>/runners/, so `make down` stops exactly what `make up` started.
+and a status file under <state>/runners/ (common/state_dir.py), so `make down` stops exactly what `make up` started.
 A runner holds `<name>.lock` (common/process.py) for its whole life: a second one of the same kind
 exits at once, and the lock's holder is the running one (a pid file could name a reused pid).
 Starting and stopping hold `<state>/up.lock`, as the emulator's start and stop do.
@@ -13,7 +13,6 @@ the pipe exists (bootstrap/spec.py KIND_ORDER): nothing the pipe puts can preced
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -24,11 +23,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bootstrap.resources.local import spec_path
 from common.aws import Clients
 from common.config import ROOT, Settings
 from common.errors import ConfigError, PipelineError, TerminalError
-from common.process import hold_for_life, holder, terminate, up_lock
+from common.process import hold_for_life, holder, spawn, terminate, up_lock
+from common.state_dir import (
+    checkpoint_file,
+    old_runner_pid_file,
+    read_spec,
+    runner_lock_file,
+    runner_log_file,
+    runner_spec_file,
+)
 from runners.firehose import FirehoseRunner
 from runners.firehose_config import parse_config
 from runners.loop import Runner, read_status, run_forever
@@ -36,14 +42,14 @@ from runners.pipe import PipeRunner
 
 RUNNERS = ("pipe", "firehose")  # stopped in this order: the writer first, then the reader flushes
 START_ORDER = ("firehose", "pipe")  # the reader holds its starting position before the writer starts
-SPEC_KIND = {"pipe": "pipe", "firehose": "delivery_stream"}
 
 
 def load_spec(settings: Settings, name: str) -> dict:
-    path = spec_path(settings.runner_dir, SPEC_KIND[name])
-    if not path.is_file():
+    path = runner_spec_file(settings.runner_dir, name)
+    spec = read_spec(path)
+    if spec is None:
         raise TerminalError(f"no {name} spec at {path}; run `make up` (it applies the bootstrap) first")
-    return json.loads(path.read_text())
+    return spec
 
 
 def check_name(name: str) -> str:
@@ -53,7 +59,7 @@ def check_name(name: str) -> str:
 
 
 def lock_path(settings: Settings, name: str) -> Path:
-    return settings.runner_dir / f"{name}.lock"
+    return runner_lock_file(settings.runner_dir, name)
 
 
 def claim(settings: Settings, name: str) -> None:
@@ -65,7 +71,7 @@ def claim(settings: Settings, name: str) -> None:
 
 def build_runner(name: str, clients: Clients, settings: Settings) -> Runner:
     spec = load_spec(settings, name)
-    checkpoint = settings.runner_dir / f"{name}.checkpoint.json"
+    checkpoint = checkpoint_file(settings.runner_dir, name)
     if name == "pipe":
         return PipeRunner(clients, spec, checkpoint)
     if name == "firehose":
@@ -148,16 +154,8 @@ def _start(settings: Settings, env: dict[str, str] | None, timeout: float) -> di
         if pid is None:
             log_path = log_file(settings, name)
             offset = log_path.stat().st_size if log_path.is_file() else 0
-            with log_path.open("ab") as log:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "cli", "runner", name],
-                    cwd=ROOT,
-                    env={**os.environ, **(env or {}), **settings_env(settings)},
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
+            proc = spawn([sys.executable, "-m", "cli", "runner", name], log_path,
+                         {**os.environ, **(env or {}), **settings_env(settings)}, cwd=ROOT)
             pid = proc.pid
             wait_healthy(settings, {name: (proc, offset)}, timeout)
         pids[name] = pid
@@ -165,7 +163,7 @@ def _start(settings: Settings, env: dict[str, str] | None, timeout: float) -> di
 
 
 def log_file(settings: Settings, name: str) -> Path:
-    return settings.runner_dir / f"{name}.log"
+    return runner_log_file(settings.runner_dir, name)
 
 
 def wait_healthy(settings: Settings, started: dict[str, tuple[subprocess.Popen, int]], timeout: float) -> None:
@@ -212,7 +210,7 @@ def stop(settings: Settings, kill: bool = False) -> list[str]:
     stopped = []
     with up_lock(settings.state_dir):
         for name in RUNNERS:
-            (settings.runner_dir / f"{name}.pid").unlink(missing_ok=True)  # written by earlier versions
+            old_runner_pid_file(settings.runner_dir, name).unlink(missing_ok=True)
             pid = running(settings, name)
             if not pid:
                 continue

@@ -1,7 +1,8 @@
 """Runner-served resources on the emulated targets: the request parameters, kept as a file.
 
-The local runners read these files, so they run with exactly the parameters the `aws` target
-sends to CreatePipe / CreateDeliveryStream / CreateCrawler (docs/decisions.md section 1).
+The local runners read these files (common/state_dir.py names and writes them), so they run with
+exactly the parameters the `aws` target sends to CreatePipe / CreateDeliveryStream / CreateCrawler
+(docs/decisions.md section 1).
 
 A delivery stream's file also carries what AWS would describe of it (DescribeDeliveryStream), under
 DESCRIPTION, outside the request (the plan compares only the request):
@@ -20,25 +21,15 @@ DESCRIPTION, outside the request (the plan compares only the request):
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from bootstrap.resources.base import NoFacts, State
 from bootstrap.spec import Resource
 from common.aws import Clients
+from common.state_dir import DESCRIPTION, read_spec, spec_file, write_spec
 
-DESCRIPTION = "DeliveryStreamDescription"  # in a delivery stream's file only; not part of the request
 TIP_PAGES_MAX = 10_000  # a source written to without pause is cut here: any position read is a LATEST
-
-
-def spec_path(runner_dir: Path, kind: str) -> Path:
-    return runner_dir / f"{kind}.json"
-
-
-def read_spec(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def source_stream_name(request: dict[str, Any]) -> str:
@@ -119,7 +110,7 @@ class RunnerSpec(NoFacts):
         return {"params": res.params}
 
     def observe(self, clients: Clients, res: Resource) -> State | None:
-        spec = read_spec(spec_path(clients.settings.runner_dir, res.kind))
+        spec = read_spec(spec_file(clients.settings.runner_dir, res.kind))
         if spec is None:
             return None
         spec.pop(DESCRIPTION, None)
@@ -133,22 +124,15 @@ class RunnerSpec(NoFacts):
         body = dict(res.params)
         if res.kind == "delivery_stream":
             body[DESCRIPTION] = created_description(clients, res.params)
-        self._write(clients, res.kind, body)
+        write_spec(spec_file(clients.settings.runner_dir, res.kind), body)
 
     def update(self, clients: Clients, res: Resource, changed: list[str]) -> None:
         body = dict(res.params)
         if res.kind == "delivery_stream":
-            before = read_spec(spec_path(clients.settings.runner_dir, res.kind)) or {}
+            before = read_spec(spec_file(clients.settings.runner_dir, res.kind)) or {}
             old = before.pop(DESCRIPTION, None)
             body[DESCRIPTION] = updated_description(clients, old, before, res.params)
-        self._write(clients, res.kind, body)
-
-    def _write(self, clients: Clients, kind: str, body: dict[str, Any]) -> None:
-        path = spec_path(clients.settings.runner_dir, kind)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(body, indent=2, sort_keys=True))
-        tmp.replace(path)
+        write_spec(spec_file(clients.settings.runner_dir, res.kind), body)
 
     def delete(self, clients: Clients, res: Resource) -> None:
-        spec_path(clients.settings.runner_dir, res.kind).unlink(missing_ok=True)
+        spec_file(clients.settings.runner_dir, res.kind).unlink(missing_ok=True)

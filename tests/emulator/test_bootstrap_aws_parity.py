@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from bootstrap.plan import CREATE, NOOP, apply, build_plan, destroy
-from bootstrap.resources.local import spec_path
 from common.aws import Clients
 from common.config import Settings, with_overrides
 from common.console import Console
+from common.state_dir import spec_file
 
 
 @pytest.mark.parametrize("output_format", ["parquet", "jsonl"])
@@ -44,7 +44,7 @@ def test_plan_apply_replan_destroy_keeps_working_on_the_emulator(
         assert [(c.resource.key, c.fields) for c in again.pending] == []
         assert {c.action for c in again.changes} == {NOOP}
         for kind in ("pipe", "delivery_stream", "glue_crawler"):
-            assert spec_path(settings.runner_dir, kind).is_file()
+            assert spec_file(settings.runner_dir, kind).is_file()
         assert all(p["Name"] != settings.pipe_name for p in clients.pipes.list_pipes()["Pipes"])
         assert settings.delivery_stream not in clients.firehose.list_delivery_streams()["DeliveryStreamNames"]
     finally:

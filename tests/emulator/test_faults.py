@@ -14,10 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from bootstrap.plan import apply, build_plan
-from bootstrap.resources.local import spec_path
 from common.aws import Clients
 from common.config import Settings, with_overrides
 from common.console import Console
+from common.state_dir import spec_file
 from runners.error_output import list_errors
 from runners.firehose import FirehoseRunner
 from runners.firehose_config import parse_config
@@ -49,8 +49,8 @@ def settings(emulator_settings: Settings, tmp_path_factory: pytest.TempPathFacto
 
 
 def runners(clients: Clients, settings: Settings, tag: str, **config_changes) -> tuple[PipeRunner, FirehoseRunner]:
-    pipe_spec = json.loads(spec_path(settings.runner_dir, "pipe").read_text())
-    fh_spec = json.loads(spec_path(settings.runner_dir, "delivery_stream").read_text())
+    pipe_spec = json.loads(spec_file(settings.runner_dir, "pipe").read_text())
+    fh_spec = json.loads(spec_file(settings.runner_dir, "delivery_stream").read_text())
     config = parse_config(fh_spec)
     if config_changes:
         from dataclasses import replace

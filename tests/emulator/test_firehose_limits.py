@@ -22,10 +22,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from bootstrap.plan import apply, build_plan
-from bootstrap.resources.local import kinesis_tips, spec_path
+from bootstrap.resources.local import kinesis_tips
 from common.aws import Clients
 from common.config import Settings, with_overrides
 from common.console import Console
+from common.state_dir import spec_file
 from runners.firehose import FirehoseRunner
 from runners.firehose_config import MIB, parse_config
 from runners.pipe import encode_event
@@ -73,7 +74,7 @@ def put(clients: Clients, payloads: list[bytes]) -> None:
 
 def firehose(clients: Clients, settings: Settings, tag: str, **changes: Any) -> FirehoseRunner:
     """A runner whose delivery stream is created now: it reads what is put from here on (LATEST now)."""
-    config = replace(parse_config(json.loads(spec_path(settings.runner_dir, "delivery_stream").read_text())),
+    config = replace(parse_config(json.loads(spec_file(settings.runner_dir, "delivery_stream").read_text())),
                      starting_positions=kinesis_tips(clients.kinesis, STREAM), **changes)
     return FirehoseRunner(clients, config, Path(settings.runner_dir) / f"firehose-{tag}.ckpt.json",
                           sleep=lambda _: None)

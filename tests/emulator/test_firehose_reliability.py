@@ -15,10 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from bootstrap.plan import apply, build_plan
-from bootstrap.resources.local import spec_path
 from common.aws import Clients
 from common.config import Settings, with_overrides
 from common.console import Console
+from common.state_dir import spec_file
 from runners.error_output import list_errors
 from runners.firehose import FirehoseRunner
 from runners.firehose_config import parse_config
@@ -51,12 +51,12 @@ def settings(emulator_settings: Settings, tmp_path_factory: pytest.TempPathFacto
 
 
 def pipe_runner(clients: Clients, settings: Settings) -> PipeRunner:
-    spec = json.loads(spec_path(settings.runner_dir, "pipe").read_text())
+    spec = json.loads(spec_file(settings.runner_dir, "pipe").read_text())
     return PipeRunner(clients, spec, Path(settings.runner_dir) / "pipe.ckpt.json")
 
 
 def firehose_runner(clients: Clients, settings: Settings, tag: str, **kwargs: Any) -> FirehoseRunner:
-    config = parse_config(json.loads(spec_path(settings.runner_dir, "delivery_stream").read_text()))
+    config = parse_config(json.loads(spec_file(settings.runner_dir, "delivery_stream").read_text()))
     return FirehoseRunner(clients, config, Path(settings.runner_dir) / f"firehose-{tag}.ckpt.json", **kwargs)
 
 

@@ -16,11 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from bootstrap.plan import apply, build_plan
-from bootstrap.resources.local import spec_path
 from chaos.drill import stream_records
 from common.aws import Clients
 from common.config import Settings, with_overrides
 from common.console import Console
+from common.state_dir import spec_file
 from generator.seed import run_seed
 from runners.firehose import FirehoseRunner
 from runners.firehose_config import parse_config
@@ -72,8 +72,8 @@ def test_redrive_replays_every_error_output_after_the_fix_and_a_second_run_chang
     settings: Settings,
 ) -> None:
     clients = Clients(settings)
-    pipe_spec = json.loads(spec_path(settings.runner_dir, "pipe").read_text())
-    config = parse_config(json.loads(spec_path(settings.runner_dir, "delivery_stream").read_text()))
+    pipe_spec = json.loads(spec_file(settings.runner_dir, "pipe").read_text())
+    config = parse_config(json.loads(spec_file(settings.runner_dir, "delivery_stream").read_text()))
     checkpoints = Path(settings.runner_dir)
     pipe = PipeRunner(clients, pipe_spec, checkpoints / "pipe.ckpt.json")
 
@@ -122,8 +122,8 @@ def test_an_aws_pointer_only_dead_letter_in_the_queue_is_read_back_from_the_stre
 ) -> None:
     """What a real Pipe sends to its SQS dead-letter queue: pointers to the records, not the records."""
     clients = Clients(settings)
-    pipe_spec = json.loads(spec_path(settings.runner_dir, "pipe").read_text())
-    config = parse_config(json.loads(spec_path(settings.runner_dir, "delivery_stream").read_text()))
+    pipe_spec = json.loads(spec_file(settings.runner_dir, "pipe").read_text())
+    config = parse_config(json.loads(spec_file(settings.runner_dir, "delivery_stream").read_text()))
     run_seed(clients, settings, orders=1, rate=None, duration=None, seed=77, console=Console(capture=True))
     stream_arn = clients.dynamodb.describe_table(TableName="rd_orders")["Table"]["LatestStreamArn"]
     record = list(stream_records(clients, settings))[-1]  # the pipe has not read it: only the queue names it
@@ -161,8 +161,8 @@ def lake_event_ids(clients: Clients) -> set[str]:
 def test_a_row_that_failed_conversion_is_redriven_with_the_tables_columns_of_today(settings: Settings) -> None:
     """The fix for a conversion failure is often a column added to the table: redrive converts with it."""
     clients = Clients(settings)
-    pipe_spec = json.loads(spec_path(settings.runner_dir, "pipe").read_text())
-    config = parse_config(json.loads(spec_path(settings.runner_dir, "delivery_stream").read_text()))
+    pipe_spec = json.loads(spec_file(settings.runner_dir, "pipe").read_text())
+    config = parse_config(json.loads(spec_file(settings.runner_dir, "delivery_stream").read_text()))
     add_column(clients, settings, "coupon_code", "string")
     row = {"order_id": "o-coupon", "status": "PLACED", "coupon_code": "SAVE10", "event_type": "INSERT",
            "event_id": "ev-coupon", "sequence_number": "9" * 30, "event_ts": "2026-01-05T10:00:00.000Z",

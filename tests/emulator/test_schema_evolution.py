@@ -20,10 +20,10 @@ import pytest
 from analytics.engine import open_engine
 from analytics.verify import AttributeDiff, reconcile
 from bootstrap.plan import apply, build_plan
-from bootstrap.resources.local import spec_path
 from common.aws import Clients
 from common.config import Settings, with_overrides
 from common.console import Console
+from common.state_dir import spec_file
 from lake.glue_schema import TableSchema, table_columns, with_columns
 from runners.crawler import crawl
 from runners.firehose import FirehoseRunner
@@ -68,8 +68,8 @@ class Pipeline:
     def __init__(self, clients: Clients, settings: Settings) -> None:
         self.clients, self.now = clients, [0.0]
         runner_dir = Path(settings.runner_dir)
-        self.pipe = PipeRunner(clients, json.loads(spec_path(runner_dir, "pipe").read_text()), runner_dir / "pipe.json")
-        config = parse_config(json.loads(spec_path(runner_dir, "delivery_stream").read_text()))
+        self.pipe = PipeRunner(clients, json.loads(spec_file(runner_dir, "pipe").read_text()), runner_dir / "pipe.json")
+        config = parse_config(json.loads(spec_file(runner_dir, "delivery_stream").read_text()))
         self.firehose = FirehoseRunner(clients, config, runner_dir / "firehose.json")
         self.firehose.table_schema = TableSchema(clients.glue, settings.glue_database, settings.glue_table,
                                                  clock=lambda: self.now[0])

@@ -21,10 +21,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
-from bootstrap.resources.local import DESCRIPTION, RunnerSpec, spec_path
+from bootstrap.resources.local import RunnerSpec
 from bootstrap.spec import Resource, desired_resources
 from common.aws import Clients
 from common.config import Settings, load_settings
+from common.state_dir import DESCRIPTION, spec_file
 from runners.firehose import FirehoseRunner, invoke_event
 from runners.firehose_config import LAMBDA_SYNC_PAYLOAD_MAX, MIB, parse_config
 
@@ -132,7 +133,7 @@ def delivery_stream(settings: Settings) -> Resource:
 def create_delivery_stream(clients: FakeClients) -> dict[str, Any]:
     """apply's step for the delivery stream on an emulated target: the runner spec file, as the runner reads it."""
     RunnerSpec().create(clients, delivery_stream(clients.settings))  # type: ignore[arg-type]
-    return json.loads(spec_path(clients.settings.runner_dir, "delivery_stream").read_text())
+    return json.loads(spec_file(clients.settings.runner_dir, "delivery_stream").read_text())
 
 
 def runner(clients: FakeClients, spec: dict[str, Any], lam: FakeLambda, clock: Clock | None = None,
@@ -344,7 +345,7 @@ def test_object_names_carry_the_delivery_streams_version_one_more_per_update(tmp
     handler.update(clients, changed, ["params"])  # type: ignore[arg-type]
     retagged = Resource(res.kind, res.name, {**changed.params, "Tags": [{"Key": "project", "Value": "renamed"}]})
     handler.update(clients, retagged, ["params"])  # type: ignore[arg-type]  # tags alone: no new version
-    spec = json.loads(spec_path(clients.settings.runner_dir, "delivery_stream").read_text())
+    spec = json.loads(spec_file(clients.settings.runner_dir, "delivery_stream").read_text())
     assert spec[DESCRIPTION]["VersionId"] == "2"
     assert spec[DESCRIPTION]["StartingSequenceNumbers"] == {"shardId-0": None}  # an update does not move it
     assert handler.observe(clients, retagged) == {"params": retagged.params}  # type: ignore[arg-type]

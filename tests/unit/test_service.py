@@ -14,9 +14,9 @@ from typing import IO
 
 import pytest
 
-from bootstrap.emulator import terminate
 from common.config import ROOT, Settings, load_settings
 from common.errors import TerminalError
+from common.process import terminate
 from runners import service
 
 
