@@ -38,6 +38,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from common.aws import TRANSIENT_CODES, error_code
 from common.errors import TerminalError, TransientError
+from common.state_dir import status_file
 
 
 @dataclass
@@ -138,7 +139,7 @@ def pass_delay(runner: Runner, idle_sleep: float) -> float:
 def write_status(runner: Runner, directory: Path) -> None:
     """Replace the status file atomically; each write has a temp file of its own, so writers never collide."""
     runner.stats.updated = time.time()
-    path = directory / f"{runner.name}.status.json"
+    path = status_file(directory, runner.name)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{runner.name}.status.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o644)  # mkstemp makes it private; `make status` and healthchecks read it
@@ -152,7 +153,7 @@ def write_status(runner: Runner, directory: Path) -> None:
 
 
 def read_status(directory: Path, name: str) -> dict[str, Any] | None:
-    path = directory / f"{name}.status.json"
+    path = status_file(directory, name)
     return json.loads(path.read_text()) if path.is_file() else None
 
 
