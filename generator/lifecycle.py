@@ -38,7 +38,6 @@ from generator.model import (
 
 Item = dict[str, str | Decimal]
 
-STATUSES = ("PLACED", "PAID", "SHIPPED", "DELIVERED", "CANCELLED", "RETURNED")
 # Operation kinds, in the order a summary lists them; "deleted" is the only non-put.
 KINDS = ("placed", "paid", "shipped", "delivered", "cancelled", "returned", "corrected", "deleted")
 STATUS_OF = {"placed": "PLACED", "paid": "PAID", "shipped": "SHIPPED", "delivered": "DELIVERED",
@@ -110,10 +109,6 @@ class Operation:
     order_id: str
     ts: str  # when it happened: the put's updated_ts, or the deletion time
     item: Item | None
-
-    @property
-    def is_delete(self) -> bool:
-        return self.item is None
 
 
 def iso_ms(epoch_ms: int) -> str:
@@ -261,7 +256,7 @@ def simulate(
             heapq.heappush(heap, (order.steps[0][1], index, order))
 
 
-def apply(state: dict[str, Item], op: Operation) -> None:
+def apply_operation(state: dict[str, Item], op: Operation) -> None:
     """Fold one operation into a {order_id: item} table, as DynamoDB would."""
     if op.item is None:
         state.pop(op.order_id, None)
@@ -273,5 +268,5 @@ def final_state(ops: Iterable[Operation]) -> dict[str, Item]:
     """The live items after `ops`: what a Scan of the table must return, keyed by order_id."""
     state: dict[str, Item] = {}
     for op in ops:
-        apply(state, op)
+        apply_operation(state, op)
     return {order_id: dict(item) for order_id, item in state.items()}

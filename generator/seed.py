@@ -25,7 +25,7 @@ from common.aws import Clients, error_code, retrying
 from common.config import Settings
 from common.console import Console
 from common.errors import ConfigError, TerminalError
-from generator.lifecycle import KINDS, Item, LifecycleConfig, Operation, apply, simulate
+from generator.lifecycle import KINDS, Item, LifecycleConfig, Operation, apply_operation, simulate
 from generator.model import build_catalog
 from generator.pacing import TokenBucket
 from generator.writer import BatchWriter
@@ -190,7 +190,7 @@ def run_seed(
                 if stopped_by is not None:
                     break
                 writer.submit(op)
-                apply(state, op)
+                apply_operation(state, op)
                 counts[op.kind] += 1
                 sent += 1
                 if op.kind == "placed":
