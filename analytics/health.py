@@ -45,6 +45,7 @@ from typing import Any, Protocol
 import duckdb
 import pyarrow as pa
 
+from common.state_dir import status_files, verify_file
 from lake.compact import (
     DEFAULT_LARGE_BYTES,
     DEFAULT_TARGET_ROWS,
@@ -55,7 +56,6 @@ from lake.compact import (
 )
 from lake.partitions import day_partition
 
-VERIFY_FILE = "verify.json"
 RUNNER_ORDER = ("pipe", "firehose")  # pipeline order, for display only; other status files follow by name
 CHANGE_TYPES = ("INSERT", "MODIFY", "REMOVE")
 COMPACT_MORE_THAN = 10  # `make compact`'s default: partitions holding more small objects than this
@@ -226,7 +226,7 @@ def save_verify_result(state_dir: Path, reconciliation: ReconciliationLike, at: 
     """Write <state_dir>/verify.json atomically (a reader never sees half a file); returns its path."""
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_dir / VERIFY_FILE
+    path = verify_file(state_dir)
     body = json.dumps(verify_record(reconciliation, at or datetime.now(UTC)), indent=2) + "\n"
     fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".verify.", suffix=".tmp")
     try:
@@ -259,7 +259,7 @@ def parse_verify_result(document: Any) -> VerifyResult | None:
 
 def load_verify_result(state_dir: Path) -> VerifyResult | None:
     """The last `make verify` result, or None when verify has not run here (or its file is unreadable)."""
-    path = Path(state_dir) / VERIFY_FILE
+    path = verify_file(Path(state_dir))
     try:
         return parse_verify_result(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):
@@ -272,16 +272,13 @@ def load_verify_result(state_dir: Path) -> VerifyResult | None:
 def read_runner_statuses(runner_dir: Path) -> dict[str, dict[str, Any]]:
     """Every `<name>.status.json` in the runners' directory, by runner name (unreadable files skipped)."""
     found: dict[str, dict[str, Any]] = {}
-    directory = Path(runner_dir)
-    if not directory.is_dir():
-        return found
-    for path in sorted(directory.glob("*.status.json")):
+    for name, path in status_files(Path(runner_dir)).items():
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
         if isinstance(document, dict):
-            found[path.name[: -len(".status.json")]] = document
+            found[name] = document
     return found
 
 
@@ -568,7 +565,6 @@ def gather_health(
 
 
 __all__ = [
-    "VERIFY_FILE",
     "ErrorOutput",
     "FlowPoint",
     "Freshness",

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from analytics.health import (
-    VERIFY_FILE,
     ErrorOutput,
     Freshness,
     PartitionHealth,
@@ -26,6 +25,7 @@ from analytics.health import (
     save_verify_result,
 )
 from analytics.verify import AttributeDiff, Reconciliation
+from common.state_dir import verify_file
 from lake.compact import LakeObject, partitions_to_compact
 
 T0 = datetime(2026, 1, 5, 10, 0, 0)
@@ -168,7 +168,7 @@ def test_verify_result_round_trip(tmp_path: Path) -> None:
     assert load_verify_result(tmp_path) is None
     good = Reconciliation(lake_orders=3, table_orders=3)
     path = save_verify_result(tmp_path, good, at=datetime(2026, 1, 5, 10, 0, 1, 500, tzinfo=UTC))
-    assert path == tmp_path / VERIFY_FILE
+    assert path == verify_file(tmp_path)
     assert json.loads(path.read_text()) == {"ok": True, "lake_orders": 3, "table_orders": 3,
                                             "at": "2026-01-05T10:00:01Z",
                                             "lines": ["lake and table agree: 3 orders, every attribute equal"]}
@@ -180,13 +180,13 @@ def test_verify_result_round_trip(tmp_path: Path) -> None:
     loaded = load_verify_result(tmp_path)
     assert loaded is not None and (loaded.ok, loaded.lake_orders, loaded.table_orders) == (False, 2, 3)
     assert loaded.lines == tuple(bad.report_lines())
-    assert [p.name for p in tmp_path.iterdir()] == [VERIFY_FILE]  # no temp file left behind
+    assert [p.name for p in tmp_path.iterdir()] == ["verify.json"]  # no temp file left behind
 
 
 @pytest.mark.parametrize("body", ["", "{", "[]", '{"ok": "yes", "lake_orders": 1, "table_orders": 1}',
                                   '{"ok": true, "lake_orders": 1}'])
 def test_an_unreadable_verify_file_is_no_result(tmp_path: Path, body: str) -> None:
-    (tmp_path / VERIFY_FILE).write_text(body)
+    verify_file(tmp_path).write_text(body)
     assert load_verify_result(tmp_path) is None
 
 
