@@ -54,8 +54,3 @@ def to_duckdb(athena_sql: str) -> str:
     """Transpile one Athena (Trino) statement to DuckDB, with the fix-ups above."""
     tree = parse(athena_sql).transform(_utc_iso_timestamps)
     return tree.sql(dialect="duckdb", comments=False)
-
-
-def to_athena(athena_sql: str) -> str:
-    """Re-emit a statement in Athena's dialect (used after composing views into one query)."""
-    return parse(athena_sql).sql(dialect=SOURCE_DIALECT)

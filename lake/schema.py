@@ -38,5 +38,3 @@ EVENT_FIELDS: list[pa.Field] = [
 ]
 ROW_SCHEMA = pa.schema(ITEM_FIELDS + EVENT_FIELDS)
 PARTITION_KEYS = ("year", "month", "day")
-# Sequence numbers are decimal strings of up to 40 digits: left-padded they sort as numbers.
-SEQUENCE_WIDTH = 40

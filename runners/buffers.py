@@ -58,10 +58,6 @@ class BufferSet:
     def pending(self) -> int:
         return sum(len(b.items) for b in self.buffers.values())
 
-    @property
-    def pending_bytes(self) -> int:
-        return sum(b.size for b in self.buffers.values())
-
     def __contains__(self, key: str) -> bool:
         return key in self.buffers
 
