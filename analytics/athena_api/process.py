@@ -10,7 +10,6 @@ Both hold `<state>/up.lock` like the emulator's start and stop.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,8 @@ from pathlib import Path
 from analytics.athena_api import athena_port, endpoint_healthy, endpoint_url, register_with_emulator
 from common.config import ROOT, Settings
 from common.errors import TerminalError
-from common.process import live_pid, terminate, up_lock
+from common.process import live_pid, recorded, spawn, stop_recorded, up_lock
+from common.state_dir import athena_log_file, athena_pid_file
 
 # The settings the endpoint reads; the child gets them as environment variables.
 _PASSED = ("target", "region", "host", "port", "endpoint", "state_dir", "project", "lake_bucket",
@@ -26,11 +26,11 @@ _PASSED = ("target", "region", "host", "port", "endpoint", "state_dir", "project
 
 
 def pid_file(settings: Settings, port: int | None = None) -> Path:
-    return settings.state_dir / f"athena-{port or athena_port(settings)}.pid"
+    return athena_pid_file(settings.state_dir, port or athena_port(settings))
 
 
 def log_file(settings: Settings, port: int | None = None) -> Path:
-    return settings.state_dir / f"athena-{port or athena_port(settings)}.log"
+    return athena_log_file(settings.state_dir, port or athena_port(settings))
 
 
 def running_pid(settings: Settings, port: int | None = None) -> int | None:
@@ -64,29 +64,18 @@ def start(settings: Settings, port: int | None = None, timeout: float = 30.0) ->
             raise TerminalError(f"an Athena endpoint not started by this state directory answers at {url}; "
                                 "stop it or set PORT to another port")
         settings.state_dir.mkdir(parents=True, exist_ok=True)
-        with log_file(settings, port).open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "analytics.athena_api", "--port", str(port)],
-                cwd=ROOT, env=child_env(settings), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True)
-        pid_file(settings, port).write_text(str(proc.pid))
-        deadline = time.monotonic() + timeout
-        while not endpoint_healthy(url, timeout=0.5):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pid_file(settings, port).unlink(missing_ok=True)
-                terminate(proc.pid)
-                raise TerminalError(f"the Athena endpoint did not start on {url}; see {log_file(settings, port)}")
-            time.sleep(0.1)
+        proc = spawn([sys.executable, "-m", "analytics.athena_api", "--port", str(port)], log_file(settings, port),
+                     child_env(settings), cwd=ROOT)
+        with recorded(pid_file(settings, port), proc):
+            deadline = time.monotonic() + timeout
+            while not endpoint_healthy(url, timeout=0.5):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise TerminalError(f"the Athena endpoint did not start on {url}; see {log_file(settings, port)}")
+                time.sleep(0.1)
         return proc.pid
 
 
 def stop(settings: Settings, port: int | None = None, timeout: float = 10.0) -> bool:
     """Stop the endpoint this state directory started (SIGTERM: it leaves the emulator); False when none ran."""
     with up_lock(settings.state_dir):
-        pid = running_pid(settings, port)
-        if pid is None:
-            pid_file(settings, port).unlink(missing_ok=True)
-            return False
-        stopped = terminate(pid, timeout)
-        pid_file(settings, port).unlink(missing_ok=True)
-        return stopped
+        return stop_recorded(pid_file(settings, port), timeout)
