@@ -24,6 +24,7 @@ from rich.table import Table
 from common.config import Settings, load_settings, parse_option, writable_state_dir
 from common.console import Console
 from common.errors import PipelineError
+from common.state_dir import sql_history_file
 from generator.defaults import DEFAULT_DAYS, DEFAULT_ORDERS, DEFAULT_SEED, DEFAULT_THREADS
 
 app = typer.Typer(no_args_is_help=True, help="Local-first CDC pipeline for sales orders.")
@@ -546,7 +547,7 @@ def sql(target: TargetOpt = None) -> None:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     with open_mirror(clients_for(settings), settings, console) as mirror:
         session: PromptSession[str] = PromptSession(
-            history=FileHistory(str(settings.state_dir / "sql_history")),
+            history=FileHistory(str(sql_history_file(settings.state_dir))),
             completer=WordCompleter(mirror.completions(), ignore_case=True))
         console.info("Athena SQL over the lake's tables and views: Enter runs it, Tab completes, Ctrl-D leaves")
         while True:
