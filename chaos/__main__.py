@@ -17,6 +17,7 @@ from chaos.drill import run_drill
 from common.config import ROOT, load_settings
 from common.console import Console
 from common.errors import PipelineError
+from common.state_dir import chaos_run_dir, default_state_dir
 from runners import service
 
 
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.orders <= 1_000_000 or not 0 <= args.kills <= 1000:
         parser.error("--orders must be 1 to 1,000,000 and --kills 0 to 1,000")
     console = Console()
-    state_dir = ROOT / ".state" / "chaos" / time.strftime("%Y%m%d-%H%M%S")
+    state_dir = chaos_run_dir(default_state_dir(ROOT), time.strftime("%Y%m%d-%H%M%S"))
     settings = load_settings(port=free_port(), state_dir=state_dir, target="embedded",
                              buffer_interval_s=1, processor_interval_s=0)
     try:
