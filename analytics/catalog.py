@@ -22,12 +22,10 @@ import pyarrow as pa
 from common.aws import Clients, error_code
 from common.config import Settings
 from common.errors import TerminalError
+from lake.glue_schema import DATA_FORMATS, contract_columns
 from lake.glue_schema import arrow_schema as glue_arrow_schema
 from lake.glue_schema import arrow_type as arrow_type  # re-exported: the engine maps catalog types with it
-from lake.glue_schema import contract_columns
 from lake.schema import PARTITION_KEYS
-
-FORMATS = ("parquet", "json")
 
 
 @dataclass(frozen=True)
@@ -74,12 +72,12 @@ def quote_identifier(name: str) -> str:
 def data_format_of(table: dict[str, Any]) -> str:
     """Athena's rule: the `classification` parameter, else what the SerDe / InputFormat names."""
     classification = str((table.get("Parameters") or {}).get("classification", "")).lower()
-    if classification in FORMATS:
+    if classification in DATA_FORMATS:
         return classification
     storage = table.get("StorageDescriptor") or {}
     serde = (storage.get("SerdeInfo") or {}).get("SerializationLibrary", "")
     names = f"{storage.get('InputFormat', '')} {serde}".lower()
-    for fmt in FORMATS:
+    for fmt in DATA_FORMATS:
         if fmt in names:
             return fmt
     raise TerminalError(
@@ -139,8 +137,8 @@ def local_table_info(location: str, data_format: str = "parquet", database: str 
     table: for JSON lines, timestamps are strings and money is double, as Glue's JSON classifier
     would have it.
     """
-    if data_format not in FORMATS:
-        raise TerminalError(f"data_format={data_format!r} is unknown; use one of {', '.join(FORMATS)}")
+    if data_format not in DATA_FORMATS:
+        raise TerminalError(f"data_format={data_format!r} is unknown; use one of {', '.join(DATA_FORMATS)}")
     columns = tuple(Column(name, kind) for name, kind in contract_columns(data_format))
     return TableInfo(
         database=database,

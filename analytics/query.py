@@ -61,7 +61,7 @@ from common.config import Settings
 from common.console import Console
 from common.errors import TerminalError
 
-FORMATS = ("table", "csv", "json")
+RESULT_FORMATS = ("table", "csv", "json")  # how a query's result is printed (FORMAT=, --format)
 ATHENA_CATALOG = "awsdatacatalog"
 
 # Trino's functions (https://trino.io/docs/current/functions/list.html), the ones Athena engine
@@ -923,8 +923,8 @@ def format_result(result: QueryResult, fmt: str = "table", width: int = 120) -> 
     JSON is one array of objects, keys in column order; numbers stay numbers (decimals with their exact
     digits), timestamps and dates are Athena's text, NULL is null.
     """
-    if fmt not in FORMATS:
-        raise TerminalError(f"FORMAT={fmt!r} is unknown; use one of {', '.join(FORMATS)}")
+    if fmt not in RESULT_FORMATS:
+        raise TerminalError(f"FORMAT={fmt!r} is unknown; use one of {', '.join(RESULT_FORMATS)}")
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")

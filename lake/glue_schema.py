@@ -57,7 +57,7 @@ from lake.schema import PARTITION_KEYS, ROW_SCHEMA
 
 Columns = tuple[tuple[str, str], ...]  # (name, Glue type), in table order
 
-DATA_FORMATS = ("parquet", "json")
+DATA_FORMATS = ("parquet", "json")  # a Glue table's data format (its classification), what Athena reads
 STORAGE: dict[str, dict[str, str]] = {
     "parquet": {
         "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
