@@ -22,7 +22,7 @@ from common.state_dir import default_state_dir, runners_dir
 
 TARGETS = ("embedded", "compose", "aws")
 EMULATED_TARGETS = ("embedded", "compose")
-FORMATS = ("parquet", "jsonl")
+OUTPUT_FORMATS = ("parquet", "jsonl")  # what the delivery stream writes to the lake (OUTPUT_FORMAT)
 ROOT = Path(__file__).resolve().parent.parent
 
 # AWS's documented ranges, mirrored so a bad value stops before anything is created, on every target
@@ -324,8 +324,8 @@ def validate(s: Settings) -> Settings:
     """Raise ConfigError naming the first bad setting and what it may be."""
     if s.target not in TARGETS:
         raise ConfigError(f"TARGET={s.target!r} is not a target; use one of {', '.join(TARGETS)}")
-    if s.output_format not in FORMATS:
-        raise ConfigError(f"OUTPUT_FORMAT={s.output_format!r} is unknown; use one of {', '.join(FORMATS)}")
+    if s.output_format not in OUTPUT_FORMATS:
+        raise ConfigError(f"OUTPUT_FORMAT={s.output_format!r} is unknown; use one of {', '.join(OUTPUT_FORMATS)}")
     for name, (lo, hi) in RANGES.items():
         value = getattr(s, name)
         if name in ("buffer_interval_s", "processor_interval_s") and value == -1:
