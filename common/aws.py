@@ -2,61 +2,43 @@
 
 On the emulated targets the endpoint is the local emulator and the credentials are dummies;
 on `aws` both come from boto3's standard chain. Everything else receives clients from here.
+Retries of SDK calls are botocore's standard mode, set here once (common/retry.py has the policy).
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import random
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import boto3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import ClientError
 from botocore.hooks import first_non_none_response
 from botocore.httpsession import URLLib3Session
 
 from common.config import Settings
 from common.errors import EmulatorDownError, TransientError
 
-T = TypeVar("T")
+# The retry policy lives in common/retry.py; these names stay importable from here for existing callers.
+from common.retry import TRANSIENT_CODES as TRANSIENT_CODES
+from common.retry import error_code as error_code
+from common.retry import retrying as retrying
 
-# Error codes that mean "try again later" (throttling and eventual consistency).
-TRANSIENT_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "Throttling",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "InternalFailure",
-        "InternalServerError",
-        "SlowDown",
-        "LimitExceededException",
-        "KMSThrottlingException",
-    }
-)
 DUMMY_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 
 
-def error_code(exc: BaseException) -> str:
-    """The AWS error code of a botocore ClientError ('' for anything else)."""
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
-
-
 class Clients:
-    """Lazily built, cached boto3 clients for one Settings; pass this object down, not Settings+boto3."""
+    """Lazily built, cached boto3 clients for one Settings; pass this object down, not Settings+boto3.
+
+    `max_attempts` is botocore's retries after the first attempt (its `max_attempts` key): every SDK call
+    is retried by botocore's standard mode and by nothing else (common/retry.py).
+    """
 
     def __init__(self, settings: Settings, session: boto3.Session | None = None, max_attempts: int = 5) -> None:
         self.settings = settings
@@ -82,6 +64,21 @@ class Clients:
         key = service if validated else f"{service}/unvalidated"
         if key not in self._cache:
             config = self._config if validated else self._config.merge(Config(parameter_validation=False))
+            self._cache[key] = self._session.client(service, endpoint_url=self.settings.endpoint_url, config=config)
+        return self._cache[key]
+
+    def one_attempt(self, service: str, read_timeout: float | None = None) -> Any:
+        """A client botocore does not retry (one attempt per call), waiting `read_timeout` s for an answer.
+
+        For calls whose caller owns the retry policy (Firehose's Lambda Invoke under NumberOfRetries), so
+        botocore's attempts never multiply the caller's.
+        """
+        key = f"{service}/one-attempt/{read_timeout}"
+        if key not in self._cache:
+            options: dict[str, Any] = {"retries": {"mode": "standard", "total_max_attempts": 1}}
+            if read_timeout is not None:
+                options["read_timeout"] = read_timeout
+            config = self._config.merge(Config(**options))
             self._cache[key] = self._session.client(service, endpoint_url=self.settings.endpoint_url, config=config)
         return self._cache[key]
 
@@ -150,36 +147,6 @@ def emulator_healthy(endpoint: str, timeout: float = 1.0) -> bool:
             return resp.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
-
-
-def retrying(
-    attempts: int = 6, base: float = 0.2, cap: float = 5.0, codes: frozenset[str] = TRANSIENT_CODES,
-    reconnect: bool = True,
-) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    """Retry on transient AWS error codes (or TransientError) with full-jitter exponential backoff.
-
-    `reconnect=False` raises a connection failure at once: for calls holding server-side state
-    (a stream iterator) that an endpoint which went away may have lost, so the caller re-opens it.
-    """
-
-    def decorate(fn: Callable[..., T]) -> Callable[..., T]:
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> T:
-            for attempt in range(attempts):
-                try:
-                    return fn(*args, **kwargs)
-                except (ClientError, TransientError, EndpointConnectionError) as exc:
-                    lost_endpoint = isinstance(exc, EndpointConnectionError)
-                    transient = (isinstance(exc, TransientError) or (reconnect and lost_endpoint)
-                                 or error_code(exc) in codes)
-                    if not transient or attempt == attempts - 1:
-                        raise
-                    time.sleep(random.uniform(0, min(cap, base * 2**attempt)))
-            raise AssertionError("unreachable")
-
-        return wrapper
-
-    return decorate
 
 
 def wait_until(

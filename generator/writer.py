@@ -26,7 +26,6 @@ kept a cross-key order anyway.
 from __future__ import annotations
 
 import queue
-import random
 import threading
 import time
 import zlib
@@ -37,8 +36,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from common.aws import error_code, retrying
 from common.errors import TerminalError, TransientError
+from common.retry import Backoff, error_code
 from generator.lifecycle import KINDS, Operation
 
 MAX_BATCH = 25
@@ -154,12 +153,16 @@ def write_batch(
     cap: float = 2.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """Write one batch, resending UnprocessedItems with jittered backoff; returns requests written."""
-    send = retrying()(client.batch_write_item)
+    """Write one batch, resending UnprocessedItems with jittered backoff; returns requests written.
+
+    A throttled or failed call is retried by botocore (common/aws.py); this loop only resends what an
+    answered call left unprocessed, so the two never multiply (common/retry.py).
+    """
+    backoff = Backoff(base, cap)
     pending = [write_request(op) for op in ops]
     for attempt in range(attempts):
         try:
-            response = send(RequestItems={table: pending})
+            response = client.batch_write_item(RequestItems={table: pending})
         except ClientError as exc:
             if error_code(exc) == "ResourceNotFoundException":
                 raise TerminalError(
@@ -169,7 +172,7 @@ def write_batch(
         pending = response.get("UnprocessedItems", {}).get(table, [])
         if not pending:
             return len(ops)
-        sleep(random.uniform(0, min(cap, base * 2**attempt)))
+        sleep(backoff.delay(attempt))
     raise TransientError(
         f"BatchWriteItem left {len(pending)} requests unprocessed on {table!r} after {attempts} "
         "attempts; the table is throttled, lower --rate"
