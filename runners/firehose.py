@@ -79,12 +79,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from botocore.config import Config
-from botocore.exceptions import ClientError, HTTPClientError, ReadTimeoutError
+from botocore.exceptions import ClientError, EndpointConnectionError, HTTPClientError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from common.aws import TRANSIENT_CODES, Clients, error_code, retrying
-from common.errors import TransientError
+from common.aws import Clients
+from common.retry import TRANSIENT_CODES, Backoff, error_code, retry_call
 from lake.glue_schema import TableSchema
 from lake.keys import PartitionKeyError, evaluate_prefix, object_name
 from lake.writer import ConversionError, check_row, decode_rows, encode_jsonl_gzip, encode_parquet
@@ -113,14 +112,11 @@ from runners.error_output import (
     processing_failed_record,
 )
 from runners.firehose_config import LAMBDA_SYNC_PAYLOAD_MAX, FirehoseConfig
-from runners.loop import ShardPacer, Stats
+from runners.loop import Stats
 from runners.refresh import Refreshing
+from runners.shards import KINESIS_READS_PER_SHARD_S as KINESIS_READS_PER_SHARD_S  # bench reads it from here
+from runners.shards import KinesisStreamApi, Shard, ShardPacer, ShardReader
 
-KINESIS_GET_LIMIT = 10000
-# GetRecords calls per second per shard: "Each shard can support up to five read transactions per second"
-# (streams/latest/dev/service-sizes-and-limits.html); the runner reads each shard at most that often
-# (runners/loop.py), and backs off to once a second when idle, as Lambda's own poller does.
-KINESIS_READS_PER_SHARD_S = 5.0
 FIREHOSE_MAX_INVOKE_S = 300  # Firehose supports a Lambda invocation of up to 5 minutes (data-transformation.html)
 INVOKE_READ_MARGIN_S = 10  # beyond the function's timeout, for Lambda to answer that it timed out
 VALID_RESULTS = ("Ok", "Dropped", "ProcessingFailed")
@@ -134,17 +130,29 @@ TRANSIENT_INVOKE_CODES = TRANSIENT_CODES | frozenset({
 })
 
 
+INVOKE_BACKOFF = Backoff(base_s=1.0, cap_s=20.0)
+# Writing an object: botocore retries each PutObject; on top, Firehose's own delivery retry ("If data delivery
+# to your Amazon S3 bucket fails, Amazon Data Firehose retries to deliver data", basic-deliver.html) keeps
+# the buffers rather than failing the pass, which would read, invoke and convert all of them again.
+S3_DELIVERY_ATTEMPTS = 6
+S3_DELIVERY_BACKOFF = Backoff(base_s=0.2, cap_s=5.0)
+
+
+def _retry_delivery(exc: BaseException) -> bool:
+    return isinstance(exc, EndpointConnectionError) or error_code(exc) in TRANSIENT_CODES
+
+
 @dataclass(frozen=True)
 class InvokeRetry:
-    """The one retry policy of a Lambda invoke: `retries` more attempts, full-jitter exponential backoff."""
+    """The one retry policy of a Lambda invoke: `retries` more attempts, with common/retry.py's full-jitter
+    backoff (base 1 s doubling, capped at 20 s)."""
 
     retries: int  # the Lambda processor's NumberOfRetries
-    base_s: float = 1.0
-    cap_s: float = 20.0
+    backoff: Backoff = INVOKE_BACKOFF
 
     def delay(self, retry: int, draw: float) -> float:
         """The wait before retry number `retry` + 1: `draw` (uniform in [0, 1)) times min(cap, base * 2**retry)."""
-        return draw * min(self.cap_s, self.base_s * 2 ** min(retry, 32))
+        return self.backoff.delay(retry, draw)
 
 
 @dataclass(frozen=True)
@@ -171,20 +179,6 @@ def invoke_failure(exc: Exception) -> InvokeFailure:
         return InvokeFailure(FUNCTION_TIMED_OUT, FUNCTION_TIMED_OUT_MESSAGE, True)
     code, _ = invoke_error(type(exc).__name__)
     return InvokeFailure(code, str(exc)[:200], True)  # the network: the call may not have arrived
-
-
-class _OneAttemptClients(Clients):
-    """Clients of the same endpoint and credentials whose calls make one attempt, waiting `read_timeout` s."""
-
-    def __init__(self, settings: Any, read_timeout: float | None) -> None:
-        super().__init__(settings, max_attempts=0)
-        if read_timeout is not None:
-            self._config = self._config.merge(Config(read_timeout=read_timeout))
-
-
-def one_attempt_client(clients: Clients, service: str, read_timeout: float | None = None) -> Any:
-    """A client of the same endpoint and credentials whose calls make one attempt (botocore retries none)."""
-    return _OneAttemptClients(clients.settings, read_timeout).client(service)
 
 
 def invoke_read_timeout(function_timeout_s: float) -> float:
@@ -321,48 +315,44 @@ class FirehoseRunner:
         self.s3 = clients.s3
         # One attempt per call: InvokeRetry is the only retry loop around Invoke. It waits as long as the
         # function may run (LAMBDA_TIMEOUT_S, the Timeout the bootstrap deploys it with).
-        self.lam = lambda_client if lambda_client is not None else one_attempt_client(
-            clients, "lambda", invoke_read_timeout(clients.settings.lambda_timeout_s))
+        self.lam = lambda_client if lambda_client is not None else clients.one_attempt(
+            "lambda", invoke_read_timeout(clients.settings.lambda_timeout_s))
         self._clock = clock
         self.retry = InvokeRetry(config.lambda_retries)
         self._sleep = sleep
         self._draw = draw
         self.region = clients.settings.region
-        self.checkpoint = Checkpoint(checkpoint_path)
-        self.iterators: dict[str, str | None] = {}
-        self.discovered = Refreshing(self._list_shards)
-        self.pacer = ShardPacer(KINESIS_READS_PER_SHARD_S, clock)  # the loop waits for ready_in() between passes
-        self.closed: set[str] = set()
+        self.stats = Stats()
+        self.api = KinesisStreamApi(self.kinesis, config.source_stream)
+        self.checkpoint = Checkpoint(checkpoint_path, scope=self.api.scope)
+        # Without lineage: a resharded stream's children are read alongside their parents, as this runner
+        # always did (it keeps no finished shards: its checkpoint moves after S3 writes, not per page).
+        self.reader = ShardReader(self.api, clients.raw_json, self.checkpoint, self.stats, name=self.name,
+                                  start_at=self._start_at, lineage=False, clock=clock)
         self.processor: list[SourceRecord] = []
         self.processor_read: list[float] = []  # when each buffered record was read (the interval counts from it)
         self.processor_bytes = 0
         self.rows = BufferSet(config.buffer_bytes, config.buffer_interval_s)
         self.errors = BufferSet(config.buffer_bytes, config.buffer_interval_s)
         self.inflight = InFlight()
-        self.stats = Stats()
 
     # -- source ----------------------------------------------------------------------------------
-    def _shards(self) -> list[str]:
-        return self.discovered.get()
+    @property
+    def discovered(self) -> Refreshing[list[Shard]]:
+        return self.reader.discovered
 
-    def _list_shards(self) -> list[str]:
-        shards, token = [], None
-        while True:
-            kwargs: dict[str, Any] = {"NextToken": token} if token else {"StreamName": self.config.source_stream}
-            resp = self.kinesis.list_shards(**kwargs)
-            shards += [s["ShardId"] for s in resp["Shards"]]
-            token = resp.get("NextToken")
-            if not token:
-                return shards
+    @property
+    def pacer(self) -> ShardPacer:
+        """Each shard at most KINESIS_READS_PER_SHARD_S reads a second; the loop waits for ready_in()."""
+        return self.reader.pacer
 
-    def _iterator(self, shard: str) -> str:
-        kwargs: dict[str, Any] = {"StreamName": self.config.source_stream, "ShardId": shard}
-        position = self.checkpoint.get(shard) or self._starting_position(shard)
-        if position:
-            kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=position)
-        else:
-            kwargs.update(ShardIteratorType="TRIM_HORIZON")
-        return self.kinesis.get_shard_iterator(**kwargs)["ShardIterator"]
+    @pacer.setter
+    def pacer(self, pacer: ShardPacer) -> None:
+        self.reader.pacer = pacer
+
+    def _start_at(self, shard: str) -> tuple[str, str | None]:
+        position = self._starting_position(shard)
+        return ("AFTER_SEQUENCE_NUMBER", position) if position else ("TRIM_HORIZON", None)
 
     def _starting_position(self, shard: str) -> str | None:
         """Where a shard without a checkpoint starts: after its last record when the delivery stream was
@@ -373,26 +363,10 @@ class FirehoseRunner:
         return self.config.starting_positions.get(shard)
 
     def _read(self, shard: str, now: float) -> int:
-        if self.iterators.get(shard) is None:
-            self.iterators[shard] = self._iterator(shard)
-        self.pacer.polled(shard)
-        self.stats.reads[shard] = self.stats.reads.get(shard, 0) + 1
-        try:  # in wire form (see Clients.raw_json): botocore's parsing was a quarter of this runner's CPU
-            resp = retrying(attempts=4, reconnect=False)(self.clients.raw_json)(
-                "kinesis", "GetRecords", {"ShardIterator": self.iterators[shard], "Limit": KINESIS_GET_LIMIT})
-        except ClientError as exc:
-            if error_code(exc) in ("ExpiredIteratorException", "ResourceNotFoundException"):
-                self.iterators[shard] = None
-                self.discovered.expire()
-                reason = f"Kinesis shard {shard}: {error_code(exc)}; reopening from the checkpoint"
-                raise TransientError(reason) from exc
-            raise
-        self.iterators[shard] = resp.get("NextShardIterator")
-        if self.iterators[shard] is None and shard not in self.closed:  # a closed shard read to its end
-            self.closed.add(shard)
-            self.discovered.expire()  # once: its children are due
-        self.stats.lag_ms = resp.get("MillisBehindLatest", self.stats.lag_ms)
-        for rec in resp.get("Records", []):
+        page = self.reader.read(shard)  # in wire form (Clients.raw_json): botocore's parsing was a quarter of our CPU
+        if page.millis_behind is not None:
+            self.stats.lag_ms = page.millis_behind
+        for rec in page.records:
             seq = rec["SequenceNumber"]
             data = base64.b64decode(rec["Data"])
             arrival = datetime.fromtimestamp(rec["ApproximateArrivalTimestamp"], UTC)
@@ -401,7 +375,7 @@ class FirehoseRunner:
             self.processor_read.append(now)
             self.processor_bytes += len(data)
             self.inflight.read(shard, seq)
-        return len(resp.get("Records", []))
+        return len(page.records)
 
     # -- processor -------------------------------------------------------------------------------
     def _processor_batches(self, now: float, force: bool) -> list[list[SourceRecord]]:
@@ -484,9 +458,10 @@ class FirehoseRunner:
         self._put_object(key, body)
         self.stats.objects_out += 1
 
-    @retrying(attempts=6)
     def _put_object(self, key: str, body: bytes) -> None:
-        self.s3.put_object(Bucket=self.config.bucket, Key=key, Body=body)
+        retry_call(lambda: self.s3.put_object(Bucket=self.config.bucket, Key=key, Body=body),
+                   attempts=S3_DELIVERY_ATTEMPTS, backoff=S3_DELIVERY_BACKOFF, retryable=_retry_delivery,
+                   sleep=self._sleep)
 
     def _flush_rows(self, prefix: str, items: list[bytes], sources: list[SourceRef], oldest: datetime) -> None:
         now = datetime.now(UTC)
@@ -584,7 +559,7 @@ class FirehoseRunner:
     # -- the loop's contract ---------------------------------------------------------------------
     def ready_in(self) -> float:
         """Seconds before every shard may be read again within KINESIS_READS_PER_SHARD_S (the loop waits)."""
-        return self.pacer.ready_in()
+        return self.reader.ready_in()
 
     def due_in(self) -> float | None:
         """Seconds before the oldest buffered record's interval ends (None: nothing buffered), so an idle
@@ -604,8 +579,7 @@ class FirehoseRunner:
 
     def _rewind(self) -> None:
         """After a failed pass, forget everything past the checkpoint: it is read again (at-least-once)."""
-        self.iterators.clear()
-        self.discovered.expire()
+        self.reader.rewind()
         self.processor, self.processor_read, self.processor_bytes = [], [], 0
         self.rows = BufferSet(self.config.buffer_bytes, self.config.buffer_interval_s)
         self.errors = BufferSet(self.config.buffer_bytes, self.config.buffer_interval_s)
@@ -614,8 +588,8 @@ class FirehoseRunner:
     def _pass(self, force: bool) -> bool:
         now = self._clock()
         read = 0
-        for shard in self._shards():
-            read += self._read(shard, now)
+        for shard in self.reader.readable():
+            read += self._read(shard.shard_id, now)
         self.stats.records_in += read
         batches = self._processor_batches(now, force)
         for batch in batches:

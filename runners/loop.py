@@ -3,8 +3,8 @@
 A runner's pass returns how much it did; the loop never knows what a runner is for. How long it waits
 between passes (`pass_delay`):
 - after a pass that found work, the next pass starts at once, unless that would read a shard more often
-  than AWS allows (the runner's `ready_in()`, from a `ShardPacer`: Kinesis GetRecords 5 calls/s per shard,
-  DynamoDB Streams 4; each runner module cites its page);
+  than AWS allows (the runner's `ready_in()`, from runners/shards.py `ShardPacer`: Kinesis GetRecords 5
+  calls/s per shard, DynamoDB Streams 4, with the pages that say so);
 - after an idle pass it sleeps 0.2 s; from the fourth idle pass in a row on, twice as long as the last
   time (0.4 s, 0.8 s, then 1 s, the cap), and 0.2 s again once a pass finds work. An idle shard is then
   read once a second, as Lambda's own event source mapping reads an idle Kinesis shard ("Lambda polls
@@ -15,6 +15,12 @@ between passes (`pass_delay`):
   buffer is written when its interval ends, not up to a second later.
 A poll costs the emulator CPU whether or not it finds records; polling faster than AWS allows only
 took that CPU from the writes (docs/decisions.md section 5).
+
+A pass that raises is retried after a full-jitter backoff (common/retry.py `Backoff`, 0.4 s doubling up to
+`max_backoff`) when another attempt may pass: a transient error (throttling, 5xx, a lost connection, an
+expired iterator), or any other ClientError or OSError that is not terminal. A terminal one (common/retry.py
+`TERMINAL_CODES`: permissions, credentials, a missing resource of the runner's own, a request AWS refuses)
+ends the runner with one line naming the error and its fix; the process then exits non-zero.
 """
 
 from __future__ import annotations
@@ -23,21 +29,17 @@ import contextlib
 import json
 import logging
 import os
-import random
 import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import ClientError
 
-from common.aws import TRANSIENT_CODES, error_code
-from common.errors import TerminalError, TransientError
+from common.retry import Backoff, is_transient, terminal_error
 from common.state_dir import status_file
 
 
@@ -77,31 +79,13 @@ class Runner(Protocol):
         """Flush what can be flushed and save checkpoints (called on a graceful stop)."""
 
     # Optional (the loop asks only if a runner has them):
-    # ready_in() -> float: seconds before the next pass may read every shard again within its limit.
+    # ready_in() -> float: seconds before the next pass may read every shard again within its limit
+    #   (runners/shards.py ShardPacer).
     # due_in() -> float | None: seconds before something buffered falls due (None: nothing buffered).
 
 
 IDLE_SLEEP_S = 0.2  # the first sleep after an idle pass
 IDLE_SLEEP_CAP_S = 1.0  # what repeated idle passes double it up to
-
-
-class ShardPacer:
-    """Per shard, the time of its last read; `ready_in()` says how long until every shard may be read again
-    without passing `calls_per_s` reads per second on any of them. Times come from `clock` (tests inject one)."""
-
-    def __init__(self, calls_per_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval = 1.0 / calls_per_s
-        self._clock = clock
-        self._last: dict[str, float] = {}
-
-    def polled(self, shard: str) -> None:
-        """Call just before each read of `shard`."""
-        self._last[shard] = self._clock()
-
-    def ready_in(self) -> float:
-        if not self._last:
-            return 0.0
-        return max(0.0, max(self._last.values()) + self.interval - self._clock())
 
 
 IDLE_PASSES_BEFORE_BACKOFF = 3  # `make drain` (runners/service.py wait_drained) waits for 3 idle passes
@@ -157,13 +141,6 @@ def read_status(directory: Path, name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def is_transient(exc: BaseException) -> bool:
-    """Retry (after a backoff) what may pass: throttling, and a lost or closed connection (an emulator restart)."""
-    return isinstance(exc, TransientError | BotoConnectionError | HTTPClientError) or (
-        isinstance(exc, ClientError) and error_code(exc) in TRANSIENT_CODES
-    )
-
-
 def run_forever(
     runner: Runner,
     status_dir: Path,
@@ -172,17 +149,20 @@ def run_forever(
     max_backoff: float = 10.0,
     max_idle_sleep: float = IDLE_SLEEP_CAP_S,
 ) -> None:
-    """Run passes until SIGTERM/SIGINT (or `stop`); transient errors back off with jitter, terminal ones end it.
+    """Run passes until SIGTERM/SIGINT (or `stop`); transient errors back off with jitter, terminal ones end it
+    with a TerminalError of one line (the CLI prints it and exits 1).
 
     Idle passes sleep `idle_sleep`, doubling up to `max_idle_sleep`; see the module docstring."""
     stop = stop or threading.Event()
     idle_backoff = IdleBackoff(idle_sleep, max_idle_sleep)
+    error_backoff = Backoff(base_s=0.2, cap_s=max_backoff)
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
     status_dir.mkdir(parents=True, exist_ok=True)
     runner.stats.pid = os.getpid()
     failures = 0
+    ending: BaseException | None = None
     try:
         while not stop.is_set():
             try:
@@ -191,10 +171,16 @@ def run_forever(
                 runner.stats.idle_passes = runner.stats.idle_passes + 1 if idle else 0
                 runner.stats.passes += 1
                 runner.stats.ok_passes += 1
-            except TerminalError:
-                raise
             except Exception as exc:
+                terminal = terminal_error(exc, f"the {runner.name} runner")
+                if terminal is not None:  # `make status` shows it; the CLI prints it as the runner's last line
+                    ending = terminal
+                    runner.stats.last_error = str(terminal)[:500]
+                    if terminal is exc:
+                        raise
+                    raise terminal from exc
                 if not is_transient(exc) and not isinstance(exc, ClientError | OSError):
+                    ending = exc
                     raise
                 failures += 1
                 runner.stats.idle_passes = 0  # a failed pass is not a quiet one: drain must wait
@@ -203,11 +189,16 @@ def run_forever(
                 runner.stats.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
                 log.warning("%s: %s (retrying, attempt %d)", runner.name, runner.stats.last_error, failures)
                 idle = True
-                stop.wait(random.uniform(0, min(max_backoff, 0.2 * 2**failures)))
+                stop.wait(error_backoff.delay(failures))
             write_status(runner, status_dir)
             wait = pass_delay(runner, idle_backoff.after(idle))
             if wait > 0:
                 stop.wait(wait)
     finally:
-        runner.close()
+        try:
+            runner.close()
+        except Exception:
+            if ending is None:
+                raise
+            log.exception("%s: closing after %s failed too", runner.name, type(ending).__name__)
         write_status(runner, status_dir)

@@ -1,9 +1,10 @@
 """Pipe runner: DynamoDB Streams -> Kinesis, as an EventBridge Pipe with a DynamoDB source delivers.
 
 Reads every shard through the public Streams API (DescribeStream, GetShardIterator, GetRecords),
-parents before children (shard lineage), sends each stream record as the JSON event a Pipe
-delivers, partitioned by the configured JSON path so one order's changes share a Kinesis shard,
-and checkpoints per shard after each batch is delivered (at-least-once, like the Pipe).
+parents before children (shard lineage; the reader both runners share, runners/shards.py), sends
+each stream record as the JSON event a Pipe delivers, partitioned by the configured JSON path so one
+order's changes share a Kinesis shard, and checkpoints per shard after each batch is delivered
+(at-least-once, like the Pipe).
 Checkpoints are kept per (stream ARN, shard): a re-created table's stream has a new ARN but may reuse
 the old shard ids (the emulator does). A closed shard counts as finished (its children may start) only
 once every record of its last page is in Kinesis and checkpointed; a shard with no checkpoint yet starts
@@ -71,7 +72,6 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -82,25 +82,22 @@ from typing import Any, Protocol, TypeVar
 
 from botocore.exceptions import ClientError
 
-from common.aws import Clients, error_code, retrying
+from common.aws import Clients
 from common.errors import TerminalError, TransientError
+from common.retry import Backoff, error_code
 from runners.checkpoint import Checkpoint
-from runners.loop import ShardPacer, Stats, log
+from runners.loop import Stats, log
 from runners.refresh import Refreshing
+from runners.shards import DYNAMODB_STREAMS_GET_LIMIT as GET_RECORDS_LIMIT
+from runners.shards import STREAMS_READS_PER_SHARD_S as STREAMS_READS_PER_SHARD_S  # bench reads it from here
+from runners.shards import DynamoDBStreamsApi, Shard, ShardPacer, ShardReader
 
-GET_RECORDS_LIMIT = 1000  # AWS's maximum for DynamoDB Streams GetRecords
-# GetRecords calls per second per shard. DynamoDB Streams: "Do not allow more than two processes to read from
-# the same DynamoDB Streams shard at the same time. Exceeding this limit can result in request throttling."
-# (amazondynamodb/latest/developerguide/ServiceQuotas.html#limits-dynamodb-streams); its own pollers read a
-# shard 4 times a second ("Lambda polls shards in your DynamoDB stream for records at a base rate of 4 times
-# per second", lambda/latest/dg/with-ddb.html). The pipe reads each shard at most that often (runners/loop.py).
-STREAMS_READS_PER_SHARD_S = 4.0
 PUT_RECORDS_MAX = 500  # Kinesis PutRecords: at most 500 records ...
 PUT_RECORDS_MAX_BYTES = 5 * 1024 * 1024  # ... and 5 MiB per call, partition keys included
 KINESIS_RECORD_MAX_BYTES = 1024 * 1024  # per record; counted here with its partition key, to be safe
 PARTITION_KEY_MAX_CHARS = 256  # Kinesis: 1 to 256 Unicode characters
 UNBOUNDED_ATTEMPTS_PER_PASS = 8  # MaximumRetryAttempts -1: then the pass fails and re-reads from the checkpoint
-BACKOFF_BASE_S, BACKOFF_CAP_S = 0.1, 5.0
+PUT_BACKOFF = Backoff(base_s=0.1, cap_s=5.0)  # between attempts of the entries a PutRecords refused
 # A PutRecords refused as a whole because of what it carries: bisected down to the record at fault.
 REFUSED_CALL_CODES = frozenset({"ValidationException", "InvalidArgumentException"})
 
@@ -109,13 +106,6 @@ RECORD_AGE_EXCEEDED = "RecordAgeExceeded"
 DEAD_LETTER_OUTPUT = "pipe-dead-letter"  # under the lake's ERROR_PREFIX, beside Firehose's error outputs
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Shard:
-    shard_id: str
-    parent_id: str | None
-    closed: bool
 
 
 class Undeliverable(Exception):
@@ -210,15 +200,6 @@ def kinesis_entry(event: dict[str, Any], partition_path: str) -> dict[str, Any]:
             f"the event is {size} bytes as sent (UTF-8 JSON and partition key), over Kinesis's "
             f"{KINESIS_RECORD_MAX_BYTES}-byte record limit")
     return {"Data": data, "PartitionKey": key}
-
-
-def order_shards(shards: Iterable[Shard], finished: set[str]) -> list[Shard]:
-    """Shards that may be read now: a child waits until its parent (if still listed) is finished."""
-    listed = {s.shard_id for s in shards}
-    return [
-        s for s in shards
-        if s.shard_id not in finished and (s.parent_id is None or s.parent_id not in listed or s.parent_id in finished)
-    ]
 
 
 def _as_entry(item: Any) -> dict[str, Any]:
@@ -346,7 +327,7 @@ class S3DeadLetters:
         when = datetime.strptime(message["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
         key = dead_letter_key(self.error_prefix, self.pipe_name, when)
         body = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        retrying()(self.s3.put_object)(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
         return f"s3://{self.bucket}/{key}"
 
 
@@ -397,77 +378,35 @@ class PipeRunner:
         if not self.dead_letter_arn:
             log.warning("pipe: the spec has no DeadLetterConfig; records that cannot be delivered still go to the "
                         "local dead-letter prefix, but AWS would discard them")
-        self.checkpoint = Checkpoint(checkpoint_path, scope=self.source_arn)
-        self.iterators: dict[str, str | None] = {}
-        self.discovered = Refreshing(self._describe_shards)
         self.stats = Stats()
+        self.api = DynamoDBStreamsApi(self.streams, self.source_arn)
+        self.checkpoint = Checkpoint(checkpoint_path, scope=self.api.scope)
+        self.reader = ShardReader(self.api, clients.raw_json, self.checkpoint, self.stats, name=self.name,
+                                  start_at=self._start_at, lineage=True)
         self.dead_letters: DeadLetters | None = None  # built on first use (tests set their own)
         self.sleep: Callable[[float], None] = time.sleep
         self.clock: Callable[[], float] = time.time
-        self.pacer = ShardPacer(STREAMS_READS_PER_SHARD_S)  # the loop waits for ready_in() between passes
 
-    # -- reading ---------------------------------------------------------------------------------
+    # -- reading (runners/shards.py) -------------------------------------------------------------
+    @property
+    def discovered(self) -> Refreshing[list[Shard]]:
+        return self.reader.discovered
+
+    @property
+    def pacer(self) -> ShardPacer:
+        """Each shard at most STREAMS_READS_PER_SHARD_S reads a second; the loop waits for ready_in()."""
+        return self.reader.pacer
+
+    @pacer.setter
+    def pacer(self, pacer: ShardPacer) -> None:
+        self.reader.pacer = pacer
+
     def shards(self) -> list[Shard]:
-        return self.discovered.get()
+        return self.reader.shards()
 
-    def _describe_shards(self) -> list[Shard]:
-        shards: list[Shard] = []
-        kwargs: dict[str, Any] = {"StreamArn": self.source_arn}
-        while True:
-            desc = self.streams.describe_stream(**kwargs)["StreamDescription"]
-            for s in desc.get("Shards", []):
-                closed = "EndingSequenceNumber" in s.get("SequenceNumberRange", {})
-                shards.append(Shard(s["ShardId"], s.get("ParentShardId"), closed))
-            last = desc.get("LastEvaluatedShardId")
-            if not last:
-                return shards
-            kwargs["ExclusiveStartShardId"] = last
-
-    def _iterator(self, shard_id: str) -> str:
-        position = self.checkpoint.get(shard_id)
-        kwargs: dict[str, Any] = {"StreamArn": self.source_arn, "ShardId": shard_id}
-        if position:
-            kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=position)
-        else:  # StartingPosition is where a new pipe starts; a shard found later is read from its start
-            kwargs.update(ShardIteratorType="TRIM_HORIZON" if self.checkpoint.started else self.starting_position)
-        try:
-            return self.streams.get_shard_iterator(**kwargs)["ShardIterator"]
-        except ClientError as exc:
-            if error_code(exc) == "TrimmedDataAccessException":
-                # Our checkpoint is older than the 24 h retention: say so, then go on from the oldest record.
-                self.stats.errors += 1
-                self.stats.last_error = (
-                    f"shard {shard_id}: the stream no longer holds the records after checkpoint {position} "
-                    "(trimmed, or the emulator restarted without them): changes in between are lost; "
-                    "run `make verify` to see which orders differ"
-                )
-                self.stats.data_loss = [*self.stats.data_loss, self.stats.last_error][-5:]
-                log.error("pipe: %s", self.stats.last_error)
-                kwargs = {"StreamArn": self.source_arn, "ShardId": shard_id, "ShardIteratorType": "TRIM_HORIZON"}
-                return self.streams.get_shard_iterator(**kwargs)["ShardIterator"]
-            raise
-
-    def _read(self, shard: Shard) -> tuple[list[dict[str, Any]], bool]:
-        """One page of records, and whether it is the last page of a closed shard."""
-        if self.iterators.get(shard.shard_id) is None:
-            self.iterators[shard.shard_id] = self._iterator(shard.shard_id)
-        self.pacer.polled(shard.shard_id)
-        self.stats.reads[shard.shard_id] = self.stats.reads.get(shard.shard_id, 0) + 1
-        try:
-            resp = retrying(attempts=4, reconnect=False)(self.clients.raw_json)(
-                "dynamodbstreams", "GetRecords",
-                {"ShardIterator": self.iterators[shard.shard_id], "Limit": GET_RECORDS_LIMIT})
-        except ClientError as exc:
-            if error_code(exc) in ("ExpiredIteratorException", "TrimmedDataAccessException"):
-                self.iterators[shard.shard_id] = None  # re-open from the checkpoint next pass
-                raise TransientError(f"shard {shard.shard_id}: {error_code(exc)}, reopening from checkpoint") from exc
-            if error_code(exc) == "ResourceNotFoundException":
-                self.iterators.pop(shard.shard_id, None)
-                raise TransientError(f"shard {shard.shard_id} vanished (stream deleted or re-created?)") from exc
-            raise
-        next_iterator = resp.get("NextShardIterator")
-        self.iterators[shard.shard_id] = next_iterator
-        return resp.get("Records", []), next_iterator is None
+    def _start_at(self, shard_id: str) -> tuple[str, str | None]:
+        """StartingPosition is where a new pipe starts; a shard found later is read from its start."""
+        return ("TRIM_HORIZON" if self.checkpoint.started else self.starting_position), None
 
     # -- writing ---------------------------------------------------------------------------------
     def _deliver(self, shard_id: str, batch: list[dict[str, Any]]) -> int:
@@ -523,7 +462,7 @@ class PipeRunner:
             if self.max_retries < 0 and attempt + 1 >= UNBOUNDED_ATTEMPTS_PER_PASS:
                 raise TransientError(f"{len(refused)} records still refused by Kinesis after {attempt + 1} "
                                      "attempts (MaximumRetryAttempts -1: they wait in the stream)")
-            self.sleep(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)))
+            self.sleep(PUT_BACKOFF.delay(attempt))
             todo = [item for item, _ in refused]
         raise AssertionError("unreachable")
 
@@ -549,23 +488,21 @@ class PipeRunner:
 
     def ready_in(self) -> float:
         """Seconds before every shard may be read again within STREAMS_READS_PER_SHARD_S (the loop waits)."""
-        return self.pacer.ready_in()
+        return self.reader.ready_in()
 
     def run_once(self) -> bool:
         moved = 0
         try:
-            for shard in order_shards(self.shards(), self.checkpoint.finished):
+            for shard in self.reader.readable():
                 moved += self._move(shard)
         except Exception:
-            # Re-open every shard from its checkpoint next pass: what was read past it is read again
-            # (at-least-once, never a gap), and an endpoint that came back empty is noticed there.
-            self.iterators.clear()
-            self.discovered.expire()
+            self.reader.rewind()  # what was read past the checkpoint is read again: at-least-once, never a gap
             raise
         return moved == 0
 
     def _move(self, shard: Shard) -> int:
-        records, ended = self._read(shard)
+        page = self.reader.read(shard.shard_id)
+        records = page.records
         for start in range(0, len(records), self.batch_size):
             batch = records[start:start + self.batch_size]
             delivered = self._deliver(shard.shard_id, batch)
@@ -575,10 +512,8 @@ class PipeRunner:
             self.checkpoint.save()
             self.stats.records_in += len(batch)
             self.stats.records_out += delivered
-        if ended:  # a closed shard read to its end, its last page in Kinesis: only now may its children start
-            self.checkpoint.finish(shard.shard_id)
-            self.checkpoint.save()
-            self.discovered.expire()
+        if page.ended:  # a closed shard read to its end, its last page in Kinesis: only now may its children start
+            self.reader.finish(shard.shard_id)
         return len(records)
 
     def close(self) -> None:

@@ -15,17 +15,16 @@ from botocore.exceptions import ClientError
 from common.errors import TerminalError, TransientError
 from runners.pipe import (
     PipeRunner,
-    Shard,
     chunk_entries,
     dead_letter_key,
     dead_letter_message,
     events_to_redrive,
     json_path,
-    order_shards,
     pipe_event,
     stream_name_from_arn,
     wire_form,
 )
+from runners.shards import Shard, order_shards
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 

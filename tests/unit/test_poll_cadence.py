@@ -18,8 +18,9 @@ import pytest
 
 from runners.firehose import KINESIS_READS_PER_SHARD_S, FirehoseRunner
 from runners.firehose_config import FirehoseConfig
-from runners.loop import IdleBackoff, ShardPacer, pass_delay, run_forever
+from runners.loop import IdleBackoff, pass_delay, run_forever
 from runners.pipe import STREAMS_READS_PER_SHARD_S, PipeRunner
+from runners.shards import ShardPacer
 
 
 class Clock:
