@@ -13,7 +13,8 @@ import importlib.metadata
 import sys
 
 PINNED = "1.5.33"
-PATCHES = ("stream_persistence", "athena_forward", "kinesis_reads")
+# In this order: record_spill wraps what kinesis_reads installs.
+PATCHES = ("stream_persistence", "athena_forward", "kinesis_reads", "record_spill")
 
 
 def apply_patches() -> list[str]:

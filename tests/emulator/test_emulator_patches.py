@@ -1,4 +1,4 @@
-"""The kinesis_reads patch (docs/emulator-patches.md): a Kinesis read answers exactly as unpatched MiniStack does.
+"""The kinesis_reads and record_spill patches (docs/emulator-patches.md): reads answer as unpatched MiniStack's do.
 
 The same script of reads runs against the patched emulator (`bootstrap.emulator.start`, through boot.py) and
 against MiniStack unpatched (`python -m ministack`, the same start through an EMULATOR_PYTHON wrapper), each
@@ -10,11 +10,18 @@ TRIM_HORIZON starts at the oldest record still held, LATEST just after the newes
 record, AFTER_SEQUENCE_NUMBER after it, AT_TIMESTAMP at the first record that arrived at or after the time,
 Limit caps a page, and a record past the retention period is never returned. The patch's pure parts are
 checked against MiniStack 1.5.33's own code (copied below) on random shards. Speed is measured by `make bench`.
+
+record_spill keeps stream records in a file: its sequence behaves as a list under every list operation, and a
+DynamoDB Streams script (every kind of change, paging, AT/AFTER_SEQUENCE_NUMBER, a persisted restart) answers
+the same with the records in MiniStack's lists and in the file. The Kinesis script above runs spilled too.
+Memory is measured by `make bench` (the emulator's RSS at the largest size).
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 import random
 from collections.abc import Iterator
 from datetime import datetime
@@ -22,10 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from bootstrap import emulator
 from bootstrap.emulator_patches import boot
 from bootstrap.emulator_patches.kinesis_reads import expired_iterators, expired_prefix, start_position
+from bootstrap.emulator_patches.record_spill import RecordLog, SpilledRecords, sequence_index
 from common.aws import Clients
 from common.config import Settings, load_settings
 from tests.conftest import free_port
@@ -259,3 +268,209 @@ def test_patched_kinesis_reads_answer_as_unpatched_ministack_and_as_aws_document
         emulator.stop(settings)
 
     assert patched_notes == unpatched_notes
+
+
+# --- record_spill: stream records kept in a file, read as MiniStack's lists read ----------------------
+
+
+def test_spilled_records_behave_as_a_list_under_every_list_operation(tmp_path: Path) -> None:
+    log = RecordLog(str(tmp_path), capacity=16)  # a small window: most reads unpickle from the file
+    rng = random.Random(3)
+    plain: list[dict] = []
+    spilled = SpilledRecords(log)
+    for step in range(4000):
+        op = rng.random()
+        record = {"step": step, "data": "x" * rng.randint(0, 40), "nested": {"n": [step, step / 7]}}
+        if op < 0.45:
+            plain.append(record)
+            spilled.append(record)
+        elif op < 0.55:
+            n = rng.randint(0, len(plain))
+            del plain[:n]
+            del spilled[:n]
+        elif op < 0.65 and plain:
+            i = rng.randrange(-len(plain), len(plain))
+            assert spilled[i] == plain[i]
+        elif op < 0.8:
+            a, b = rng.randint(-5, len(plain) + 5), rng.randint(-5, len(plain) + 5)
+            assert spilled[a:b] == plain[a:b]
+            assert spilled[a:b:2] == plain[a:b:2]
+        elif op < 0.85 and plain:
+            i = rng.randrange(len(plain))
+            plain[i] = spilled[i] = record
+        elif op < 0.9:
+            i = rng.randint(0, len(plain))
+            plain.insert(i, record)
+            spilled.insert(i, record)
+        elif op < 0.95 and plain:
+            i = rng.randrange(len(plain))
+            del plain[i]
+            del spilled[i]
+        else:
+            assert list(spilled) == plain and len(spilled) == len(plain) and bool(spilled) == bool(plain)
+    with pytest.raises(IndexError):
+        spilled[len(plain)]
+    saved = copy.deepcopy({"records": spilled})["records"]  # what MiniStack's get_state saves
+    assert type(saved) is list and saved == plain and json.loads(json.dumps(saved)) == plain
+    assert pickle.loads(pickle.dumps(spilled)) == plain
+    log.close()
+
+
+def test_a_record_read_back_from_the_file_is_the_record_as_appended(tmp_path: Path) -> None:
+    log = RecordLog(str(tmp_path), capacity=1)  # the second append pushes the first out of the recent window
+    item = {"order_id": {"S": "o1"}, "status": {"S": "PLACED"}}
+    spilled = SpilledRecords(log, [{"NewImage": item}, {"other": 1}])
+    item["status"] = {"S": "SHIPPED"}  # the table's item changes later: the record is a snapshot
+    assert spilled[0] == {"NewImage": {"order_id": {"S": "o1"}, "status": {"S": "PLACED"}}}
+    log.close()
+
+
+def ministack_sequence_scan(records: list[dict], seq: str) -> int | None:
+    """services/dynamodb_streams.py `_get_shard_iterator`'s lookup, verbatim."""
+    return next((i for i, r in enumerate(records) if r["dynamodb"]["SequenceNumber"] == seq), None)
+
+
+def test_sequence_lookup_finds_what_ministack_s_scan_finds() -> None:
+    rng = random.Random(5)
+    for n in (0, 1, 2, 9, 200):
+        stream = [{"dynamodb": {"SequenceNumber": r["SequenceNumber"]}} for r in shard_records(rng, n)]
+        probes = [r["dynamodb"]["SequenceNumber"] for r in stream] + ["0", "9" * 30, "123", ""]
+        for seq in probes:
+            assert sequence_index(stream, seq) == ministack_sequence_scan(stream, seq), (n, seq)
+
+
+def test_boot_applies_the_spill_after_kinesis_reads() -> None:
+    assert boot.PATCHES.index("record_spill") > boot.PATCHES.index("kinesis_reads")
+
+
+TABLE = "spill-proof"
+
+
+class StreamScript:
+    """DynamoDB Streams reads, each noted with records as (eventName, Keys, OldImage, NewImage) and sequence
+    numbers as their index in the stream (they are clock-based, so they differ between two emulators)."""
+
+    def __init__(self, settings: Settings) -> None:
+        clients = Clients(settings)
+        self.ddb, self.streams = clients.dynamodb, clients.client("dynamodbstreams")
+        self.notes: list[tuple[Any, ...]] = []
+
+    def arn(self) -> str:
+        return self.ddb.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+
+    def iterator(self, kind: str, seq: str | None = None) -> str:
+        extra = {"SequenceNumber": seq} if seq else {}
+        return self.streams.get_shard_iterator(StreamArn=self.arn(), ShardId=self.shard(), ShardIteratorType=kind,
+                                               **extra)["ShardIterator"]
+
+    def shard(self) -> str:
+        return self.streams.describe_stream(StreamArn=self.arn())["StreamDescription"]["Shards"][0]["ShardId"]
+
+    def read_all(self, what: str, iterator: str, limit: int) -> list[dict]:
+        got: list[dict] = []
+        while True:
+            page = self.streams.get_records(ShardIterator=iterator, Limit=limit)
+            self.notes.append((what, [(r["eventName"], r["dynamodb"]["Keys"], r["dynamodb"].get("OldImage"),
+                                       r["dynamodb"].get("NewImage")) for r in page["Records"]]))
+            if not page["Records"]:
+                return got
+            got += page["Records"]
+            iterator = page["NextShardIterator"]
+
+    def refused(self, what: str, kind: str, seq: str) -> None:
+        with pytest.raises(ClientError) as error:
+            self.iterator(kind, seq)
+        self.notes.append((what, error.value.response["Error"]["Code"]))
+
+
+def stream_writes(ddb: Any, first: int) -> None:
+    """Puts, a replacing put, an update, a delete and a batch: every kind of change a stream records."""
+    for i in range(first, first + 4):
+        ddb.put_item(TableName=TABLE, Item={"order_id": {"S": f"o{i}"}, "status": {"S": "PLACED"}, "n": {"N": str(i)}})
+    ddb.put_item(TableName=TABLE, Item={"order_id": {"S": f"o{first}"}, "status": {"S": "PAID"}, "n": {"N": "1"}})
+    ddb.update_item(TableName=TABLE, Key={"order_id": {"S": f"o{first + 1}"}}, UpdateExpression="SET #s = :s",
+                    ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":s": {"S": "SHIPPED"}})
+    ddb.delete_item(TableName=TABLE, Key={"order_id": {"S": f"o{first + 2}"}})
+    ddb.batch_write_item(RequestItems={TABLE: [
+        {"PutRequest": {"Item": {"order_id": {"S": f"o{first + 3}"}, "status": {"S": "CANCELLED"}}}},
+        {"PutRequest": {"Item": {"order_id": {"S": f"b{first}"}, "status": {"S": "PLACED"},
+                                 "bin": {"B": b"\x00\xff"}}}},
+    ]})
+
+
+def stream_phase(script: StreamScript, what: str) -> None:
+    records = script.read_all(f"{what}: trim horizon, 3 a page", script.iterator("TRIM_HORIZON"), 3)
+    seqs = [r["dynamodb"]["SequenceNumber"] for r in records]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    middle = seqs[len(seqs) // 2]
+    at = script.read_all(f"{what}: at the middle", script.iterator("AT_SEQUENCE_NUMBER", middle), 100)
+    after = script.read_all(f"{what}: after the middle", script.iterator("AFTER_SEQUENCE_NUMBER", middle), 100)
+    assert at == records[len(seqs) // 2:] and after == records[len(seqs) // 2 + 1:]  # AWS's AT and AFTER
+    assert script.read_all(f"{what}: after the last", script.iterator("AFTER_SEQUENCE_NUMBER", seqs[-1]), 5) == []
+    assert script.read_all(f"{what}: latest", script.iterator("LATEST"), 5) == []
+    script.refused(f"{what}: at a sequence number never issued", "AT_SEQUENCE_NUMBER", "9" * 30)
+    events = [n for n in script.notes if n[0] == f"{what}: trim horizon, 3 a page"]
+    first_put = events[0][1][0]
+    assert first_put[0] == "INSERT" and first_put[3]["status"] == {"S": "PLACED"}  # a snapshot, not today's item
+
+
+def run_stream_script(settings: Settings) -> list[tuple[Any, ...]]:
+    script = StreamScript(settings)
+    script.ddb.create_table(TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+                            AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
+                            KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
+                            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    stream_writes(script.ddb, 0)
+    stream_phase(script, "before")
+    emulator.stop(settings)  # SIGTERM: saved with the stream_persistence patch (in both runs below)
+    emulator.start(settings, persist=True)
+    later = StreamScript(settings)
+    stream_phase(later, "restored")
+    stream_writes(later.ddb, 10)
+    stream_phase(later, "after new writes")
+    return script.notes + later.notes
+
+
+@pytest.fixture()
+def without_spill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """emulator.start runs boot.py with every patch but record_spill while this is active."""
+    script = tmp_path / "boot-without-spill.py"
+    script.write_text(
+        "import runpy, sys\n"
+        f"sys.path.insert(0, {str(Path(boot.__file__).parent)!r})\n"
+        "import boot\n"
+        "boot.PATCHES = tuple(p for p in boot.PATCHES if p != 'record_spill')\n"
+        "boot.apply_patches()\n"
+        "from ministack.app import main\n"
+        "main()\n")
+    wrapper = tmp_path / "ministack-without-spill.sh"
+    wrapper.write_text(f'#!/bin/sh\nexec "{emulator.emulator_python()}" "{script}"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("EMULATOR_PYTHON", str(wrapper))
+    yield
+
+
+def test_spilled_streams_answer_as_ministack_s_lists_and_as_aws_documents(
+        tmp_path: Path, without_spill: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same DynamoDB Streams script, with stream records in MiniStack's lists and in the spill file.
+
+    The unspilled run keeps stream_persistence (MiniStack alone loses the stream at a restart), so the
+    one difference is where the records live. AWS's semantics checked on both: records in write order
+    with their images as written (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Streams.html),
+    AT_SEQUENCE_NUMBER at the record and AFTER_SEQUENCE_NUMBER after it, Limit caps a page
+    (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_GetShardIterator.html)."""
+    settings = started(tmp_path / "lists")
+    try:
+        in_lists = run_stream_script(settings)
+    finally:
+        emulator.stop(settings)
+
+    monkeypatch.delenv("EMULATOR_PYTHON")
+    settings = started(tmp_path / "spilled")
+    try:
+        spilled = run_stream_script(settings)
+    finally:
+        emulator.stop(settings)
+
+    assert spilled == in_lists
+    assert sum(len(note[1]) for note in spilled if isinstance(note[1], list)) > 40  # the script read records
