@@ -53,6 +53,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "lake_noncurrent_days": (1, 3653),
     "results_expiration_days": (1, 3653),
     "athena_scan_limit_gb": (1, 1_000_000),
+    "backfill_segments": (1, 1000),
+    "backfill_page_items": (1, 100_000),
 }
 # Why a range is narrower than the API field's own, said after the range.
 RANGE_REASONS = {
@@ -131,6 +133,12 @@ class Settings:
     kms_key_arn: str = ""
     crawler_schedule: str = ""
     partition_projection: bool = False
+    # make backfill (docs/backfill.md): parallel Scan segments on the emulated targets, items per Scan page
+    # and per lake object; on aws, where ExportTableToPointInTime writes its files in the lake bucket.
+    # Scan's TotalSegments: https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Scan.html
+    backfill_segments: int = 4
+    backfill_page_items: int = 1000
+    backfill_export_prefix: str = "exports/"
 
     @property
     def emulated(self) -> bool:
@@ -358,12 +366,16 @@ def validate(s: Settings) -> Settings:
             raise ConfigError(
                 f"{name.upper()}={getattr(s, name)!r} is not a valid name; use 1-64 letters, digits, _ . -"
             )
-    for name in ("lake_prefix", "error_prefix"):
+    for name in ("lake_prefix", "error_prefix", "backfill_export_prefix"):
         value = getattr(s, name)
         if not value.endswith("/") or value.startswith("/"):
             raise ConfigError(f"{name.upper()}={value!r} must be a relative S3 prefix ending in '/'")
     if s.lake_prefix.startswith(s.error_prefix) or s.error_prefix.startswith(s.lake_prefix):
         raise ConfigError("ERROR_PREFIX must not overlap LAKE_PREFIX; give errors their own prefix")
+    for name in ("lake_prefix", "error_prefix"):
+        other = getattr(s, name)
+        if s.backfill_export_prefix.startswith(other) or other.startswith(s.backfill_export_prefix):
+            raise ConfigError(f"BACKFILL_EXPORT_PREFIX must not overlap {name.upper()}; give exports their own prefix")
     return s
 
 
