@@ -1,0 +1,55 @@
+"""Writes a page of snapshot rows into the lake exactly as the firehose runner writes stream rows.
+
+Same encoder (lake/writer.py), same columns (the Glue table's, read by lake/glue_schema.py TableSchema,
+the contract's until the table exists), same format (OUTPUT_FORMAT: Parquet, or gzip JSON lines of the
+transform's own encoding). Only the object name differs: deterministic per page (backfill/core.py).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from backfill.core import failed_key, object_key
+from common.aws import Clients, retrying
+from common.config import Settings
+from lake.glue_schema import TableSchema
+from lake.writer import encode_jsonl_gzip, encode_parquet
+from transform.handler import encode_row
+
+
+class LakeOut:
+    """Puts snapshot objects into the lake bucket; shared by the workers of one run."""
+
+    def __init__(self, clients: Clients, settings: Settings) -> None:
+        self.s3 = clients.s3
+        self.settings = settings
+        self.bucket = settings.lake_bucket_for(clients.account_id)
+        self.parquet = settings.output_format == "parquet"
+        self.extension = ".parquet" if self.parquet else ".gz"
+        self._schema = TableSchema(clients.glue, settings.glue_database, settings.glue_table) if self.parquet else None
+        self._lock = threading.Lock()
+
+    def write_page(self, at: datetime, segment: int, page: int, rows: Sequence[Mapping[str, Any]],
+                   failed: Sequence[tuple[Mapping[str, Any], str]]) -> None:
+        """The page's object (none for a page without rows), and its refused items under the error prefix."""
+        if rows:
+            self._put(object_key(self.settings.lake_prefix, at, segment, page, self.extension), self._body(rows))
+        if failed:
+            lines = [json.dumps({"reason": reason, "item": item}, separators=(",", ":")) for item, reason in failed]
+            self._put(failed_key(self.settings.error_prefix, at, segment, page), "\n".join(lines).encode() + b"\n")
+
+    def _body(self, rows: Sequence[Mapping[str, Any]]) -> bytes:
+        if self._schema is None:
+            return encode_jsonl_gzip([encode_row(row).encode("utf-8") + b"\n" for row in rows])
+        with self._lock:  # TableSchema caches what it read from Glue: one worker asks at a time
+            schema = self._schema.for_rows(rows)
+        return encode_parquet(rows, schema)
+
+    @retrying(attempts=6)
+    def _put(self, key: str, body: bytes) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+
