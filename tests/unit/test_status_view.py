@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from runners.status_view import COLUMNS, status_problems, status_row
+from common.config import load_settings
+from common.process import exclusive
+from runners import service
+from runners.status_view import COLUMNS, RunnerRow, drain_progress, read_view, status_problems, status_row
 
 
 def test_a_row_has_every_column_with_readable_numbers() -> None:
@@ -43,3 +48,22 @@ def test_watch_refreshes_until_ctrl_c(tmp_path: Path, monkeypatch: pytest.Monkey
     assert result.exit_code == 0
     assert len(ticks) == 3  # three refreshes, then Ctrl-C ends it quietly
     assert "local runners" in result.output
+
+
+def test_the_view_reads_each_runners_status_file_and_lock(tmp_path: Path) -> None:
+    settings = load_settings(env={"STATE_DIR": str(tmp_path)})
+    settings.runner_dir.mkdir(parents=True)
+    (settings.runner_dir / "firehose.status.json").write_text(json.dumps(
+        {"records_in": 1200, "records_out": 1100, "pending": 100, "data_loss": ["shard-0: trimmed"]}))
+    with exclusive(service.lock_path(settings, "pipe")):  # the pipe runner holds its lock: it runs
+        view = read_view(settings)
+    pipe, firehose = view.rows
+    assert pipe == RunnerRow(status_row("pipe", {}, pid=os.getpid()), stopped=False)  # no status file yet
+    assert firehose == RunnerRow(("firehose", "stopped", "1,200", "1,100", "0", "100", "-", "0"), stopped=True)
+    assert view.problems == ("firehose: DATA LOSS: shard-0: trimmed",)
+
+
+def test_drain_progress_names_what_each_runner_moved() -> None:
+    assert drain_progress({}) == "draining: pipe moved 0, firehose delivered 0 (0 buffered)"
+    assert drain_progress({"pipe": {"records_out": 5000}, "firehose": {"records_out": 4000, "pending": 1200}}) == (
+        "draining: pipe moved 5,000, firehose delivered 4,000 (1,200 buffered)")
