@@ -6,3 +6,4 @@ DEFAULT_ORDERS = 2000
 DEFAULT_SEED = 42
 DEFAULT_DAYS = 14.0
 DEFAULT_THREADS = 2
+MAX_ORDERS = 1_000_000  # the generator keeps every order's final state in memory for `make verify`
