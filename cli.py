@@ -1,41 +1,57 @@
-"""The command line behind the Makefile: thin commands over the pipeline's parts.
+"""The command line behind the Makefile: each command parses its flags, calls the stage that decides, and prints.
 
 One error boundary: a known error prints one red line with its fix and exits 1
 (set DEBUG=1 for the traceback). Settings are loaded once here and passed down.
 """
 
+# The pipeline's stages are imported inside the commands that use them, never here: each one pulls in boto3,
+# pyarrow, DuckDB or Faker (0.3 to 3 s), which --help, --version, completion and a mistyped flag do not need
+# (tests/unit/test_cli.py checks that importing this module loads none of them).
+
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-import shlex
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import wraps
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import HTTPClientError
 from rich.console import Console as RichConsole
+from rich.console import Group
+from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from analytics.report import print_report
 from common.config import Settings, load_settings, parse_option, writable_state_dir
 from common.console import Console
 from common.errors import PipelineError
+from common.process import UP_WHAT
+from common.process import up_lock as state_up_lock
 from common.state_dir import sql_history_file
-from generator.defaults import DEFAULT_DAYS, DEFAULT_ORDERS, DEFAULT_SEED, DEFAULT_THREADS
+from generator.defaults import DEFAULT_DAYS, DEFAULT_ORDERS, DEFAULT_SEED, DEFAULT_THREADS, MAX_ORDERS
+
+if TYPE_CHECKING:
+    from bootstrap.plan import Plan
+    from common.aws import Clients
 
 app = typer.Typer(no_args_is_help=True, help="Local-first CDC pipeline for sales orders.")
-MAX_ORDERS = 1_000_000  # the generator keeps every order's final state in memory for `make verify`
+ENGINES = ("duckdb", "athena")
 TargetOpt = Annotated[str | None, typer.Option("--target", help="embedded | compose | aws (default: $TARGET)")]
 
 
 def _version(value: bool) -> None:
     if value:
-        from importlib.metadata import PackageNotFoundError, version
-
         try:
             typer.echo(f"sales-orders-cdc {version('sales-orders-cdc')}")
         except PackageNotFoundError:  # run from a checkout that was never installed
@@ -85,9 +101,6 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def lost_endpoint(exc: BaseException) -> bool:
     """A connection that failed or closed under a call: the emulator went away (e.g. `make down` mid-seed)."""
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-    from botocore.exceptions import HTTPClientError
-
     return isinstance(exc, BotoConnectionError | HTTPClientError)
 
 
@@ -95,18 +108,30 @@ def settings_for(target: str | None) -> Settings:
     return load_settings(target=target)
 
 
-def up_lock(settings: Settings, console: Console):  # type: ignore[no-untyped-def]
+def foreground_settings(target: str | None) -> Settings:
+    """Settings for running local runners in this process: never on aws, and the state dir must be writable."""
+    settings = settings_for(target)
+    if not settings.emulated:
+        raise PipelineError("on TARGET=aws the managed Pipe and Firehose run; the local runners never start")
+    writable_state_dir(settings)
+    return settings
+
+
+def check_engine(engine: str) -> None:
+    if engine not in ENGINES:
+        raise PipelineError(f"--engine {engine!r} is unknown; use duckdb or athena")
+
+
+def up_lock(settings: Settings, console: Console) -> contextlib.AbstractContextManager[None]:
     """`<state>/up.lock` for a whole `up` or `down`; says so (one line) when another one holds it."""
-    from common.process import UP_WHAT
-    from common.process import up_lock as lock
 
     def waiting(pid: int | None) -> None:
         console.warn(f"waiting for {UP_WHAT} (pid {pid or '?'}) to finish")
 
-    return lock(settings.state_dir, on_wait=waiting)
+    return state_up_lock(settings.state_dir, on_wait=waiting)
 
 
-def clients_for(settings: Settings):  # type: ignore[no-untyped-def]
+def clients_for(settings: Settings) -> Clients:
     from common.aws import Clients
 
     clients = Clients(settings)
@@ -114,7 +139,7 @@ def clients_for(settings: Settings):  # type: ignore[no-untyped-def]
     return clients
 
 
-def print_plan(plan: Any, console: Console) -> None:
+def print_plan(plan: Plan, console: Console) -> None:
     table = Table(title=f"plan for target {plan.target} (account {plan.account}, {plan.region})")
     for col in ("action", "kind", "name", "details"):
         table.add_column(col)
@@ -270,11 +295,7 @@ def runner(name: str, target: TargetOpt = None) -> None:
     from runners import service
 
     service.check_name(name)
-    settings = settings_for(target)
-    if not settings.emulated:
-        raise PipelineError("on TARGET=aws the managed Pipe and Firehose run; the local runners never start")
-    writable_state_dir(settings)
-    service.run(name, settings)
+    service.run(name, foreground_settings(target))
 
 
 @app.command()
@@ -293,22 +314,13 @@ def seed(
                                       "this many days")] = f"{DEFAULT_DAYS:g}",
 ) -> None:
     """Stream orders and their later changes (updates, cancellations, deletes) into DynamoDB."""
-    from generator.seed import history_config, run_seed, validate_seed_args
+    from generator.seed import run_seed
+    from generator.seed_options import parse_seed_options
 
-    n_orders = parse_option("--orders", orders, int, 1, MAX_ORDERS)
-    per_s = None if rate is None else parse_option(
-        "--rate", rate, float, 0, 100_000, above=True, unit="orders per second; omit it for as fast as possible")
-    secs = None if duration is None else parse_option(
-        "--duration", duration, float, 0, 7 * 86_400, above=True,
-        unit="seconds; omit it to run until every order is done")
-    n_seed = parse_option("--seed", seed, int, 0, 2**32 - 1)
-    n_threads = parse_option("--threads", threads, int, 1, 16)
-    n_days = parse_option("--days", days, float, 0, 3650, above=True, unit="days of history")
-    validate_seed_args(n_orders, per_s, secs, n_seed, n_threads)
+    options = parse_seed_options(orders=orders, rate=rate, duration=duration, seed=seed, threads=threads, days=days)
     settings, console = settings_for(target), Console()
-    config = history_config(n_days, n_orders)
-    run_seed(clients_for(settings), settings, orders=n_orders, rate=per_s, duration=secs, seed=n_seed,
-             console=console, threads=n_threads, config=config)  # it says what it wrote, in one line
+    run_seed(clients_for(settings), settings, console=console,
+             **options.run_seed_kwargs())  # it says what it wrote, in one line
 
 
 @app.command(name="runners")
@@ -317,11 +329,7 @@ def runners_cmd(target: TargetOpt = None) -> None:
     """Run every local runner in the foreground until SIGTERM (the compose runner container's command)."""
     from runners import service
 
-    settings = settings_for(target)
-    if not settings.emulated:
-        raise PipelineError("on TARGET=aws the managed Pipe and Firehose run; the local runners never start")
-    writable_state_dir(settings)
-    service.run_all(settings)
+    service.run_all(foreground_settings(target))
 
 
 @app.command()
@@ -332,17 +340,13 @@ def drain(
 ) -> None:
     """Wait until the runners have moved everything written so far into the lake."""
     from runners import service
+    from runners.status_view import drain_progress
 
     wait_s = parse_option("--timeout", timeout, float, 0, 86_400, above=True, unit="seconds")
     settings, console = settings_for(target), Console()
     with console.rich.status("waiting for the runners to drain") as spinner:
-
-        def show(statuses: dict[str, dict]) -> None:
-            pipe, firehose = statuses.get("pipe", {}), statuses.get("firehose", {})
-            spinner.update(f"draining: pipe moved {pipe.get('records_out', 0):,}, firehose delivered "
-                           f"{firehose.get('records_out', 0):,} ({firehose.get('pending', 0):,} buffered)")
-
-        service.wait_drained(settings, timeout=wait_s, on_poll=show)
+        service.wait_drained(settings, timeout=wait_s,
+                             on_poll=lambda statuses: spinner.update(drain_progress(statuses)))
     console.ok("drained: every change written so far is in the lake")
 
 
@@ -390,27 +394,18 @@ def status(
     watch: Annotated[bool, typer.Option("--watch", help="refresh in place every second until Ctrl-C")] = False,
 ) -> None:
     """Per runner: running?, position, lag, records in/out, objects out, errors."""
-    from rich.console import Group
-    from rich.live import Live
-    from rich.text import Text
-
-    from runners import service
-    from runners.loop import read_status
-    from runners.status_view import COLUMNS, status_problems, status_row
+    from runners.status_view import COLUMNS, LEFT_ALIGNED, read_view
 
     settings, console = settings_for(target), Console()
 
-    def view() -> tuple[Table, list[str]]:
+    def view() -> tuple[Table, tuple[str, ...]]:
+        status_view = read_view(settings)
         table = Table(title="local runners")
         for col in COLUMNS:
-            table.add_column(col, justify="left" if col in ("runner", "state") else "right")
-        problems: list[str] = []
-        for name in service.RUNNERS:
-            s = read_status(settings.runner_dir, name) or {}
-            row = status_row(name, s, service.running(settings, name))
-            table.add_row(*row, style="red" if row[1] == "stopped" else None)
-            problems += status_problems(name, s)
-        return table, problems
+            table.add_column(col, justify="left" if col in LEFT_ALIGNED else "right")
+        for row in status_view.rows:
+            table.add_row(*row.cells, style="red" if row.stopped else None)
+        return table, status_view.problems
 
     if not watch:
         table, problems = view()
@@ -428,23 +423,11 @@ def status(
             return
 
 
-def _crawl(clients, settings: Settings, console: Console) -> None:  # type: ignore[no-untyped-def]
-    """The local crawler on emulated targets; on aws the real Glue crawler, started and awaited."""
-    if settings.emulated:
-        from runners.crawler import crawl as local_crawl
+def crawl_lake(clients: Clients, settings: Settings, console: Console) -> None:
+    """`make crawl`, and the crawl that `make analyze` and `make verify` run first."""
+    from runners.glue_crawl import crawl_target
 
-        result = local_crawl(clients, settings, console)
-        console.ok(result.summary())
-        return
-    from common.aws import wait_until
-
-    glue = clients.glue
-    if glue.get_crawler(Name=settings.crawler_name)["Crawler"]["State"] == "READY":
-        glue.start_crawler(Name=settings.crawler_name)
-    console.step(f"waiting for the Glue crawler {settings.crawler_name}")
-    wait_until(lambda: glue.get_crawler(Name=settings.crawler_name)["Crawler"]["State"] == "READY",
-               f"crawler {settings.crawler_name} to finish", timeout=900, interval=10)
-    console.ok("crawler finished")
+    console.ok(crawl_target(clients, settings, console))
 
 
 @app.command()
@@ -452,7 +435,7 @@ def _crawl(clients, settings: Settings, console: Console) -> None:  # type: igno
 def crawl(target: TargetOpt = None) -> None:
     """Catalog the lake: create or update the Glue table and its partitions."""
     settings, console = settings_for(target), Console()
-    _crawl(clients_for(settings), settings, console)
+    crawl_lake(clients_for(settings), settings, console)
 
 
 @app.command()
@@ -464,20 +447,16 @@ def analyze(
     crawl_first: Annotated[bool, typer.Option("--crawl/--no-crawl", help="run the crawler first")] = True,
 ) -> None:
     """Query the lake like Athena does, print the KPIs and write the dashboard page."""
-    from datetime import UTC, datetime
-
     from analytics.dashboard import write_dashboard
     from analytics.engine import open_engine
     from analytics.health import gather_health
     from analytics.kpis import run_kpis, run_queries
-    from analytics.report import print_report
 
-    if engine not in ("duckdb", "athena"):
-        raise PipelineError(f"--engine {engine!r} is unknown; use duckdb or athena")
+    check_engine(engine)
     settings, console = settings_for(target), Console()
     clients = clients_for(settings)
     if crawl_first:
-        _crawl(clients, settings, console)
+        crawl_lake(clients, settings, console)
     with open_engine(clients, settings, console, footers=True) as eng:  # many full scans: footers once
         if engine == "athena":
             from analytics.athena import run_athena
@@ -512,8 +491,7 @@ def query(
 
     if (sql is None) == (file is None):
         raise PipelineError("give the SQL (SQL=...) or a file (FILE=path.sql), one of the two")
-    if engine not in ("duckdb", "athena"):
-        raise PipelineError(f"--engine {engine!r} is unknown; use duckdb or athena")
+    check_engine(engine)
     if fmt not in QUERY_FORMATS:
         raise PipelineError(f"--format {fmt!r} is unknown; use {', '.join(QUERY_FORMATS)}")
     if file is not None and not file.is_file():
@@ -619,7 +597,7 @@ def verify(target: TargetOpt = None, crawl_first: Annotated[bool, typer.Option("
     settings, console = settings_for(target), Console()
     clients = clients_for(settings)
     if crawl_first:
-        _crawl(clients, settings, console)
+        crawl_lake(clients, settings, console)
     with open_engine(clients, settings, console) as eng:
         result = reconcile(clients, settings, eng.conn)
     save_verify_result(settings.state_dir, result)  # the dashboard's health section shows the last verdict
@@ -630,31 +608,12 @@ def verify(target: TargetOpt = None, crawl_first: Annotated[bool, typer.Option("
         raise typer.Exit(1)
 
 
-def env_exports(settings: Settings) -> dict[str, str]:
-    """What a shell needs so the AWS CLI, awslocal and any SDK reach this target (PATH is left alone)."""
-    exports = {"AWS_REGION": settings.region, "AWS_DEFAULT_REGION": settings.region}
-    if settings.emulated:
-        endpoint = settings.endpoint_url or ""
-        exports.update(
-            AWS_ENDPOINT_URL=endpoint,
-            AWS_ACCESS_KEY_ID="test",
-            AWS_SECRET_ACCESS_KEY="test",
-            LOCALSTACK_HOST=endpoint.removeprefix("http://"),
-        )
-        from analytics.athena_api import endpoint_url
-
-        exports["AWS_ENDPOINT_URL_ATHENA"] = endpoint_url(settings)  # the project's Trino-speaking mirror
-    return exports
-
-
 def shell_lines(settings: Settings) -> list[str]:
-    """`export` lines, plus an `awslocal` shell function: the user's own python and aws stay first on PATH."""
-    from bootstrap.emulator import EMULATOR_VENV
+    """`make env`'s lines: bootstrap/shell_env.py decides them; the Athena endpoint's address is analytics'."""
+    from analytics.athena_api import endpoint_url
+    from bootstrap import shell_env
 
-    lines = [f"export {key}={shlex.quote(value)}" for key, value in env_exports(settings).items()]
-    if settings.emulated:
-        lines.append(f'awslocal() {{ {shlex.quote(str(EMULATOR_VENV / "bin" / "awslocal"))} "$@"; }}')
-    return lines
+    return shell_env.shell_lines(settings, athena_url=endpoint_url(settings))
 
 
 @app.command()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +169,15 @@ def test_a_seed_whose_emulator_goes_away_ends_with_one_line(raised: BaseExceptio
     assert lines[0].startswith(line)
     if code == 1:
         assert lines[0].endswith("if the emulator was stopped (`make down`), `make up` starts it again")
+
+
+def test_the_cli_starts_without_the_heavy_libraries() -> None:
+    """--help, --version, completion and a mistyped flag stay quick: the stages load inside their commands."""
+    heavy = ("boto3", "pyarrow", "duckdb", "faker", "sqlglot", "prompt_toolkit")
+    code = f"import sys, cli; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=Path(cli.__file__).parent, capture_output=True,
+                            text=True, check=True, timeout=60).stdout.split()
+    assert loaded == []
 
 
 def test_version_prints_the_package_version_and_exits() -> None:
