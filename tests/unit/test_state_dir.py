@@ -7,11 +7,19 @@ Makefile, compose healthcheck and README name some of them), so they are asserte
 from __future__ import annotations
 
 import json
+from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
-from bootstrap.spec import LOCAL_RUNNERS
+from bootstrap.resources.local import RunnerSpec
+from bootstrap.spec import LOCAL_RUNNERS, desired_resources, resolve
 from common import state_dir as layout
 from common.config import ROOT, load_settings
+from runners import service
+from runners.crawler import load_crawler_spec, spec_from_request
+
+ACCOUNT = "000000000000"
 
 
 def test_the_state_directory_layout_is_spelled_as_documented(tmp_path: Path) -> None:
@@ -57,6 +65,24 @@ def test_each_runner_reads_the_spec_file_of_the_bootstrap_resource_it_serves(tmp
 
 def test_bootstrap_kinds_served_by_runners_each_have_a_runner() -> None:
     assert set(layout.SPEC_KINDS.values()) == set(LOCAL_RUNNERS)
+
+
+def test_the_runners_read_the_very_request_the_bootstrap_wrote(tmp_path: Path) -> None:
+    """Both sides of the hand-off, through the files only: the bootstrap's apply step, then each runner's reader."""
+    settings = load_settings(env={}, state_dir=tmp_path)
+    clients = SimpleNamespace(settings=settings, account_id=ACCOUNT)
+    facts = defaultdict(lambda: "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/1")  # what apply learnt
+    served = {r.kind: replace(r, params=resolve(r.params, facts)) for r in desired_resources(settings, ACCOUNT)
+              if r.kind in ("pipe", "glue_crawler")}
+    assert set(served) == {"pipe", "glue_crawler"}
+    crawler_request = {**served["glue_crawler"].params, "Name": "named-in-the-file"}  # not what settings say
+    served["glue_crawler"] = replace(served["glue_crawler"], params=crawler_request)
+    for res in served.values():
+        RunnerSpec().create(clients, res)  # type: ignore[arg-type]
+    assert service.load_spec(settings, "pipe") == served["pipe"].params
+    crawler = load_crawler_spec(clients, settings)  # type: ignore[arg-type]
+    assert crawler == spec_from_request(crawler_request, settings.glue_table)
+    assert crawler.crawler_name == "named-in-the-file"  # read from the file, not from the settings
 
 
 def test_a_spec_file_round_trips_and_replaces_atomically(tmp_path: Path) -> None:
