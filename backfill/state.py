@@ -18,10 +18,11 @@ from pathlib import Path
 from backfill.core import Progress, Segment, Step, progress_from_json, progress_json
 from common.config import Settings
 from common.console import Console
+from common.state_dir import backfill_checkpoint_file
 
 
 def checkpoint_path(settings: Settings) -> Path:
-    return settings.state_dir / "backfill" / f"{settings.table_name}.json"
+    return backfill_checkpoint_file(settings.state_dir, settings.table_name)
 
 
 class ProgressStore:

@@ -13,6 +13,7 @@ done with the pid and lock files.
       verify.json                   verify_file: the last `make verify` verdict (the dashboard shows it)
       sql_history                   sql_history_file: the `make sql` prompt's history
       chaos/<run>/                  chaos_run_dir: a chaos drill's own throwaway state directory
+      backfill/<table>.json         backfill_checkpoint_file: where `make backfill` resumes
       runners/                      runners_dir: one directory shared by the bootstrap and the runners
         <kind>.json                 spec_file: the Create* request the bootstrap hands a runner (SPEC_KINDS)
         <runner>.checkpoint.json    checkpoint_file: where a runner resumes
@@ -85,6 +86,10 @@ def sql_history_file(state: Path) -> Path:
 
 def chaos_run_dir(state: Path, run: str) -> Path:
     return state / "chaos" / run
+
+
+def backfill_checkpoint_file(state: Path, table: str) -> Path:
+    return state / "backfill" / f"{table}.json"
 
 
 def runners_dir(state: Path) -> Path:

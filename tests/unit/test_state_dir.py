@@ -37,6 +37,7 @@ def test_the_state_directory_layout_is_spelled_as_documented(tmp_path: Path) -> 
         layout.verify_file(state): "verify.json",
         layout.sql_history_file(state): "sql_history",
         layout.chaos_run_dir(state, "20260101-120000"): "chaos/20260101-120000",
+        layout.backfill_checkpoint_file(state, "sales_orders"): "backfill/sales_orders.json",
         layout.checkpoint_file(runners, "pipe"): "runners/pipe.checkpoint.json",
         layout.status_file(runners, "pipe"): "runners/pipe.status.json",
         layout.runner_lock_file(runners, "pipe"): "runners/pipe.lock",
@@ -45,6 +46,7 @@ def test_the_state_directory_layout_is_spelled_as_documented(tmp_path: Path) -> 
     } == {state / name: name for name in [
         "up.lock", "emulator-4566.pid", "emulator-4566.log", "emulator-data", "emulator-data/s3",
         "athena-4607.pid", "athena-4607.log", "verify.json", "sql_history", "chaos/20260101-120000",
+        "backfill/sales_orders.json",
         "runners/pipe.checkpoint.json", "runners/pipe.status.json", "runners/pipe.lock", "runners/pipe.log",
         "runners/pipe.pid",
     ]}
