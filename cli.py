@@ -578,6 +578,25 @@ def compact(
                + (", ".join(f"{r.partition} {r.inputs}->{len(r.outputs)} objects" for r in done) or "nothing to do"))
 
 
+@app.command()
+@boundary
+def backfill(
+    target: TargetOpt = None,
+    since: Annotated[str | None, typer.Option(help="ISO-8601 UTC: fill the gap since then (aws: incremental export)")]
+    = None,
+    segments: Annotated[str | None, typer.Option(metavar="INTEGER",
+                                                 help="parallel Scan segments [default: BACKFILL_SEGMENTS]")] = None,
+) -> None:
+    """Bring the table's existing items into the lake as snapshot rows (resumable; docs/backfill.md)."""
+    from backfill import run_backfill
+    from backfill.core import parse_time
+
+    moment = parse_time("SINCE", since) if since else None
+    count = parse_option("SEGMENTS", segments, int, 1, 1000) if segments is not None else None
+    settings, console = settings_for(target), Console()
+    run_backfill(clients_for(settings), settings, console, since=moment, segments=count)
+
+
 def number_or_text(raw: str, kind: type) -> Any:
     """`raw` as a number of `kind` if it is one, written plainly (no 1e3, nan, 2_0), else `raw` itself."""
     try:
