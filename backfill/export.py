@@ -20,6 +20,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -37,7 +38,7 @@ from backfill.core import (
 )
 from backfill.lake_out import LakeOut
 from backfill.state import ProgressStore
-from common.aws import Clients, retrying
+from common.aws import Clients
 from common.config import Settings
 from common.errors import TerminalError, TransientError
 from transform.handler import RecordError
@@ -112,7 +113,7 @@ def manifest_files(summary: dict[str, Any], files_text: str) -> tuple[str, ...]:
 
 
 def _read(clients: Clients, bucket: str, key: str) -> bytes:
-    return retrying(attempts=6)(clients.s3.get_object)(Bucket=bucket, Key=key)["Body"].read()
+    return clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read()  # botocore retries it
 
 
 def start_export(clients: Clients, settings: Settings, store: ProgressStore, index: int, bucket: str) -> Step:
@@ -122,19 +123,19 @@ def start_export(clients: Clients, settings: Settings, store: ProgressStore, ind
         token = client_token(settings.table_name, step, store.progress.started)
         request = export_request(table_arn(clients, settings), bucket, settings, step, token, clients.account_id)
         described = clients.dynamodb.export_table_to_point_in_time(**request)["ExportDescription"]
-        step = store.update_step(index, Step(**{**step.__dict__, "export_arn": described["ExportArn"]}))
+        step = store.update_step(index, replace(step, export_arn=described["ExportArn"])).steps[index]
     described = wait_for_export(clients, step.export_arn)
     if not step.since:
         at = described.get("ExportTime") or described.get("StartTime")
-        step = Step(**{**step.__dict__, "at": at.astimezone(UTC).isoformat()})
+        step = replace(step, at=at.astimezone(UTC).isoformat())
     else:
-        step = Step(**{**step.__dict__, "at": step.until})
+        step = replace(step, at=step.until)
     summary = json.loads(_read(clients, bucket, described["ExportManifest"]))
     files_key = summary.get("manifestFilesS3Key") or described["ExportManifest"].replace("manifest-summary.json",
                                                                                           "manifest-files.json")
     files = manifest_files(summary, _read(clients, bucket, files_key).decode("utf-8"))
-    step = Step(**{**step.__dict__, "files": files, "total_segments": len(files) or 1,
-                   "segments": step.segments if files else {0: Segment(done=True)}})
+    step = replace(step, files=files, total_segments=len(files) or 1,
+                   segments=step.segments if files else {0: Segment(done=True)})
     return store.update_step(index, step).steps[index]
 
 

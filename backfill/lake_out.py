@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from backfill.core import failed_key, object_key
-from common.aws import Clients, retrying
+from common.aws import Clients
 from common.config import Settings
 from lake.glue_schema import TableSchema
 from lake.writer import encode_jsonl_gzip, encode_parquet
@@ -49,7 +49,7 @@ class LakeOut:
             schema = self._schema.for_rows(rows)
         return encode_parquet(rows, schema)
 
-    @retrying(attempts=6)
     def _put(self, key: str, body: bytes) -> None:
+        """botocore retries it (standard mode, common/aws.py): one policy, never a loop of our own around it."""
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
 

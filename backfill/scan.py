@@ -20,15 +20,19 @@ from typing import Any
 from backfill.core import Segment, Step, convert_items, parse_time, snapshot_id
 from backfill.lake_out import LakeOut
 from backfill.state import ProgressStore
-from common.aws import Clients, retrying
+from common.aws import Clients
 from common.config import Settings
+from common.retry import retrying
 
 MAX_WORKERS = 8  # threads; more segments than this are worked through in turn
 
 
 def scan_page(clients: Clients, settings: Settings, segment: int, total: int,
               start_key: dict[str, Any] | None) -> dict[str, Any]:
-    """One Scan page in AWS's wire form (numbers as text, binary as base64), as the transform reads images."""
+    """One Scan page in AWS's wire form (numbers as text, binary as base64), as the transform reads images.
+
+    A raw call botocore does not retry, so it has its own loop (common/retry.py).
+    """
     params: dict[str, Any] = {"TableName": settings.table_name, "Segment": segment, "TotalSegments": total,
                               "Limit": settings.backfill_page_items, "ConsistentRead": True}
     if start_key:
