@@ -297,6 +297,34 @@ def role_documents(arns: Arns, lake_bucket: str, kms_key_arn: str = "") -> dict[
     }
 
 
+def backfill_policy(arns: Arns, lake_bucket: str, kms_key_arn: str = "") -> Document:
+    """What the identity running `make backfill` on aws needs (an identity policy: no role is created for it).
+
+    The export itself: dynamodb:ExportTableToPointInTime on the table, DescribeExport on its exports,
+    DescribeContinuousBackups for the latest restorable time (SINCE); the identity that asks for an export
+    also needs s3:PutObject, s3:PutObjectAcl and s3:AbortMultipartUpload on the destination, here the lake
+    bucket's export prefix (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/S3DataExport_Requesting.html).
+    Reading the export back (GetObject under the export prefix), writing snapshot rows (PutObject under
+    the lake prefix, refused items under the error prefix) and the Glue table's columns (the Parquet schema)
+    complete it.
+    """
+    bucket = arns.bucket(lake_bucket)
+    settings = arns.settings
+    exports = f"{bucket}/{settings.backfill_export_prefix}*"
+    kms = [_kms_statement("UseLakeKey", ["kms:Decrypt", "kms:GenerateDataKey"], arns, kms_key_arn, bucket)]
+    return _policy(
+        _statement("ExportTable", ["dynamodb:DescribeContinuousBackups", "dynamodb:DescribeTable",
+                                   "dynamodb:ExportTableToPointInTime"], [arns.table]),
+        _statement("DescribeExports", ["dynamodb:DescribeExport"], [f"{arns.table}/export/*"]),
+        _statement("WriteExport", ["s3:AbortMultipartUpload", "s3:PutObject", "s3:PutObjectAcl"], [exports]),
+        _statement("ReadExport", ["s3:GetObject"], [exports]),
+        _statement("WriteSnapshotRows", ["s3:PutObject"],
+                   [f"{bucket}/{settings.lake_prefix}*", f"{bucket}/{settings.error_prefix}backfill-failed/*"]),
+        _statement("ReadTableSchema", ["glue:GetTable"], [arns.glue_catalog, arns.glue_database, arns.glue_table]),
+        *(kms if kms_key_arn else []),
+    )
+
+
 def tls_only_bucket_policy(arns: Arns, bucket: str) -> Document:
     """Deny any request to the bucket that does not use TLS (AWS's recommended bucket policy)."""
     arn = arns.bucket(bucket)
