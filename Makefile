@@ -30,7 +30,8 @@ IN_RUNNER := $(if $(filter compose,$(TARGET)),$(COMPOSE) exec $(PIPELINE_SVC) pi
 
 .DEFAULT_GOAL := help
 .PHONY: help _guard install up down plan apply destroy seed drain status crawl analyze verify demo test test-unit \
-        test-emulator test-aws test-browser lint bench chaos errors redrive query sql compact deploy-aws destroy-aws env awslocal logs clean
+        test-emulator test-aws test-browser lint bench chaos errors redrive query sql compact backfill deploy-aws \
+        destroy-aws env awslocal logs clean
 
 help: ## List every target, one line each
 	@if [ -t 1 ]; then on='\033[36m'; off='\033[0m'; else on=''; off=''; fi; \
@@ -116,6 +117,9 @@ crawl: install ## Catalog the lake's partitions in Glue (the local crawler; the 
 
 analyze: install ## Crawl, then print the KPIs and write the dashboard (ENGINE=duckdb|athena)
 	$(CLI) analyze --engine $(ENGINE)
+
+backfill: install ## Bring the table's existing items into the lake as snapshot rows, resumable (SINCE=, SEGMENTS=)
+	$(CLI) backfill $(if $(SINCE),--since "$(SINCE)") $(if $(SEGMENTS),--segments $(SEGMENTS))
 
 verify: install ## Reconcile the lake's current state with a DynamoDB scan (exit 1 on any difference)
 	$(CLI) verify
