@@ -1,4 +1,4 @@
-"""`make bench` (`python -m bench`): the issue "Proven under load", measured on this machine.
+"""`make bench` (`python -m bench`): the speed and memory figures of README.md's Tests section, measured here.
 
 Every figure is shown next to a reference measured in the same run, as a ratio, because the
 machines this runs on are shared and noisy: an absolute number alone would say more about the
@@ -10,5 +10,6 @@ Modules: report (figures, ratios, percentiles, the JSON document; pure), records
 stream records and Firehose events; pure), timing and profiling (best-of alternation, cProfile
 text), procs (/proc RSS and CPU), stack (own emulator, per-run pipeline settings), one module
 per figure (transform_rate, write_rate, pipeline_rate, lake_queries with biglake, a large
-synthetic lake), and main (flags, orchestration, the terminal table and results/bench.json).
+synthetic lake, startup for `make up` and `make demo`), and main (flags, orchestration, the
+terminal table and results/bench.json).
 """

@@ -1,8 +1,8 @@
 """Figures, ratios and percentiles, the results document, and its rendering. Pure except `write`.
 
 A figure is a measured value next to a reference measured in the same run; its ratio is what a
-target is judged on (noisy shared machines move both alike), except where the issue states an
-absolute target (events/s end to end), which is then judged on the value itself.
+target is judged on (noisy shared machines move both alike), except where a target is absolute
+(seconds a user waits, megabytes of memory), which is then judged on the value itself.
 """
 
 from __future__ import annotations
