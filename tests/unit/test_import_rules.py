@@ -1,4 +1,4 @@
-"""Imports point the way the data flows: the rules are FORBIDDEN below, each with its reason.
+"""Imports point the way the data flows (docs/decisions.md section 6): the rules are FORBIDDEN below.
 
 Every `import` and `from ... import` of every product module, function-level ones included, is read
 with `ast` (nothing is imported, so a wrong import is found even where it would never run). The
