@@ -127,6 +127,9 @@ def start_export(clients: Clients, settings: Settings, store: ProgressStore, ind
     described = wait_for_export(clients, step.export_arn)
     if not step.since:
         at = described.get("ExportTime") or described.get("StartTime")
+        if not isinstance(at, datetime):
+            raise TerminalError(f"DescribeExport of {step.export_arn} names no ExportTime; the snapshot rows need "
+                                "it: run `make backfill` again once the export shows it")
         step = replace(step, at=at.astimezone(UTC).isoformat())
     else:
         step = replace(step, at=step.until)
