@@ -19,7 +19,9 @@ Figures (the pure part, `compute_health`, unit-tested without a server):
 - changes in and out per minute: in = distinct change events by the time of the change (event_ts),
   out = lake rows (redeliveries included) by the time their object landed (LastModified), each as a
   rate per minute over buckets sized so the lake's whole span fits in at most MAX_POINTS buckets.
-- the change mix: distinct change events per event_type (INSERT / MODIFY / REMOVE).
+- the change mix: distinct change events per event_type (INSERT / MODIFY / REMOVE), and the snapshot
+  rows `make backfill` wrote (SNAPSHOT) if any. Snapshot rows are not changes: freshness and the
+  changes in and out per minute leave them out (their event_ts is the snapshot's start, not a change's).
 - objects per partition and mean object size, with the partitions `make compact` would rewrite
   (more than `more_than` small objects, the rule of lake.compact.partitions_to_compact).
 - error output: objects and bytes per type, the first folder under the error prefix
@@ -55,6 +57,7 @@ from lake.compact import (
     object_format,
 )
 from lake.partitions import day_partition
+from lake.schema import SNAPSHOT_EVENT_TYPE
 
 RUNNER_ORDER = ("pipe", "firehose")  # pipeline order, for display only; other status files follow by name
 CHANGE_TYPES = ("INSERT", "MODIFY", "REMOVE")
@@ -381,12 +384,12 @@ def bucket_seconds(span_s: float, max_points: int = MAX_POINTS) -> int:
     return days * 86400
 
 
-_ROWS_SQL = """
+_ROWS_SQL = f"""
 SELECT e.event_ts, e.arrival_ts, o.last_modified,
        greatest(date_diff('millisecond', e.event_ts, o.last_modified), 0) AS e2e_ms,
        date_diff('millisecond', e.event_ts, e.arrival_ts) AS firehose_ms
 FROM events AS e JOIN objects AS o ON e.key = o.key
-WHERE e.event_ts IS NOT NULL
+WHERE e.event_ts IS NOT NULL AND coalesce(e.event_type, '') <> '{SNAPSHOT_EVENT_TYPE}'
 """
 
 
@@ -429,7 +432,8 @@ def compute_health(
         low, high = conn.execute(
             "SELECT least(min(t), (SELECT min(last_modified) FROM delivered)),"
             " greatest(max(t), (SELECT max(last_modified) FROM delivered))"
-            " FROM (SELECT event_ts AS t FROM events WHERE event_ts IS NOT NULL)"
+            " FROM (SELECT event_ts AS t FROM events WHERE event_ts IS NOT NULL"
+            f" AND coalesce(event_type, '') <> '{SNAPSHOT_EVENT_TYPE}')"
         ).fetchone() or (None, None)
         width = bucket_seconds((high - low).total_seconds() if low and high else 0, max_points)
         series = tuple(
@@ -438,8 +442,9 @@ def compute_health(
                 "FROM delivered GROUP BY bucket_at ORDER BY bucket_at").fetchall()
         )
         ins = dict(conn.execute(f"SELECT {_bucket('event_ts', width)} AS bucket_at, count(DISTINCT event_id) "
-                                "FROM events "
-                                "WHERE event_ts IS NOT NULL GROUP BY bucket_at").fetchall())
+                                "FROM events WHERE event_ts IS NOT NULL "
+                                f"AND coalesce(event_type, '') <> '{SNAPSHOT_EVENT_TYPE}' "
+                                "GROUP BY bucket_at").fetchall())
         outs = dict(conn.execute(f"SELECT {_bucket('last_modified', width)} AS bucket_at, count(*) FROM delivered "
                                  "GROUP BY bucket_at").fetchall())
         mix_counts = dict(conn.execute("SELECT coalesce(event_type, '(none)'), count(DISTINCT event_id) FROM events "

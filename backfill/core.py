@@ -21,9 +21,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from common.errors import TerminalError
+from lake.schema import SNAPSHOT_EVENT_TYPE
 from transform.handler import RecordError, build_row, partition_keys
 
-SNAPSHOT = "SNAPSHOT"
+SNAPSHOT = SNAPSHOT_EVENT_TYPE
 # Lower than any DynamoDB stream sequence number: a reader that orders by sequence number alone still
 # finds a snapshot row older than the stream's changes (the view's rule is the time rule below).
 SNAPSHOT_SEQUENCE = "0"

@@ -27,6 +27,7 @@ from analytics.health import (
 from analytics.verify import AttributeDiff, Reconciliation
 from common.state_dir import verify_file
 from lake.compact import LakeObject, partitions_to_compact
+from lake.schema import SNAPSHOT_EVENT_TYPE
 
 T0 = datetime(2026, 1, 5, 10, 0, 0)
 NOW = datetime(2026, 1, 5, 11, 0, 0, tzinfo=UTC)
@@ -117,6 +118,20 @@ def test_change_mix_counts_distinct_events_in_a_fixed_order() -> None:
     h = compute_health(events_table(other), objects(), {}, None, lake_prefix="orders/", error_prefix="errors/",
                        generated_at=NOW)
     assert h.mix == (("INSERT", 0), ("MODIFY", 0), ("REMOVE", 0), ("TRUNCATE", 1))
+
+
+def test_snapshot_rows_are_in_the_mix_but_not_in_freshness_or_flow() -> None:
+    """A backfill's rows carry the snapshot's start as event_ts: counted as changes they would show a
+    freshness of however long the scan took, and a burst of 'changes' that never happened."""
+    snapshot = dict(event_id="snap-o9", event_type=SNAPSHOT_EVENT_TYPE, event_ts=T0 - timedelta(hours=3),
+                    arrival_ts=T0 - timedelta(hours=3), key=DAY + "fh-1-a.parquet")
+    plain, with_snapshot = health(max_points=10), compute_health(
+        events_table([*rows(), snapshot]), objects(), STATUSES, None, lake_prefix="orders/",
+        error_prefix="errors/", generated_at=NOW, max_points=10)
+    assert with_snapshot.freshness == plain.freshness
+    assert [(p.changes_in, p.changes_out) for p in with_snapshot.flow if p.changes_in or p.changes_out] == [
+        (p.changes_in, p.changes_out) for p in plain.flow if p.changes_in or p.changes_out]
+    assert with_snapshot.mix == (*plain.mix, (SNAPSHOT_EVENT_TYPE, 1))
 
 
 def test_partitions_count_data_objects_and_flag_what_make_compact_rewrites() -> None:
