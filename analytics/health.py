@@ -33,11 +33,8 @@ Figures (the pure part, `compute_health`, unit-tested without a server):
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -47,6 +44,7 @@ from typing import Any, Protocol
 import duckdb
 import pyarrow as pa
 
+from common.files import replace_file
 from common.state_dir import status_files, verify_file
 from lake.compact import (
     DEFAULT_LARGE_BYTES,
@@ -231,16 +229,7 @@ def save_verify_result(state_dir: Path, reconciliation: ReconciliationLike, at: 
     state_dir.mkdir(parents=True, exist_ok=True)
     path = verify_file(state_dir)
     body = json.dumps(verify_record(reconciliation, at or datetime.now(UTC)), indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".verify.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(body)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    replace_file(path, body)
     return path
 
 

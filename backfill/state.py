@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 from backfill.core import Progress, Segment, Step, progress_from_json, progress_json
 from common.config import Settings
 from common.console import Console
+from common.files import replace_file
 from common.state_dir import backfill_checkpoint_file
 
 
@@ -68,20 +68,4 @@ class ProgressStore:
             self._write(self.progress)
 
     def _write(self, progress: Progress) -> None:
-        directory = self.path.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{self.path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(progress_json(progress), fh, sort_keys=True)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        replace_file(self.path, json.dumps(progress_json(progress), sort_keys=True), durable=True)

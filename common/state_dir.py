@@ -23,7 +23,7 @@ done with the pid and lock files.
         <runner>.pid                old_runner_pid_file: written by earlier versions, removed by `make down`
 
 Functions of one runner's files take the runners' directory, as a runner is handed only that directory.
-This module imports nothing of the project, so `common/config.py` can use it.
+This module imports nothing of the project but common/files.py, so `common/config.py` can use it.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+
+from common.files import replace_file
 
 STATUS_SUFFIX = ".status.json"
 
@@ -113,10 +115,7 @@ def read_spec(path: Path) -> dict[str, Any] | None:
 
 def write_spec(path: Path, body: dict[str, Any]) -> None:
     """Replace a spec file atomically: a runner starting meanwhile reads the old request or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(body, indent=2, sort_keys=True))
-    tmp.replace(path)
+    replace_file(path, json.dumps(body, indent=2, sort_keys=True))
 
 
 def checkpoint_file(runners: Path, runner: str) -> Path:

@@ -25,12 +25,10 @@ ends the runner with one line naming the error and its fix; the process then exi
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import signal
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -39,6 +37,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from common.files import replace_file
 from common.retry import Backoff, is_transient, terminal_error
 from common.state_dir import status_file
 
@@ -123,17 +122,7 @@ def pass_delay(runner: Runner, idle_sleep: float) -> float:
 def write_status(runner: Runner, directory: Path) -> None:
     """Replace the status file atomically; each write has a temp file of its own, so writers never collide."""
     runner.stats.updated = time.time()
-    path = status_file(directory, runner.name)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{runner.name}.status.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes it private; `make status` and healthchecks read it
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(asdict(runner.stats), sort_keys=True))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    replace_file(status_file(directory, runner.name), json.dumps(asdict(runner.stats), sort_keys=True))
 
 
 def read_status(directory: Path, name: str) -> dict[str, Any] | None:
