@@ -22,6 +22,8 @@ from backfill.state import ProgressStore, checkpoint_path
 from common.aws import Clients
 from common.config import Settings
 from common.console import Console
+from common.process import exclusive
+from common.state_dir import backfill_lock_file
 
 __all__ = ["BackfillResult", "run_backfill"]
 
@@ -50,7 +52,19 @@ def _fresh(clients: Clients, settings: Settings, since: datetime | None, segment
 
 def run_backfill(clients: Clients, settings: Settings, console: Console, since: datetime | None = None,
                  segments: int | None = None) -> BackfillResult:
-    """Backfill the table into the lake; resumable (killed, it goes on where it stopped) and idempotent."""
+    """Backfill the table into the lake; resumable (killed, it goes on where it stopped) and idempotent.
+
+    One backfill per table at a time: a second one stops at once with one line instead of sharing
+    the first one's checkpoint.
+    """
+    lock = backfill_lock_file(settings.state_dir, settings.table_name)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(lock, timeout=0, what=f"another make backfill of {settings.table_name}"):
+        return _run_backfill(clients, settings, console, since, segments)
+
+
+def _run_backfill(clients: Clients, settings: Settings, console: Console, since: datetime | None,
+                  segments: int | None) -> BackfillResult:
     segments = segments or settings.backfill_segments
     store = ProgressStore(checkpoint_path(settings), console)
     mode = "scan" if settings.emulated else "export"

@@ -94,6 +94,11 @@ def backfill_checkpoint_file(state: Path, table: str) -> Path:
     return state / "backfill" / f"{table}.json"
 
 
+def backfill_lock_file(state: Path, table: str) -> Path:
+    """Held by the one `make backfill` of `table` running: a second would share its checkpoint."""
+    return state / "backfill" / f"{table}.lock"
+
+
 def runners_dir(state: Path) -> Path:
     return state / "runners"
 

@@ -4,6 +4,8 @@ the same-second edge included), export lines, incremental windows, and the resum
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +14,7 @@ from typing import Any
 import pytest
 
 from analytics.engine import open_local_engine
+from backfill import run_backfill
 from backfill.core import (
     SNAPSHOT,
     Progress,
@@ -31,8 +34,10 @@ from backfill.core import (
     snapshot_row,
 )
 from backfill.state import ProgressStore
+from common.config import ROOT, load_settings
 from common.console import Console
 from common.errors import TerminalError
+from common.state_dir import backfill_lock_file
 from lake.writer import encode_parquet
 
 T = datetime(2026, 11, 24, 3, 3, 51, 640_000, tzinfo=UTC)  # the snapshot began 640 ms into its second
@@ -269,3 +274,22 @@ def test_the_store_writes_atomically_and_sets_an_unreadable_checkpoint_aside(tmp
     assert ProgressStore(path, console).load() is None
     assert any(p.name.startswith("sales_orders.json.corrupt-") for p in path.parent.iterdir())
     assert "starting a new snapshot" in console.lines[-1]
+
+
+def test_a_second_backfill_of_the_table_stops_at_once_with_one_line(tmp_path: Path) -> None:
+    """Two backfills of one table would share one checkpoint: the second names the first and stops."""
+    settings = load_settings(env={}, state_dir=tmp_path)
+    lock = backfill_lock_file(tmp_path, settings.table_name)
+    lock.parent.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, pathlib; from common.process import exclusive\n"
+         f"with exclusive(pathlib.Path({str(lock)!r})):\n    print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(TerminalError, match=rf"another make backfill of {settings.table_name} "
+                                                rf"\(pid {holder.pid}\) still holds"):
+            run_backfill(None, settings, Console())  # type: ignore[arg-type]  # stops before any AWS call
+    finally:
+        holder.communicate("")
+    assert not (tmp_path / "backfill" / f"{settings.table_name}.json").exists()
