@@ -30,8 +30,8 @@ IN_RUNNER := $(if $(filter compose,$(TARGET)),$(COMPOSE) exec $(PIPELINE_SVC) pi
 
 .DEFAULT_GOAL := help
 .PHONY: help _guard install up down plan apply destroy seed drain status crawl analyze verify demo test test-unit \
-        test-emulator test-aws test-browser lint bench chaos errors redrive query sql compact backfill deploy-aws \
-        destroy-aws env awslocal logs clean
+        test-emulator test-aws test-browser test-readme lint bench chaos errors redrive query sql compact backfill \
+        deploy-aws destroy-aws env awslocal logs clean
 
 help: ## List every target, one line each
 	@if [ -t 1 ]; then on='\033[36m'; off='\033[0m'; else on=''; off=''; fi; \
@@ -126,20 +126,23 @@ verify: install ## Reconcile the lake's current state with a DynamoDB scan (exit
 
 demo: up seed drain analyze verify ## up + seed + drain + analyze + verify, end to end
 
-test: install $(VENV_CLIENTS)/.installed ## Run the whole test suite (unit, emulator, aws, browser, readme)
+test: install $(VENV_CLIENTS)/.installed ## Run every tier: unit, emulator, aws (moto), browser, readme (a target each below)
 	$(PY) -m pytest -q
 
-test-unit: install ## Only the tests that need no server
-	$(PY) -m pytest -q -m "not emulator and not browser and not moto"
+test-unit: install ## Only tests/unit: no server, fast
+	$(PY) -m pytest -q -m unit
 
-test-emulator: install $(VENV_CLIENTS)/.installed ## Only the tests against the embedded emulator
+test-emulator: install $(VENV_CLIENTS)/.installed ## Only tests/emulator: against the embedded emulator
 	$(PY) -m pytest -q -m emulator
 
-test-aws: install ## Only the tests against moto (an AWS control-plane stand-in on 127.0.0.1)
-	$(PY) -m pytest -q -m moto
+test-aws: install ## Only tests/aws: against moto (an AWS control-plane stand-in on 127.0.0.1)
+	$(PY) -m pytest -q -m aws
 
-test-browser: install ## Only the headless-browser dashboard test
+test-browser: install ## Only tests/browser: the dashboard in headless Chromium
 	$(PY) -m pytest -q -m browser
+
+test-readme: install ## Only tests/readme: the README's commands in a fresh clone (make demo; slow)
+	$(PY) -m pytest -q -m readme
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check .

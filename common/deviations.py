@@ -1,7 +1,7 @@
 """Where the local runners differ from AWS's documented behaviour, and why: one table, rendered into README.md.
 
 Each row is a `Deviation`; add one beside the code that deviates. The README's block between the
-deviations markers is generated from `DEVIATIONS`, and a test (tests/conformance/test_deviations.py)
+deviations markers is generated from `DEVIATIONS`, and a test (tests/unit/conformance/test_deviations.py)
 fails when it differs; regenerate it with
 
     .venv/bin/python -m common.deviations --write

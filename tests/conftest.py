@@ -37,11 +37,17 @@ def docker_available() -> bool:
         return False
 
 
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "emulator", "aws", "browser", "readme")  # a folder under tests/ each, and a marker each
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests under tests/emulator need the emulator: mark them so `-m 'not emulator'` skips them."""
+    """A test's tier is the folder it sits in (tests/<tier>/...): mark it so `-m <tier>` selects it."""
     for item in items:
-        if "tests/emulator" in str(item.fspath):
-            item.add_marker(pytest.mark.emulator)
+        tier = item.path.resolve().relative_to(TESTS).parts[0]
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: a test lives under one of tests/{{{','.join(TIERS)}}}/")
+        item.add_marker(tier)
 
 
 @pytest.fixture(scope="session")

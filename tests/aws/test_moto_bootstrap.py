@@ -12,8 +12,6 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any
 
-import pytest
-
 from bootstrap.plan import CREATE, NOOP, apply, build_plan, destroy
 from bootstrap.spec import KIND_ORDER
 from common.aws import Clients
@@ -22,8 +20,6 @@ from common.console import Console
 from lake.glue_schema import glue_columns, partition_columns
 
 from .conftest import ACCOUNT, REGION
-
-pytestmark = pytest.mark.moto
 
 LAKE = f"sales-orders-lake-{ACCOUNT}"
 RESULTS = f"sales-orders-athena-{ACCOUNT}"

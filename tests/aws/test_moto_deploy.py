@@ -17,8 +17,6 @@ from common.errors import TerminalError
 
 from .conftest import ACCOUNT, REGION
 
-pytestmark = pytest.mark.moto
-
 
 def forbid(name: str):  # type: ignore[no-untyped-def]
     def call(*args: object, **kwargs: object) -> None:

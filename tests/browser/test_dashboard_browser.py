@@ -44,8 +44,6 @@ from analytics.health import (
 from analytics.kpis import KpiResult as Kpi
 from analytics.verify import Reconciliation
 
-pytestmark = pytest.mark.browser
-
 WINDOW = (1280, 2000)
 FLAGS = [
     "--headless",

@@ -18,7 +18,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-pytestmark = pytest.mark.readme
 
 
 def setup_commands(text: str) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conformance.docs import DOCS
+from tests.unit.conformance.docs import DOCS
 
 
 def test_every_fixture_names_an_aws_documentation_page() -> None:

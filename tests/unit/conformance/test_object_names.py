@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 
 from lake.keys import evaluate_prefix, object_name
-from tests.conformance.docs import aws_doc
+from tests.unit.conformance.docs import aws_doc
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 

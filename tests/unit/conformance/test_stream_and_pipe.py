@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from runners.pipe import pipe_event
-from tests.conformance.docs import aws_doc
+from tests.unit.conformance.docs import aws_doc
 
 STREAM_ARN = "arn:aws:dynamodb:us-west-2:111122223333:table/TestTable/stream/2015-05-11T21:21:33.291"
-OWN_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "stream_records"
+OWN_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "stream_records"
 
 
 def documented_record() -> dict:

@@ -24,7 +24,7 @@ from common.aws import Clients
 from common.config import load_settings
 from runners.firehose import FirehoseRunner, Outcome, SourceRecord, error_document, invoke_failure, parse_response
 from runners.firehose_config import parse_config
-from tests.conformance.docs import aws_doc
+from tests.unit.conformance.docs import aws_doc
 
 ARRIVAL = datetime(2026, 1, 5, 9, 58, 11, 871000, tzinfo=UTC)
 ENDED = datetime(2026, 1, 5, 9, 58, 14, tzinfo=UTC)

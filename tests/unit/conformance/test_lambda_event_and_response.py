@@ -22,10 +22,10 @@ from bootstrap.spec import desired_resources
 from common.config import load_settings
 from runners.firehose import SourceRecord, invoke_event
 from runners.firehose_config import parse_config
-from tests.conformance.docs import aws_doc
+from tests.unit.conformance.docs import aws_doc
 from transform.handler import handler
 
-OWN_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "stream_records"
+OWN_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "stream_records"
 
 
 def run_handler(event: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:

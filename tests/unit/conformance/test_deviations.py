@@ -6,7 +6,7 @@ from pathlib import Path
 
 from common.deviations import DEVIATIONS, README, WRITE_COMMAND, main, readme_block, render
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_readme_shows_the_deviations_table_the_code_holds() -> None:

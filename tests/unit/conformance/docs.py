@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-DOCS = Path(__file__).resolve().parents[1] / "fixtures" / "aws_docs"
+DOCS = Path(__file__).resolve().parents[2] / "fixtures" / "aws_docs"
 
 
 def aws_doc(name: str) -> dict[str, Any]:
