@@ -474,9 +474,6 @@ def analyze(
     console.ok(f"dashboard written to {page.resolve()}")
 
 
-QUERY_FORMATS = ("table", "csv", "json")
-
-
 @app.command()
 @boundary
 def query(
@@ -487,13 +484,13 @@ def query(
     target: TargetOpt = None,
 ) -> None:
     """Run your own Athena SQL on the lake's tables and views (ENGINE=athena: through the Athena API)."""
-    from analytics.query import format_result, query_lake, result_table
+    from analytics.query import RESULT_FORMATS, format_result, query_lake, result_table
 
     if (sql is None) == (file is None):
         raise PipelineError("give the SQL (SQL=...) or a file (FILE=path.sql), one of the two")
     check_engine(engine)
-    if fmt not in QUERY_FORMATS:
-        raise PipelineError(f"--format {fmt!r} is unknown; use {', '.join(QUERY_FORMATS)}")
+    if fmt not in RESULT_FORMATS:
+        raise PipelineError(f"--format {fmt!r} is unknown; use {', '.join(RESULT_FORMATS)}")
     if file is not None and not file.is_file():
         raise PipelineError(f"--file {file} does not exist; give the path of a .sql file")
     text = file.read_text(encoding="utf-8") if file is not None else str(sql)
