@@ -32,7 +32,7 @@ from transform.handler import (
     unmarshal,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "tests" / "fixtures" / "stream_records"
 ARRIVAL_MS = 1767607091871  # 2026-01-05T09:58:11.871Z
 
