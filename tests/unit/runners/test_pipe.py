@@ -26,7 +26,7 @@ from runners.pipe import (
 )
 from runners.shards import Shard, order_shards
 
-FIXTURES = Path(__file__).parent.parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 def boto_record() -> dict:

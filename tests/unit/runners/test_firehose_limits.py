@@ -283,7 +283,7 @@ def test_the_processor_buffer_comes_from_the_request(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, PROCESSOR_BUFFER_MB="0.2", PROCESSOR_INTERVAL_S="30")
     config = parse_config(delivery_stream(settings).params)
     assert (config.processor_bytes, config.processor_interval_s) == (int(0.2 * MIB), 30.0)
-    assert invoke_event  # the event's shape is tested in test_firehose_core.py
+    assert invoke_event  # the event's shape is tested in test_firehose.py
 
 
 # -- how long an invocation may take -------------------------------------------------------------------------

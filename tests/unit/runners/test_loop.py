@@ -196,7 +196,7 @@ def test_a_terminal_error_exits_the_runner_process_non_zero_with_one_line(tmp_pa
             sys.exit(exc.exit_code)
     """)
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parents[2], timeout=60,
+                          cwd=Path(__file__).resolve().parents[3], timeout=60,
                           env={**os.environ, "DEBUG": "", "COLUMNS": "400"})
     assert done.returncode == 1, done.stderr
     (line,) = done.stderr.strip().splitlines()
