@@ -1,7 +1,7 @@
 """The aws target against moto (server mode, 127.0.0.1) as AWS's control plane: apply, re-apply, destroy.
 
 moto 5.2.5 serves every API the bootstrap calls except Athena's UpdateWorkGroup (tested with
-botocore's Stubber in tests/unit/test_deploy_requests.py); it does not run the data plane
+botocore's Stubber in tests/unit/bootstrap/resources/test_requests.py); it does not run the data plane
 (the Pipe moves nothing, Firehose delivers nothing), so these tests check the control plane:
 what exists afterwards, with which settings, and what destroy leaves.
 """
