@@ -44,7 +44,9 @@ TIERS = ("unit", "emulator", "aws", "browser", "readme")  # a folder under tests
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test's tier is the folder it sits in (tests/<tier>/...): mark it so `-m <tier>` selects it."""
     for item in items:
-        tier = item.path.resolve().relative_to(TESTS).parts[0]
+        path = item.path.resolve()
+        parts = path.relative_to(TESTS).parts if path.is_relative_to(TESTS) else ()
+        tier = parts[0] if len(parts) > 1 else None
         if tier not in TIERS:
             raise pytest.UsageError(f"{item.nodeid}: a test lives under one of tests/{{{','.join(TIERS)}}}/")
         item.add_marker(tier)
