@@ -7,9 +7,9 @@ PYTHON ?= python3
 VENV := .venv
 VENV_EMU := .venv-emu
 VENV_CLIENTS := .venv-clients
+VENV_TOOLS := .venv-tools
 PY := $(VENV)/bin/python
 CLI := $(PY) -m cli
-PIP_VERSION := 26.3
 
 TARGET ?= $(if $(filter 1,$(USE_DOCKER)),compose,embedded)
 PORT ?= 4566
@@ -29,7 +29,7 @@ PIPELINE_SVC := $(if $(filter localstack,$(EMULATOR)),pipeline-localstack,pipeli
 IN_RUNNER := $(if $(filter compose,$(TARGET)),$(COMPOSE) exec $(PIPELINE_SVC) pipeline,$(CLI))
 
 .DEFAULT_GOAL := help
-.PHONY: help _guard install up down plan apply destroy seed drain status crawl analyze verify demo test test-unit \
+.PHONY: help _guard install install-dev lock up down plan apply destroy seed drain status crawl analyze verify demo test test-unit \
         test-emulator test-aws test-browser test-readme lint bench chaos errors redrive query sql compact backfill \
         deploy-aws destroy-aws env awslocal logs clean
 
@@ -40,30 +40,69 @@ help: ## List every target, one line each
 	@echo "  variables: TARGET=$(TARGET) PORT=$(PORT) ORDERS=$(ORDERS) RATE=$(RATE) DURATION=$(DURATION) SEED=$(SEED) DAYS=$(DAYS)"
 	@echo "             ENGINE=$(ENGINE) EMULATOR=$(EMULATOR) EMPTY=$(EMPTY) AUTO_APPROVE=$(AUTO_APPROVE) USE_DOCKER=$(USE_DOCKER)"
 
-$(VENV)/.installed: pyproject.toml
-	@echo "> installing the project's pinned dependencies into $(VENV) (a minute or two the first time)"
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q pip==$(PIP_VERSION)
-	$(VENV)/bin/pip install -q -e '.[dev]'
+# Installs come only from the lock files in requirements/ (one per virtualenv, the whole tree with every
+# file's hash), which `make lock` resolves from pyproject.toml. uv installs them: the one thing the
+# Python's own pip installs is uv itself, hash-checked from requirements/tools.txt. A virtualenv holds
+# exactly its lock (what the lock no longer lists is removed), and a changed lock re-runs its rule.
+# The runtime (.venv, .venv-emu) is all `make demo` needs; the test and lint tools come on top, and once
+# there (pytest in .venv) they stay: .venv then follows dev.txt, the runtime plus those tools, same versions.
+LOCKS := requirements
+UV := $(VENV_TOOLS)/bin/uv
+define sync_venv
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	$(UV) pip sync -q --python $(1)/bin/python --require-hashes $(2)
+endef
+install_project = $(UV) pip install -q --python $(VENV)/bin/python --no-deps -e . && $(UV) pip check -q --python $(VENV)/bin/python
+
+$(UV): $(LOCKS)/tools.txt
+	@echo "> installing uv, the installer of the lock files, into $(VENV_TOOLS)"
+	test -x $(VENV_TOOLS)/bin/python || $(PYTHON) -m venv $(VENV_TOOLS)
+	$(VENV_TOOLS)/bin/pip install -q --require-hashes -r $(LOCKS)/tools.txt
 	@touch $@
 
-$(VENV_EMU)/.installed: pyproject.toml
+$(VENV)/.installed: $(LOCKS)/runtime.txt pyproject.toml | $(UV)
+	@echo "> installing the project and its locked runtime dependencies into $(VENV)"
+	$(call sync_venv,$(VENV),$(if $(wildcard $(VENV)/.installed-dev $(VENV)/bin/pytest),$(LOCKS)/dev.txt,$(LOCKS)/runtime.txt))
+	$(install_project)
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed $(LOCKS)/dev.txt | $(UV)
+	@echo "> adding the locked test and lint tools (pytest, ruff, moto, ...) to $(VENV)"
+	$(call sync_venv,$(VENV),$(LOCKS)/dev.txt)
+	$(install_project)
+	@touch $@
+
+$(VENV_EMU)/.installed: $(LOCKS)/emulator.txt | $(UV)
 	@echo "> installing the emulator (MiniStack, awscli, awslocal) into $(VENV_EMU)"
-	$(PYTHON) -m venv $(VENV_EMU)
-	$(VENV_EMU)/bin/pip install -q pip==$(PIP_VERSION)
-	$(VENV_EMU)/bin/pip install -q --group emulator
+	$(call sync_venv,$(VENV_EMU),$(LOCKS)/emulator.txt)
 	@touch $@
 
 # A data engineer's notebook environment for the tests with real Athena clients: awswrangler pins
 # pyarrow<26, which the project's pyarrow cannot follow (docs/athena.md).
-$(VENV_CLIENTS)/.installed: pyproject.toml
+$(VENV_CLIENTS)/.installed: $(LOCKS)/clients.txt | $(UV)
 	@echo "> installing the Athena client tools the tests use (awswrangler) into $(VENV_CLIENTS)"
-	$(PYTHON) -m venv $(VENV_CLIENTS)
-	$(VENV_CLIENTS)/bin/pip install -q pip==$(PIP_VERSION)
-	$(VENV_CLIENTS)/bin/pip install -q --group clients
+	$(call sync_venv,$(VENV_CLIENTS),$(LOCKS)/clients.txt)
 	@touch $@
 
-install: $(VENV)/.installed $(VENV_EMU)/.installed ## Create the virtualenvs and install pinned dependencies
+# The emulator's virtualenv only where an emulator runs on this machine (not for TARGET=aws).
+install: $(VENV)/.installed $(if $(filter aws,$(TARGET)),,$(VENV_EMU)/.installed) ## Create the runtime virtualenvs from the lock files (no test tools)
+
+install-dev: install $(VENV)/.installed-dev $(VENV_CLIENTS)/.installed ## install, plus the test and lint tools and the Athena clients' virtualenv
+
+# Universal: one lock for every OS and Python 3.11+. Existing pins are kept unless pyproject.toml moved
+# them (UPGRADE=1 takes the newest releases it allows); a lock whose content is unchanged keeps its date,
+# so no virtualenv reinstalls for nothing.
+lock: $(UV) ## Re-resolve the lock files (requirements/*.txt) from pyproject.toml (UPGRADE=1: newest allowed)
+	@export UV_CUSTOM_COMPILE_COMMAND="make lock"; set -e; \
+	compile() { out=$$1; shift; cp $$out $$out.new 2>/dev/null || true; \
+	  $(UV) pip compile -q --universal --generate-hashes --python-version 3.11 \
+	    $(if $(filter 1,$(UPGRADE)),--upgrade,) "$$@" -o $$out.new; \
+	  if cmp -s $$out.new $$out; then rm $$out.new; else mv $$out.new $$out; echo "> $$out changed"; fi; }; \
+	compile $(LOCKS)/runtime.txt pyproject.toml; \
+	compile $(LOCKS)/dev.txt pyproject.toml --group dev -c $(LOCKS)/runtime.txt; \
+	compile $(LOCKS)/emulator.txt --group emulator; \
+	compile $(LOCKS)/clients.txt --group clients; \
+	compile $(LOCKS)/tools.txt --group tools
 
 up: _guard install ## Start the emulator (embedded, or compose with EMULATOR=ministack|localstack), bootstrap, start the runners
 ifeq ($(TARGET),compose)
@@ -126,25 +165,25 @@ verify: install ## Reconcile the lake's current state with a DynamoDB scan (exit
 
 demo: up seed drain analyze verify ## up + seed + drain + analyze + verify, end to end
 
-test: install $(VENV_CLIENTS)/.installed ## Run every tier: unit, emulator, aws (moto), browser, readme (a target each below)
+test: install-dev ## Run every tier: unit, emulator, aws (moto), browser, readme (a target each below)
 	$(PY) -m pytest -q
 
-test-unit: install ## Only tests/unit: no server, fast
+test-unit: install $(VENV)/.installed-dev ## Only tests/unit: no server, fast
 	$(PY) -m pytest -q -m unit
 
-test-emulator: install $(VENV_CLIENTS)/.installed ## Only tests/emulator: against the embedded emulator
+test-emulator: install-dev ## Only tests/emulator: against the embedded emulator
 	$(PY) -m pytest -q -m emulator
 
-test-aws: install ## Only tests/aws: against moto (an AWS control-plane stand-in on 127.0.0.1)
+test-aws: install $(VENV)/.installed-dev ## Only tests/aws: against moto (an AWS control-plane stand-in on 127.0.0.1)
 	$(PY) -m pytest -q -m aws
 
-test-browser: install ## Only tests/browser: the dashboard in headless Chromium
+test-browser: install $(VENV)/.installed-dev ## Only tests/browser: the dashboard in headless Chromium
 	$(PY) -m pytest -q -m browser
 
-test-readme: install ## Only tests/readme: the README's commands in a fresh clone (make demo; slow)
+test-readme: install $(VENV)/.installed-dev ## Only tests/readme: the README's commands in a fresh clone (make demo; slow)
 	$(PY) -m pytest -q -m readme
 
-lint: install ## ruff
+lint: $(VENV)/.installed-dev ## ruff
 	$(VENV)/bin/ruff check .
 
 env: ## Print shell exports so aws / awslocal / boto3 reach the stack: eval "$(make -s env)"
@@ -181,10 +220,10 @@ sql: install ## An interactive Athena SQL prompt over the lake (history, complet
 compact: install ## Rewrite many small lake objects into few large Parquet files (DAY=YYYY-MM-DD, TARGET_ROWS=n)
 	$(CLI) compact $(if $(DAY),--day $(DAY),) $(if $(TARGET_ROWS),--target-rows $(TARGET_ROWS),)
 
-deploy-aws: install ## Deploy to real AWS: print the plan (account, caller, region, names), confirm unless AUTO_APPROVE=1, apply
+deploy-aws: $(VENV)/.installed ## Deploy to real AWS: print the plan (account, caller, region, names), confirm unless AUTO_APPROVE=1, apply
 	$(CLI) deploy-aws
 
-destroy-aws: install ## Delete every AWS resource tagged with this project (EMPTY=1 also deletes the buckets' objects)
+destroy-aws: $(VENV)/.installed ## Delete every AWS resource tagged with this project (EMPTY=1 also deletes the buckets' objects)
 	$(CLI) destroy-aws $(if $(filter 1,$(EMPTY)),--empty-buckets,)
 
 clean: ## Remove generated state (not the virtualenvs)
