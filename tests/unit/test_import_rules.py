@@ -2,7 +2,7 @@
 
 Every `import` and `from ... import` of every product module, function-level ones included, is read
 with `ast` (nothing is imported, so a wrong import is found even where it would never run). The
-transform's own rule is stricter, the standard library only, and is checked in test_transform.py.
+transform's own rule is stricter, the standard library only, and is checked in tests/unit/transform/test_handler.py.
 """
 
 from __future__ import annotations
