@@ -210,8 +210,12 @@ class ShardReader:
         return self.discovered.get()
 
     def readable(self) -> list[Shard]:
-        """The shards to read this pass, parents before children (with lineage)."""
-        return order_shards(self.shards(), self.checkpoint.finished, self.lineage)
+        """The shards to read this pass, parents before children (with lineage). A closed shard this process
+        has read to its end is not read again until a rewind: re-opening it from a checkpoint that lags what
+        the runner still buffers would read those records a second time."""
+        done = {sid for sid in self.closed if self.iterators.get(sid) is None}
+        return [s for s in order_shards(self.shards(), self.checkpoint.finished, self.lineage)
+                if s.shard_id not in done]
 
     def read(self, shard_id: str) -> Page:
         """One GetRecords of `shard_id`, from where its iterator stands (opened from the checkpoint if none)."""
@@ -246,6 +250,7 @@ class ShardReader:
         """After a failed pass: re-open every shard from its checkpoint (what was read past it is read again,
         never a gap) and list the shards again (an endpoint that came back empty is noticed there)."""
         self.iterators.clear()
+        self.closed.clear()
         self.discovered.expire()
 
     def ready_in(self) -> float:

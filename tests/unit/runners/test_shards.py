@@ -275,3 +275,16 @@ def test_the_end_of_a_closed_shard_lists_the_shards_again_once(api: str, tmp_pat
     assert stream.listings == 2
     if api == "kinesis":
         assert page.millis_behind == 0
+
+
+@API
+def test_a_closed_shard_read_to_its_end_is_not_read_again_until_a_rewind(api: str, tmp_path: Path) -> None:
+    """Without lineage (the firehose) nothing finishes a closed shard: its checkpoint lags what the runner still
+    buffers, so re-opening it from there on the next pass would read the buffered records a second time."""
+    stream = Stream(api, {"closed": (None, True, [1, 2]), "open": (None, False, [3])}, page_size=10)
+    r = reader(stream, tmp_path, lineage=False)
+    assert r.read("closed").ended  # records 1 and 2 now sit in the runner's buffers; no checkpoint yet
+    assert [s.shard_id for s in r.readable()] == ["open"]
+    r.rewind()  # a failed pass drops the buffers: the shard is read again from its checkpoint
+    assert [s.shard_id for s in r.readable()] == ["closed", "open"]
+    assert [stream.sequence(rec) for rec in r.read("closed").records] == [1, 2]
