@@ -157,8 +157,8 @@ crawl: install ## Catalog the lake's partitions in Glue (the local crawler; the 
 analyze: install ## Crawl, then print the KPIs and write the dashboard (ENGINE=duckdb|athena)
 	$(CLI) analyze --engine $(ENGINE)
 
-backfill: install ## Bring the table's existing items into the lake as snapshot rows, resumable (SINCE=, SEGMENTS=)
-	$(CLI) backfill $(if $(SINCE),--since "$(SINCE)") $(if $(SEGMENTS),--segments $(SEGMENTS))
+backfill: install ## Bring the table's existing items into the lake as snapshot rows, resumable (SINCE=, SEGMENTS=, POLICY=1)
+	$(CLI) backfill $(if $(SINCE),--since "$(SINCE)") $(if $(SEGMENTS),--segments $(SEGMENTS)) $(if $(POLICY),--policy)
 
 verify: install ## Reconcile the lake's current state with a DynamoDB scan (exit 1 on any difference)
 	$(CLI) verify

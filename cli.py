@@ -11,6 +11,7 @@ One error boundary: a known error prints one red line with its fix and exits 1
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import sys
@@ -583,6 +584,8 @@ def backfill(
     = None,
     segments: Annotated[str | None, typer.Option(metavar="INTEGER",
                                                  help="parallel Scan segments [default: BACKFILL_SEGMENTS]")] = None,
+    policy: Annotated[bool, typer.Option("--policy", help="print the IAM policy the identity running it needs on "
+                                                          "aws, and do nothing else")] = False,
 ) -> None:
     """Bring the table's existing items into the lake as snapshot rows (resumable; docs/backfill.md)."""
     from backfill import run_backfill
@@ -591,7 +594,13 @@ def backfill(
     moment = parse_time("SINCE", since) if since else None
     count = parse_option("SEGMENTS", segments, int, 1, 1000) if segments is not None else None
     settings, console = settings_for(target), Console()
-    run_backfill(clients_for(settings), settings, console, since=moment, segments=count)
+    clients = clients_for(settings)
+    if policy:
+        from bootstrap.iam import backfill_policy_for
+
+        typer.echo(json.dumps(backfill_policy_for(settings, clients.account_id), indent=2))
+        return
+    run_backfill(clients, settings, console, since=moment, segments=count)
 
 
 def number_or_text(raw: str, kind: type) -> Any:

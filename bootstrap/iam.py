@@ -325,6 +325,11 @@ def backfill_policy(arns: Arns, lake_bucket: str, kms_key_arn: str = "") -> Docu
     )
 
 
+def backfill_policy_for(settings: Settings, account: str) -> Document:
+    """`backfill_policy` for this configuration's table, lake bucket and KMS key (`make backfill POLICY=1`)."""
+    return backfill_policy(Arns.build(settings, account), settings.lake_bucket_for(account), settings.kms_key_arn)
+
+
 def tls_only_bucket_policy(arns: Arns, bucket: str) -> Document:
     """Deny any request to the bucket that does not use TLS (AWS's recommended bucket policy)."""
     arn = arns.bucket(bucket)

@@ -14,11 +14,13 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from botocore.stub import Stubber
+from typer.testing import CliRunner
 
 from backfill import run_backfill
 from backfill.core import SNAPSHOT, Step, export_windows
 from backfill.export import client_token, export_request
 from bootstrap.iam import Arns, backfill_policy
+from cli import app
 from common.aws import Clients
 from common.config import Settings, with_overrides
 from common.console import Console
@@ -181,3 +183,19 @@ def test_the_backfill_policy_is_valid_iam_and_scoped_to_its_prefixes(backfill_se
     assert statements["WriteSnapshotRows"]["Resource"] == ["arn:aws:s3:::lake-bucket/orders/*",
                                                            "arn:aws:s3:::lake-bucket/errors/backfill-failed/*"]
     assert all(r != "*" for s in document["Statement"] for r in s["Resource"])
+
+
+def test_make_backfill_policy_prints_the_policy_for_this_configuration(aws_settings: Settings,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """POLICY=1 prints the identity policy (for the deploying admin to attach) and starts no export."""
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("STATE_DIR", str(aws_settings.state_dir))
+    monkeypatch.setenv("KMS_KEY_ARN", f"arn:aws:kms:{REGION}:{ACCOUNT}:key/k")
+    result = CliRunner().invoke(app, ["backfill", "--target", "aws", "--policy"])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    expected = with_overrides(aws_settings, kms_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/k")
+    assert printed == backfill_policy(Arns.build(expected, ACCOUNT), expected.lake_bucket_for(ACCOUNT),
+                                      expected.kms_key_arn)
+    assert "UseLakeKey" in {s["Sid"] for s in printed["Statement"]}
+    assert not (aws_settings.state_dir / "backfill").exists()  # no backfill began
