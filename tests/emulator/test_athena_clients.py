@@ -132,7 +132,7 @@ def wrangler(stack: dict[str, Any], sql: str, ctas: bool, workgroup: str = "prim
              s3_output: str | None = "s3://clients-results/wrangler/") -> dict[str, Any]:
     if not CLIENTS_PYTHON.exists():
         pytest.skip(f"awswrangler's environment is not installed at {CLIENTS_PYTHON.parent.parent}: "
-                    "`python -m venv .venv-clients && .venv-clients/bin/pip install --group clients` (make install)")
+                    "`make install-dev`")
     args = {"sql": sql, "database": DATABASE, "ctas": ctas, "workgroup": workgroup, "s3_output": s3_output}
     done = subprocess.run([str(CLIENTS_PYTHON), "-c", WRANGLER, json.dumps(args)], env=stack["env"],
                           capture_output=True, text=True, timeout=300)
