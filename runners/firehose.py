@@ -113,9 +113,8 @@ from runners.error_output import (
 )
 from runners.firehose_config import LAMBDA_SYNC_PAYLOAD_MAX, FirehoseConfig
 from runners.loop import Stats
-from runners.refresh import Refreshing
 from runners.shards import KINESIS_READS_PER_SHARD_S as KINESIS_READS_PER_SHARD_S  # bench reads it from here
-from runners.shards import KinesisStreamApi, Shard, ShardPacer, ShardReader
+from runners.shards import KinesisStreamApi, ReadsShards, ShardReader
 
 FIREHOSE_MAX_INVOKE_S = 300  # Firehose supports a Lambda invocation of up to 5 minutes (data-transformation.html)
 INVOKE_READ_MARGIN_S = 10  # beyond the function's timeout, for Lambda to answer that it timed out
@@ -301,7 +300,7 @@ def error_document(outcome: Outcome, lambda_arn: str, now: datetime) -> bytes:
         message=outcome.error_message, ended=now, raw=outcome.record.data, lambda_arn=lambda_arn))
 
 
-class FirehoseRunner:
+class FirehoseRunner(ReadsShards):
     """One delivery stream, run from its CreateDeliveryStream request."""
 
     name = "firehose"
@@ -336,20 +335,7 @@ class FirehoseRunner:
         self.errors = BufferSet(config.buffer_bytes, config.buffer_interval_s)
         self.inflight = InFlight()
 
-    # -- source ----------------------------------------------------------------------------------
-    @property
-    def discovered(self) -> Refreshing[list[Shard]]:
-        return self.reader.discovered
-
-    @property
-    def pacer(self) -> ShardPacer:
-        """Each shard at most KINESIS_READS_PER_SHARD_S reads a second; the loop waits for ready_in()."""
-        return self.reader.pacer
-
-    @pacer.setter
-    def pacer(self, pacer: ShardPacer) -> None:
-        self.reader.pacer = pacer
-
+    # -- source (discovered, pacer, shards and ready_in come from ReadsShards) ---------------------
     def _start_at(self, shard: str) -> tuple[str, str | None]:
         position = self._starting_position(shard)
         return ("AFTER_SEQUENCE_NUMBER", position) if position else ("TRIM_HORIZON", None)
@@ -557,10 +543,6 @@ class FirehoseRunner:
             self.checkpoint.save()
 
     # -- the loop's contract ---------------------------------------------------------------------
-    def ready_in(self) -> float:
-        """Seconds before every shard may be read again within KINESIS_READS_PER_SHARD_S (the loop waits)."""
-        return self.reader.ready_in()
-
     def due_in(self) -> float | None:
         """Seconds before the oldest buffered record's interval ends (None: nothing buffered), so an idle
         loop wakes to invoke or write it on time rather than after its idle sleep."""

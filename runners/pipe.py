@@ -87,10 +87,9 @@ from common.errors import TerminalError, TransientError
 from common.retry import Backoff, error_code
 from runners.checkpoint import Checkpoint
 from runners.loop import Stats, log
-from runners.refresh import Refreshing
 from runners.shards import DYNAMODB_STREAMS_GET_LIMIT as GET_RECORDS_LIMIT
 from runners.shards import STREAMS_READS_PER_SHARD_S as STREAMS_READS_PER_SHARD_S  # bench reads it from here
-from runners.shards import DynamoDBStreamsApi, Shard, ShardPacer, ShardReader
+from runners.shards import DynamoDBStreamsApi, ReadsShards, Shard, ShardReader
 
 PUT_RECORDS_MAX = 500  # Kinesis PutRecords: at most 500 records ...
 PUT_RECORDS_MAX_BYTES = 5 * 1024 * 1024  # ... and 5 MiB per call, partition keys included
@@ -348,7 +347,7 @@ class _Failed:
     message: str
 
 
-class PipeRunner:
+class PipeRunner(ReadsShards):
     """Moves stream records of one DynamoDB stream into one Kinesis stream, from a CreatePipe request."""
 
     name = "pipe"
@@ -387,22 +386,7 @@ class PipeRunner:
         self.sleep: Callable[[float], None] = time.sleep
         self.clock: Callable[[], float] = time.time
 
-    # -- reading (runners/shards.py) -------------------------------------------------------------
-    @property
-    def discovered(self) -> Refreshing[list[Shard]]:
-        return self.reader.discovered
-
-    @property
-    def pacer(self) -> ShardPacer:
-        """Each shard at most STREAMS_READS_PER_SHARD_S reads a second; the loop waits for ready_in()."""
-        return self.reader.pacer
-
-    @pacer.setter
-    def pacer(self, pacer: ShardPacer) -> None:
-        self.reader.pacer = pacer
-
-    def shards(self) -> list[Shard]:
-        return self.reader.shards()
+    # -- reading (runners/shards.py; discovered, pacer, shards and ready_in come from ReadsShards) --
 
     def _start_at(self, shard_id: str) -> tuple[str, str | None]:
         """StartingPosition is where a new pipe starts; a shard found later is read from its start."""
@@ -485,10 +469,6 @@ class PipeRunner:
         self.stats.last_error = (f"shard {shard_id} record {seq} went to the dead-letter destination {where}: "
                                  f"{failure.code}: {failure.message}")[:500]
         log.error("pipe: %s", self.stats.last_error)
-
-    def ready_in(self) -> float:
-        """Seconds before every shard may be read again within STREAMS_READS_PER_SHARD_S (the loop waits)."""
-        return self.reader.ready_in()
 
     def run_once(self) -> bool:
         moved = 0

@@ -288,3 +288,30 @@ class ShardReader:
         )
         self.stats.data_loss = [*self.stats.data_loss, self.stats.last_error][-5:]
         log.error("%s: %s", self.name, self.stats.last_error)
+
+
+class ReadsShards:
+    """What a runner reading through `self.reader` shows of it: the shards, their discovery and the read pacing
+    (tests and the bench swap the pacer, the loop asks `ready_in()`)."""
+
+    reader: ShardReader
+
+    @property
+    def discovered(self) -> Refreshing[list[Shard]]:
+        return self.reader.discovered
+
+    @property
+    def pacer(self) -> ShardPacer:
+        """Each shard at most the stream's reads per second (StreamApi.reads_per_shard_s)."""
+        return self.reader.pacer
+
+    @pacer.setter
+    def pacer(self, pacer: ShardPacer) -> None:
+        self.reader.pacer = pacer
+
+    def shards(self) -> list[Shard]:
+        return self.reader.shards()
+
+    def ready_in(self) -> float:
+        """Seconds before every shard may be read again within the stream's read limit (the loop waits)."""
+        return self.reader.ready_in()
