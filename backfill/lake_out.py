@@ -1,6 +1,6 @@
 """Writes a page of snapshot rows into the lake exactly as the firehose runner writes stream rows.
 
-Same encoder (lake/writer.py), same columns (the Glue table's, read by lake/glue_schema.py TableSchema,
+Same encoder (lake/encoding.py), same columns (the Glue table's, read by lake/glue_schema.py TableSchema,
 the contract's until the table exists), same format (OUTPUT_FORMAT: Parquet, or gzip JSON lines of the
 transform's own encoding). Only the object name differs: deterministic per page (backfill/core.py).
 """
@@ -16,8 +16,8 @@ from typing import Any
 from backfill.core import failed_key, object_key
 from common.aws import Clients
 from common.config import Settings
+from lake.encoding import encode_jsonl_gzip, encode_parquet
 from lake.glue_schema import TableSchema
-from lake.writer import encode_jsonl_gzip, encode_parquet
 from transform.handler import encode_row
 
 

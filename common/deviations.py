@@ -132,7 +132,7 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "The OpenX JSON SerDe writes a nested value into a `string` column as its JSON text.",
         "The same, written by Python's json: key order and number spelling may differ from AWS's text.",
         "The SerDe's exact text is not documented; compact, deterministic JSON is the closest.",
-        "lake/writer.py",
+        "lake/encoding.py",
     ),
     Deviation(
         "Lambda runtime",

@@ -84,9 +84,9 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from common.aws import Clients
 from common.retry import TRANSIENT_CODES, Backoff, error_code, retry_call
+from lake.encoding import ConversionError, check_row, decode_rows, encode_jsonl_gzip, encode_parquet
 from lake.glue_schema import TableSchema
 from lake.keys import PartitionKeyError, evaluate_prefix, object_name
-from lake.writer import ConversionError, check_row, decode_rows, encode_jsonl_gzip, encode_parquet
 from runners.buffers import BufferSet, InFlight, SourceRef
 from runners.checkpoint import Checkpoint
 from runners.error_output import (

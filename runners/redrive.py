@@ -37,9 +37,9 @@ from botocore.exceptions import ClientError
 
 from common.aws import Clients, error_code
 from common.errors import PipelineError, TransientError
+from lake.encoding import ConversionError, decode_rows, encode_parquet
 from lake.glue_schema import TableSchema
 from lake.keys import evaluate_prefix, object_name
-from lake.writer import ConversionError, decode_rows, encode_parquet
 from runners.error_output import ACTIVE_PARTITION_EXCEEDED, PROCESSING_FAILED, error_lines
 from runners.error_output import FORMAT_CONVERSION_FAILED as CONVERSION_FAILED
 from runners.firehose_config import FirehoseConfig

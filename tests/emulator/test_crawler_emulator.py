@@ -18,9 +18,9 @@ from common.aws import Clients
 from common.config import Settings, load_settings, with_overrides
 from common.console import Console
 from lake import glue_schema
+from lake.encoding import decode_rows, encode_parquet
 from lake.keys import object_name
 from lake.schema import ROW_SCHEMA
-from lake.writer import decode_rows, encode_parquet
 from runners.crawler import CrawlerSpec, TypeConflict, crawl, spec_from_request, spec_from_settings
 from tests.fixtures.lake import ROWS, drop_database, empty_bucket, encode, write_s3_lake
 from transform.handler import transform_record

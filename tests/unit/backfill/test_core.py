@@ -38,7 +38,7 @@ from common.config import ROOT, load_settings
 from common.console import Console
 from common.errors import TerminalError
 from common.state_dir import backfill_lock_file
-from lake.writer import encode_parquet
+from lake.encoding import encode_parquet
 
 T = datetime(2026, 11, 24, 3, 3, 51, 640_000, tzinfo=UTC)  # the snapshot began 640 ms into its second
 

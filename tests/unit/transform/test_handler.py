@@ -595,7 +595,7 @@ def test_a_remove_lands_even_when_its_old_image_has_values_the_lake_cannot_hold(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A delete needs only its key and event fields: a bad old attribute becomes null, never a lost delete."""
-    from lake.writer import decode_rows, rows_to_table
+    from lake.encoding import decode_rows, rows_to_table
 
     record = remove_with(
         quantity={"S": "two"}, unit_price={"N": "19.999"}, order_ts={"S": "garbage"},
@@ -638,7 +638,7 @@ def test_a_remove_without_a_usable_key_fails() -> None:
 
 
 def test_every_fixture_row_converts_to_the_lake_schema_exactly() -> None:
-    from lake.writer import decode_rows, rows_to_table
+    from lake.encoding import decode_rows, rows_to_table
 
     response = handler(fixture("firehose_event.json"), None)
     lines = [base64.b64decode(r["data"]) for r in response["records"]]
@@ -658,8 +658,8 @@ CANDIDATES = [
 
 @pytest.mark.parametrize("column", ["customer_id", "quantity", "unit_price", "discount", "order_total", "order_ts"])
 def test_whatever_the_transform_passes_the_writer_converts_without_changing_it(column: str) -> None:
-    """The transform's contract is sound against lake/writer.py: an Ok row never meets a rounding or a refusal."""
-    from lake.writer import decode_rows, rows_to_table
+    """The transform's contract is sound against lake/encoding.py: an Ok row never meets a rounding or a refusal."""
+    from lake.encoding import decode_rows, rows_to_table
 
     for attribute in CANDIDATES:
         output = transform_record(firehose_record(insert_with(**{column: attribute})))

@@ -1,17 +1,22 @@
-"""lake/writer.py converts rows to the lake schema exactly, or refuses them naming the column (never rounds)."""
+"""lake/encoding.py converts rows to the lake schema exactly, or refuses them naming the column (never rounds),
+and encodes them as the object bodies Firehose writes (Parquet SNAPPY, or gzip JSON lines)."""
 
 from __future__ import annotations
 
+import gzip
+import io
+import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from lake.encoding import ConversionError, check_row, decode_rows, encode_jsonl_gzip, encode_parquet, rows_to_table
 from lake.glue_schema import arrow_schema, contract_columns
 from lake.schema import ROW_SCHEMA
-from lake.writer import ConversionError, check_row, rows_to_table
 
 ROW: dict[str, Any] = {
     "order_id": "ord-1", "customer_id": "c1", "customer_name": "Ann", "customer_region": "EMEA",
@@ -128,3 +133,25 @@ def test_a_glue_typed_column_still_refuses_to_round_or_truncate(
     with pytest.raises(ConversionError) as error:
         check_row({**ROW, column: value}, glue_schema_of((column, kind)))
     assert str(error.value).startswith(message)
+
+
+def test_parquet_bodies_are_snappy_files_of_the_schema_holding_the_converted_rows() -> None:
+    body = encode_parquet([ROW, {**ROW, "order_id": "ord-2"}])
+    parquet = pq.ParquetFile(io.BytesIO(body))
+    assert parquet.schema_arrow == ROW_SCHEMA
+    assert {parquet.metadata.row_group(0).column(i).compression for i in range(len(ROW_SCHEMA))} == {"SNAPPY"}
+    assert parquet.read().to_pylist() == rows_to_table([ROW, {**ROW, "order_id": "ord-2"}]).to_pylist()
+
+
+def test_json_lines_are_joined_as_delivered_and_gzipped() -> None:
+    """Each line already ends in its delimiter (AppendDelimiterToRecord): nothing is added or lost."""
+    lines = [b'{"order_id": "a"}\n', b'{"order_id": "b"}\n']
+    assert gzip.decompress(encode_jsonl_gzip(lines)) == b'{"order_id": "a"}\n{"order_id": "b"}\n'
+    assert gzip.decompress(encode_jsonl_gzip([])) == b""
+
+
+def test_decoded_numbers_keep_every_digit() -> None:
+    """A float would turn 0.1 + 0.2 into 0.30000000000000004 on the way to a decimal column."""
+    rows = decode_rows([json.dumps({"discount": 0.1, "order_total": 12345678901234.99}).encode()])
+    assert rows == [{"discount": Decimal("0.1"), "order_total": Decimal("12345678901234.99")}]
+
