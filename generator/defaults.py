@@ -1,6 +1,7 @@
-"""`make seed`'s defaults (Makefile ORDERS, SEED, DAYS; cli.py seed's --threads, no --rate, no --duration):
-the path a user takes, which the bench's generator figure runs as it is. A module of its own so the CLI
-can name them without importing the generator (Faker, boto3) for every command."""
+"""`make seed`'s defaults (Makefile ORDERS, SEED, DAYS; cli.py seed's --threads, no --rate, no --duration)
+and its one limit (MAX_ORDERS): the path a user takes, which the bench's generator figure runs as it is.
+A module of its own so the CLI can name them without importing the generator (Faker, boto3) for every
+command."""
 
 DEFAULT_ORDERS = 2000
 DEFAULT_SEED = 42
