@@ -1,8 +1,9 @@
 """`make backfill`: the table's existing items enter the lake as snapshot rows, then CDC goes on (docs/backfill.md).
 
 `run_backfill` is the one entry point: it resumes an unfinished run from its checkpoint, or starts a
-new snapshot; on the emulated targets by a parallel Scan (backfill/scan.py), on `aws` by DynamoDB's
-export to S3 (backfill/export.py). The pure rules (rows, ordering, bookkeeping) are in backfill/core.py.
+new snapshot; on the emulated targets by a parallel Scan (backfill/scan.py), which ends with tombstones
+for the orders the lake holds but the table no longer has (backfill/tombstones.py), on `aws` by
+DynamoDB's export to S3 (backfill/export.py). The pure rules (rows, ordering, bookkeeping) are in backfill/core.py.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from backfill.export import describe, export_steps, run_exports
 from backfill.lake_out import LakeOut
 from backfill.scan import run_scan
 from backfill.state import ProgressStore, checkpoint_path
+from backfill.tombstones import write_tombstones
 from common.aws import Clients
 from common.config import Settings
 from common.console import Console
@@ -36,6 +38,7 @@ class BackfillResult:
     failed: int
     resumed: bool
     seconds: float
+    tombstones: int = 0  # orders alive in the lake that the snapshot did not contain, now deleted rows
 
 
 def _fresh(clients: Clients, settings: Settings, since: datetime | None, segments: int) -> RunProgress:
@@ -93,14 +96,19 @@ def _run_backfill(clients: Clients, settings: Settings, console: Console, since:
             run_scan(clients, settings, out, store, advance)
         else:
             run_exports(clients, settings, out, store, advance)
+    if store.progress.writes_tombstones and not store.progress.tombstones_done:
+        write_tombstones(clients, settings, out, store, console)
     final = store.progress
     stamps = tuple(iso(parse_time("snapshot", s.at)) for s in final.steps if s.at)
     result = BackfillResult(mode=final.mode, snapshot_at=stamps,
                             rows=final.rows(), failed=final.failed(), resumed=resumed,
-                            seconds=time.monotonic() - began)
+                            seconds=time.monotonic() - began, tombstones=final.tombstones)
     console.ok(f"backfilled {result.rows:,} orders into the lake as snapshot rows of "
                f"{', '.join(result.snapshot_at)} in {result.seconds:.1f}s"
                + (f" (resumed; {done_before:,} were already there)" if resumed else ""))
+    if result.tombstones:
+        console.ok(f"{result.tombstones:,} orders the lake held but the table no longer has are marked deleted "
+                   "as of the snapshot")
     if result.failed:
         console.warn(f"{result.failed:,} items do not fit the lake's row contract: their reasons are under "
                      f"s3://{out.bucket}/{settings.error_prefix}backfill-failed/")

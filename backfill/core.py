@@ -8,6 +8,9 @@ that makes a killed run resume where it stopped.
   and for the documentation's argument.
 - Object keys are deterministic per (snapshot, segment, page): a resumed or repeated segment overwrites
   its own objects instead of adding copies.
+- A snapshot that is a full image of the table (a Scan) ends with tombstones: every order the lake holds
+  alive but the snapshot did not contain becomes a deleted snapshot row (`tombstone_ids`, `tombstone_rows`),
+  so an order deleted while the stream's records were out of reach does not stay alive in the lake.
 - `Progress` is the resumable state of one run, kept as JSON in the state directory (backfill/state.py).
 """
 
@@ -130,6 +133,29 @@ def export_line_row(line: Mapping[str, Any], at: datetime, read_ms: int, snapsho
     return snapshot_row({**old, **keys}, at, read_ms, deleted=True, snapshot=snapshot)
 
 
+def snapshot_event_prefix(snapshot: str) -> str:
+    """What every row of one snapshot carries at the start of its event_id (snapshot_row): how the lake's
+    rows of that snapshot are found again, wherever they are (a compaction merges objects, not event ids)."""
+    return f"snapshot-{snapshot}-"
+
+
+def tombstone_ids(contained: Iterable[str], alive: Iterable[str], written: Iterable[str] = ()) -> list[str]:
+    """The orders a complete snapshot must mark deleted, sorted: alive in the lake but not in the snapshot.
+
+    `written` are the tombstones this snapshot already holds (a run killed while writing them): they stay,
+    although the lake no longer counts them alive, so that a page written again holds what it held.
+    """
+    return sorted((set(alive) | set(written)) - set(contained))
+
+
+def tombstone_rows(order_ids: Iterable[str], at: datetime, read_ms: int, snapshot: str) -> list[dict[str, Any]]:
+    """A deleted snapshot row per order: the key only, built as a delete is (a REMOVE with the key as its
+    image), with the snapshot's time and sequence '0', so a stream change in the snapshot's second or later
+    still wins over it and it wins over older stream rows (the ordering rule)."""
+    return [snapshot_row({KEY: {"S": order_id}}, at, read_ms, deleted=True, snapshot=snapshot)
+            for order_id in order_ids]
+
+
 # --- the ordering rule -----------------------------------------------------------------------
 
 
@@ -191,6 +217,11 @@ def partition_prefix(lake_prefix: str, at: datetime) -> str:
 def object_key(lake_prefix: str, at: datetime, segment: int, page: int, extension: str) -> str:
     """Deterministic per (snapshot, segment, page): a resumed page overwrites its own object."""
     return f"{partition_prefix(lake_prefix, at)}backfill-{snapshot_id(at)}-s{segment:04d}-p{page:06d}{extension}"
+
+
+def tombstone_key(lake_prefix: str, at: datetime, page: int, extension: str) -> str:
+    """A snapshot's tombstones, beside its pages and deterministic too: written again, a page overwrites itself."""
+    return f"{partition_prefix(lake_prefix, at)}backfill-{snapshot_id(at)}-deleted-p{page:06d}{extension}"
 
 
 def failed_key(error_prefix: str, at: datetime, segment: int, page: int) -> str:
@@ -265,10 +296,22 @@ class Progress:
     since: str = ""
     steps: tuple[Step, ...] = ()
     started: str = ""
+    tombstones_done: bool = False  # the snapshot's tombstones are in the lake (a Scan's run only)
+    tombstones: int = 0  # how many
+
+    @property
+    def writes_tombstones(self) -> bool:
+        """A Scan reads the whole table, so what it did not find is gone; an export's run keeps its own rule
+        (an incremental export reports its deletes; docs/backfill.md, Limits, for the full export)."""
+        return self.mode == "scan"
+
+    @property
+    def segments_done(self) -> bool:
+        return bool(self.steps) and all(step.done for step in self.steps)
 
     @property
     def done(self) -> bool:
-        return bool(self.steps) and all(step.done for step in self.steps)
+        return self.segments_done and (self.tombstones_done or not self.writes_tombstones)
 
     def with_step(self, index: int, step: Step) -> Progress:
         return replace(self, steps=(*self.steps[:index], step, *self.steps[index + 1:]))
@@ -284,6 +327,7 @@ def progress_json(progress: Progress) -> dict[str, Any]:
     return {
         "version": PROGRESS_VERSION, "mode": progress.mode, "table": progress.table, "segments": progress.segments,
         "since": progress.since, "started": progress.started,
+        "tombstones_done": progress.tombstones_done, "tombstones": progress.tombstones,
         "steps": [{
             "at": s.at, "since": s.since, "until": s.until, "export_arn": s.export_arn, "files": list(s.files),
             "total_segments": s.total_segments,
@@ -306,8 +350,12 @@ def progress_from_json(data: Any) -> Progress:
                                       int(g["failed"]))
                       for i, g in s["segments"].items()},
         ) for s in data["steps"])
+        # A checkpoint written before tombstones existed: a finished run stays finished, an unfinished one
+        # writes them once its segments are done.
+        tombstones_done = bool(data.get("tombstones_done", bool(steps) and all(s.done for s in steps)))
         return Progress(mode=str(data["mode"]), table=str(data["table"]), segments=int(data["segments"]),
-                        since=str(data["since"]), steps=steps, started=str(data["started"]))
+                        since=str(data["since"]), steps=steps, started=str(data["started"]),
+                        tombstones_done=tombstones_done, tombstones=int(data.get("tombstones", 0)))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"malformed backfill checkpoint ({type(exc).__name__}: {exc})") from None
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from backfill.core import failed_key, object_key
+from backfill.core import failed_key, object_key, tombstone_key
 from common.aws import Clients
 from common.config import Settings
 from lake.encoding import encode_jsonl_gzip, encode_parquet
@@ -41,6 +41,10 @@ class LakeOut:
         if failed:
             lines = [json.dumps({"reason": reason, "item": item}, separators=(",", ":")) for item, reason in failed]
             self._put(failed_key(self.settings.error_prefix, at, segment, page), "\n".join(lines).encode() + b"\n")
+
+    def write_tombstones(self, at: datetime, page: int, rows: Sequence[Mapping[str, Any]]) -> None:
+        """One page of the snapshot's tombstones (backfill/tombstones.py), under its deterministic name."""
+        self._put(tombstone_key(self.settings.lake_prefix, at, page, self.extension), self._body(rows))
 
     def _body(self, rows: Sequence[Mapping[str, Any]]) -> bytes:
         if self._schema is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -65,6 +66,12 @@ class ProgressStore:
         with self._lock:
             step = self.progress.steps[step_index].with_segment(segment_index, segment)
             self.progress = self.progress.with_step(step_index, step)
+            self._write(self.progress)
+
+    def finish_tombstones(self, count: int) -> None:
+        """The snapshot's tombstones are all in the lake: the run is finished."""
+        with self._lock:
+            self.progress = replace(self.progress, tombstones_done=True, tombstones=count)
             self._write(self.progress)
 
     def _write(self, progress: Progress) -> None:

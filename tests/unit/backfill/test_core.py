@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -31,14 +32,20 @@ from backfill.core import (
     progress_from_json,
     progress_json,
     resumable,
+    snapshot_event_prefix,
+    snapshot_id,
     snapshot_row,
+    tombstone_ids,
+    tombstone_key,
+    tombstone_rows,
 )
 from backfill.state import ProgressStore
 from common.config import ROOT, load_settings
 from common.console import Console
 from common.errors import TerminalError
 from common.state_dir import backfill_lock_file
-from lake.encoding import encode_parquet
+from lake.encoding import check_row, encode_parquet
+from lake.schema import ROW_SCHEMA
 
 T = datetime(2026, 11, 24, 3, 3, 51, 640_000, tzinfo=UTC)  # the snapshot began 640 ms into its second
 
@@ -183,6 +190,64 @@ def test_the_current_state_view_applies_the_same_rule(tmp_path: Path) -> None:
     assert freshness[0][0] == sum(1 for r in full_rows if r["event_type"] != SNAPSHOT)
 
 
+# --- tombstones: what a complete Scan snapshot did not contain -------------------------------------
+
+
+def test_tombstones_go_to_the_orders_alive_in_the_lake_that_the_snapshot_did_not_contain() -> None:
+    contained, alive = {"a", "b", "c"}, {"b", "c", "gone-1", "gone-2"}
+    assert tombstone_ids(contained, alive) == ["gone-1", "gone-2"]
+    assert tombstone_ids(contained, {"a", "b"}) == []  # nothing alive beyond the snapshot: none
+    assert tombstone_ids(set(), set()) == []
+    # A run killed while writing them: the lake no longer counts gone-1 alive, its tombstone stays,
+    # so the pages written again hold what they held.
+    assert tombstone_ids(contained, {"gone-2"}, written={"gone-1"}) == ["gone-1", "gone-2"]
+    assert tombstone_ids(contained, alive, written={"b"}) == ["gone-1", "gone-2"]  # never one the snapshot holds
+
+
+def test_a_tombstone_is_a_deleted_snapshot_row_holding_only_the_key() -> None:
+    sid = snapshot_id(T)
+    rows = tombstone_rows(["gone-1", "gone-2"], T, 1_790_000_000_123, sid)
+    assert [r["order_id"] for r in rows] == ["gone-1", "gone-2"]
+    row = rows[0]
+    assert (row["event_type"], row["is_deleted"], row["sequence_number"], row["event_ts"]) == (
+        SNAPSHOT, True, "0", "2026-11-24T03:03:51.000Z")
+    assert row["event_id"] == "snapshot-20261124T030351Z-gone-1" and row["event_id"].startswith(
+        snapshot_event_prefix(sid))
+    fields = set(ROW_SCHEMA.names) - {"order_id", "event_type", "event_id", "sequence_number", "event_ts",
+                                    "arrival_ts", "is_deleted"}
+    assert all(row.get(name) is None for name in fields)  # a delete needs its key only (build_row's REMOVE)
+    check_row(row)  # and meets the row contract as a stream delete does
+    assert tombstone_key("orders/", T, 2, ".parquet") == (
+        "orders/year=2026/month=11/day=24/backfill-20261124T030351Z-deleted-p000002.parquet")
+
+
+TOMBSTONE_CASES: dict[str, tuple[list[dict[str, Any]], str | None]] = {
+    # deleted while the stream was out of reach: its last stream row is older than the snapshot
+    "gone": ([stream("gone", 30, BEFORE - timedelta(days=2), "PAID", "INSERT")], None),
+    # only an older snapshot held it
+    "gone-since-last-snapshot": ([snap("gone-since-last-snapshot", BEFORE - timedelta(hours=1), "PAID")], None),
+    # inserted during the backfill after the Scan passed it: its stream row (the same second or later) wins
+    "inserted-same-second": ([stream("inserted-same-second", 31, SAME, "PLACED", "INSERT")], "PLACED"),
+    "inserted-after": ([stream("inserted-after", 32, AFTER, "PLACED", "INSERT")], "PLACED"),
+}
+
+
+def test_the_view_lets_a_tombstone_beat_older_rows_and_lose_to_changes_in_its_second_or_later(
+        tmp_path: Path) -> None:
+    tombstones = tombstone_rows(sorted(TOMBSTONE_CASES), T, int(T.timestamp() * 1000) + 900, snapshot_id(T))
+    slim = [{k: r.get(k) for k in ("order_id", "status", "event_type", "event_id", "sequence_number", "event_ts",
+                               "arrival_ts", "is_deleted")} for r in tombstones]
+    history = [row for order_rows, _ in TOMBSTONE_CASES.values() for row in order_rows]
+    want = {order: status for order, (_, status) in TOMBSTONE_CASES.items() if status is not None}
+    assert {k: v["status"] for k, v in current_state(history + slim).items()} == want
+    full = [{**snapshot_row(image(r["order_id"], r["status"]), T, 0), **r} for r in history] + tombstones
+    partition = tmp_path / "year=2026" / "month=11" / "day=24"
+    partition.mkdir(parents=True)
+    (partition / "rows.parquet").write_bytes(encode_parquet(full))
+    with open_local_engine(tmp_path) as engine:
+        assert dict(engine.query("SELECT order_id, status FROM sales_orders_current")) == want
+
+
 def test_kpis_leave_snapshot_rows_out_of_freshness_and_count_implied_funnel_stages(tmp_path: Path) -> None:
     rows = [snapshot_row(image("a", "DELIVERED"), T, 0), snapshot_row(image("b", "CANCELLED"), T, 0),
             snapshot_row(image("c", "PAID"), T, 0)]
@@ -246,7 +311,13 @@ def test_progress_round_trips_through_its_json() -> None:
     assert again.steps[0].segment(1).start_key == {"order_id": {"S": "o9"}}
     finished = progress.with_step(0, progress.steps[0].with_segment(1, Segment(done=True))
                                   .with_segment(3, Segment(done=True)))
-    assert finished.done
+    assert finished.segments_done and not finished.done  # a Scan's run ends with its tombstones
+    tombstoned = replace(finished, tombstones_done=True, tombstones=12)
+    assert tombstoned.done and progress_from_json(json.loads(json.dumps(progress_json(tombstoned)))) == tombstoned
+    # A checkpoint from before tombstones: a finished run stays finished, an unfinished one will write them.
+    old = {k: v for k, v in progress_json(finished).items() if not k.startswith("tombstones")}
+    assert progress_from_json(old).done
+    assert not progress_from_json({**old, "steps": progress_json(progress)["steps"]}).tombstones_done
     with pytest.raises(ValueError, match="malformed"):
         progress_from_json({**progress_json(progress), "steps": [{"at": 1}]})
 
@@ -256,8 +327,11 @@ def test_an_unfinished_run_resumes_a_finished_one_starts_anew_other_settings_are
     saved = run(done=(0,))
     assert resumable(saved, wanted) is saved
     assert resumable(None, wanted) is None
-    done = saved.with_step(0, Step(at=T.isoformat(), total_segments=1, segments={0: Segment(done=True)}))
-    assert resumable(done, wanted) is None
+    scanned = saved.with_step(0, Step(at=T.isoformat(), total_segments=1, segments={0: Segment(done=True)}))
+    assert resumable(scanned, wanted) is scanned  # every page is in, its tombstones are not yet
+    assert resumable(replace(scanned, tombstones_done=True), wanted) is None
+    exported = replace(scanned, mode="export", segments=0)  # an export's run writes none
+    assert resumable(exported, replace(wanted, mode="export", segments=0)) is None
     with pytest.raises(TerminalError, match=r"run `make backfill SEGMENTS=4` to finish it"):
         resumable(saved, Progress(mode="scan", table="sales_orders", segments=8))
 
@@ -293,3 +367,47 @@ def test_a_second_backfill_of_the_table_stops_at_once_with_one_line(tmp_path: Pa
     finally:
         holder.communicate("")
     assert not (tmp_path / "backfill" / f"{settings.table_name}.json").exists()
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read(self) -> bytes:
+        return self.data
+
+
+class _RefusedS3:
+    """The two calls refused_keys makes, over a dict of objects."""
+
+    def __init__(self, objects: dict[str, bytes]) -> None:
+        self.objects = objects
+
+    def get_paginator(self, name: str) -> Any:
+        assert name == "list_objects_v2"
+        objects = self.objects
+
+        class Pages:
+            def paginate(self, Bucket: str, Prefix: str) -> list[dict[str, Any]]:
+                return [{"Contents": [{"Key": k} for k in sorted(objects) if k.startswith(Prefix)]}]
+
+        return Pages()
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        return {"Body": _Body(self.objects[Key])}
+
+
+def test_items_the_contract_refused_were_in_the_table_and_get_no_tombstone(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from backfill.tombstones import refused_keys
+
+    settings = load_settings(env={}, state_dir=tmp_path)
+    folder = f"{settings.error_prefix}backfill-failed/{snapshot_id(T)}/"
+    line = json.dumps({"reason": "quantity: 2.5", "item": image("bad-1", quantity={"N": "2.5"})})
+    s3 = _RefusedS3({folder + "s0000-p000000.json": (line + "\n").encode(),
+                     f"{settings.error_prefix}backfill-failed/20200101T000000Z/s0000-p000000.json": b"{}\n"})
+    clients: Any = SimpleNamespace(s3=s3)
+    assert refused_keys(clients, "b", settings, T) == {"bad-1"}
+    s3.objects[folder + "s0001-p000000.json"] = json.dumps({"reason": "x", "item": {"no": "key"}}).encode()
+    assert refused_keys(clients, "b", settings, T) is None  # a key it cannot read: no tombstone at all
