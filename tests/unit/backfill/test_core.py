@@ -46,6 +46,7 @@ from common.errors import TerminalError
 from common.state_dir import backfill_lock_file
 from lake.encoding import check_row, encode_parquet
 from lake.schema import ROW_SCHEMA
+from tests.fixtures.fake_s3 import FakeS3
 
 T = datetime(2026, 11, 24, 3, 3, 51, 640_000, tzinfo=UTC)  # the snapshot began 640 ms into its second
 
@@ -369,34 +370,6 @@ def test_a_second_backfill_of_the_table_stops_at_once_with_one_line(tmp_path: Pa
     assert not (tmp_path / "backfill" / f"{settings.table_name}.json").exists()
 
 
-class _Body:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def read(self) -> bytes:
-        return self.data
-
-
-class _RefusedS3:
-    """The two calls refused_keys makes, over a dict of objects."""
-
-    def __init__(self, objects: dict[str, bytes]) -> None:
-        self.objects = objects
-
-    def get_paginator(self, name: str) -> Any:
-        assert name == "list_objects_v2"
-        objects = self.objects
-
-        class Pages:
-            def paginate(self, Bucket: str, Prefix: str) -> list[dict[str, Any]]:
-                return [{"Contents": [{"Key": k} for k in sorted(objects) if k.startswith(Prefix)]}]
-
-        return Pages()
-
-    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
-        return {"Body": _Body(self.objects[Key])}
-
-
 def test_items_the_contract_refused_were_in_the_table_and_get_no_tombstone(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
@@ -405,7 +378,7 @@ def test_items_the_contract_refused_were_in_the_table_and_get_no_tombstone(tmp_p
     settings = load_settings(env={}, state_dir=tmp_path)
     folder = f"{settings.error_prefix}backfill-failed/{snapshot_id(T)}/"
     line = json.dumps({"reason": "quantity: 2.5", "item": image("bad-1", quantity={"N": "2.5"})})
-    s3 = _RefusedS3({folder + "s0000-p000000.json": (line + "\n").encode(),
+    s3 = FakeS3({folder + "s0000-p000000.json": (line + "\n").encode(),
                      f"{settings.error_prefix}backfill-failed/20200101T000000Z/s0000-p000000.json": b"{}\n"})
     clients: Any = SimpleNamespace(s3=s3)
     assert refused_keys(clients, "b", settings, T) == {"bad-1"}

@@ -33,6 +33,7 @@ from runners.error_output import (
 )
 from runners.firehose import FirehoseRunner, SourceRecord, error_document
 from runners.firehose_config import parse_config
+from tests.fixtures.fake_s3 import FakeS3
 from transform.handler import handler
 
 SETTINGS = load_settings(env={})
@@ -76,25 +77,6 @@ class FakeLogs:
         if start + self.page < len(matching):
             answer["nextToken"] = str(start + self.page)
         return answer
-
-
-class FakeS3:
-    """ListObjectsV2 (one page) and GetObject over a dict of key -> body."""
-
-    def __init__(self, objects: dict[str, bytes]) -> None:
-        self.objects = objects
-
-    def get_paginator(self, _name: str) -> Any:
-        objects = self.objects
-
-        class Pages:
-            def paginate(self, Bucket: str, Prefix: str) -> list[dict[str, Any]]:
-                return [{"Contents": [{"Key": k} for k in sorted(objects) if k.startswith(Prefix)]}]
-
-        return Pages()
-
-    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
-        return {"Body": io.BytesIO(self.objects[Key])}
 
 
 def config():  # type: ignore[no-untyped-def]

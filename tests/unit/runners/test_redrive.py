@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import io
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from common.config import Settings, load_settings
 from runners.error_output import json_line, processing_failed_record
 from runners.firehose_config import FirehoseConfig, parse_config
 from runners.redrive import Redriver, error_lines, raw_event, redriven_key, row_key
+from tests.fixtures.fake_s3 import FakeS3
 
 
 def config_of(settings: Settings) -> FirehoseConfig:
@@ -57,29 +57,6 @@ def test_a_converted_row_goes_to_its_event_day_under_a_firehose_name() -> None:
                       datetime(2026, 3, 1, tzinfo=UTC))
     assert updated.startswith("orders/year=2026/month=01/day=05/fh-3-2026-03-01-00-00-00-")  # the stream's version
     assert key.endswith(".parquet")
-
-
-class FakeS3:
-    def __init__(self, objects: dict[str, bytes]) -> None:
-        self.objects = objects
-
-    def get_paginator(self, _name: str) -> Any:
-        objects = self.objects
-
-        class Pages:
-            def paginate(self, Bucket: str, Prefix: str) -> list[dict[str, Any]]:
-                return [{"Contents": [{"Key": k} for k in sorted(objects) if k.startswith(Prefix)]}]
-
-        return Pages()
-
-    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
-        return {"Body": io.BytesIO(self.objects[Key])}
-
-    def put_object(self, Bucket: str, Key: str, Body: bytes) -> None:
-        self.objects[Key] = Body
-
-    def delete_object(self, Bucket: str, Key: str) -> None:
-        del self.objects[Key]
 
 
 class FakeKinesis:
