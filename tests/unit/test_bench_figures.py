@@ -25,7 +25,8 @@ def test_cpu_per_event_sums_the_project_s_processes_against_the_emulator() -> No
     assert cpu.value == 1.0 and cpu.reference == 2.0  # (0.3 + 0.2 + 0.1 + 0.4) s and 2 s over 1,000 events
     assert cpu.ratio == 0.5 and cpu.met is True
     assert "emulator 2.00" in cpu.notes and "pipe runner 0.30" in cpu.notes
-    assert runners_rss.value == 200.0 and runners_rss.met is None and "firehose runner 120 MB" in runners_rss.notes
+    assert runners_rss.value == 120.0 and runners_rss.met is None and "firehose runner 120 MB" in runners_rss.notes
+    assert "generator (with the bench's per-write bookkeeping) 200 MB" in runners_rss.notes
     assert emulator_rss.value == 1500.0 and emulator_rss.met is True
     assert size_figures(run(200_000, 2100.0))[1].met is False
 
