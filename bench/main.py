@@ -201,7 +201,7 @@ def run_all(args: argparse.Namespace, sizes: Sizes, sections: list[str], run: Ru
                 console=console))
             run.reading("analytics", pid)
     if "startup" in sections:
-        run.section("startup", startup.measure)
+        run.section("startup", lambda: startup.measure(warm_up=not args.quick))
 
 
 def _one(result: tuple[Figure, dict[str, Any], str],

@@ -52,14 +52,16 @@ def one_run(target: str, timeout_s: float) -> dict[str, Any]:
     return {"seconds": round(seconds, 2), "exit_code": code, "tail": tail}
 
 
-def measure(timeout_s: float = 600) -> tuple[list[Figure], dict[str, Any], dict[str, str]]:
+def measure(timeout_s: float = 600, warm_up: bool = True) -> tuple[list[Figure], dict[str, Any], dict[str, str]]:
+    """`warm_up`: one untimed `make up` first (cold bytecode and page caches); --quick skips it."""
     dashboard = ROOT / "dashboard"
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as keep:
         kept = Path(keep) / "dashboard"
         if dashboard.exists():
             shutil.copytree(dashboard, kept)
         try:
-            one_run("up", timeout_s)  # the first start pays for cold caches (bytecode, page cache)
+            if warm_up:
+                one_run("up", timeout_s)  # the first start pays for cold caches (bytecode, page cache)
             up = one_run("up", timeout_s)
             demo = one_run("demo", timeout_s)
         finally:
@@ -68,7 +70,8 @@ def measure(timeout_s: float = 600) -> tuple[list[Figure], dict[str, Any], dict[
                 shutil.copytree(kept, dashboard)
     figures = [
         Figure("make_up", "make up, nothing to runners healthy", up["seconds"] if up["exit_code"] == 0 else None,
-               "s", None, "", UP_TARGET, notes="a fresh state dir and port, installed; the second start of two"
+               "s", None, "", UP_TARGET, notes="a fresh state dir and port, installed; "
+               + ("the second start of two" if warm_up else "the first start (--quick)")
                + ("" if up["exit_code"] == 0 else f"; FAILED: {up['tail']}")),
         Figure("make_demo", f"make demo ({DEFAULT_ORDERS:,} orders)", demo["seconds"] if demo["exit_code"] == 0
                else None, "s", None, "", DEMO_TARGET, notes="up + seed + drain + analyze + verify, installed"
