@@ -176,7 +176,7 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 def test_a_killed_backfill_resumes_and_a_second_run_changes_nothing(table_with_history: Settings) -> None:
-    settings = with_overrides(table_with_history, backfill_page_items=10)
+    settings = with_overrides(table_with_history, backfill_page_items=50)  # ~46 pages: a kill lands mid-run
     clients = Clients(settings)
     service.wait_drained(settings, timeout=120)
     before, state_before = verify(clients, settings)
