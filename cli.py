@@ -172,21 +172,29 @@ def up(
     settings, console = settings_for(target), Console()
     writable_state_dir(settings)
     with up_lock(settings, console):  # a concurrent `make up`/`make down` waits here, then finds all up
+        athena_launch = None
         if settings.target == "embedded" and emulator:
-            pid = emu.start(settings)
-            console.ok(f"emulator up at {settings.endpoint_url} (pid {pid}, log {emu.log_file(settings)})")
-        clients = clients_for(settings)
-        plan = build_plan(clients, settings)
-        print_plan(plan, console)
-        apply(clients, plan, console)
-        if settings.emulated and runners:
-            pids = service.start(settings)
-            console.ok("runners up: " + ", ".join(f"{n} (pid {p})" for n, p in pids.items()))
-        if settings.target == "embedded" and emulator:
-            from analytics.athena_api import endpoint_url
             from analytics.athena_api import process as athena
 
-            pid = athena.start(settings)
+            pid = emu.start(settings)
+            console.ok(f"emulator up at {settings.endpoint_url} (pid {pid}, log {emu.log_file(settings)})")
+            athena_launch = athena.launch(settings)  # starts beside the bootstrap and the runners
+        try:
+            clients = clients_for(settings)
+            plan = build_plan(clients, settings)
+            print_plan(plan, console)
+            apply(clients, plan, console)
+            if settings.emulated and runners:
+                pids = service.start(settings)
+                console.ok("runners up: " + ", ".join(f"{n} (pid {p})" for n, p in pids.items()))
+        except BaseException:
+            if athena_launch is not None:
+                athena_launch.abandon()
+            raise
+        if athena_launch is not None:
+            from analytics.athena_api import endpoint_url
+
+            pid = athena_launch.wait()
             console.ok(f"Athena endpoint up at {endpoint_url(settings)} (pid {pid}): any Athena client runs Trino SQL")
 
 

@@ -2,7 +2,8 @@
 
 `start(settings)` runs `python -m analytics.athena_api` from the project's interpreter on
 127.0.0.1:<athena_port(settings)> (pid and log under the state directory) and returns its pid once
-its health check answers; `stop(settings)` stops exactly that process. A second `start` while one
+its health check answers (`launch` and `Launch.wait` are its two halves, for `make up`);
+`stop(settings)` stops exactly that process. A second `start` while one
 runs returns its pid and registers it with the emulator again (a restarted emulator forgot it).
 Both hold `<state>/up.lock` like the emulator's start and stop.
 """
@@ -10,6 +11,7 @@ Both hold `<state>/up.lock` like the emulator's start and stop.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,7 +19,7 @@ from pathlib import Path
 from analytics.athena_api import athena_port, endpoint_healthy, endpoint_url, register_with_emulator
 from common.config import ROOT, Settings
 from common.errors import TerminalError
-from common.process import live_pid, recorded, spawn, stop_recorded, up_lock
+from common.process import live_pid, recorded, spawn, stop_recorded, terminate, up_lock
 from common.state_dir import athena_log_file, athena_pid_file
 
 # The settings the endpoint reads; the child gets them as environment variables.
@@ -51,6 +53,39 @@ def start(settings: Settings, port: int | None = None, timeout: float = 30.0) ->
 
     `port`: default athena_port(settings) (the emulator's + 41); tests pass a free one.
     """
+    return launch(settings, port).wait(timeout)
+
+
+class Launch:
+    """An endpoint being started: `make up` launches it first and waits last, so its start-up (importing
+    DuckDB and sqlglot) overlaps the bootstrap and the runners' instead of adding to them."""
+
+    def __init__(self, settings: Settings, port: int, proc: subprocess.Popen[bytes] | None, pid: int) -> None:
+        self.settings, self.port, self.proc, self.pid = settings, port, proc, pid
+
+    def wait(self, timeout: float = 30.0) -> int:
+        """The pid once the endpoint answers its health check; a failed start is taken back (no pid file)."""
+        if self.proc is None:
+            return self.pid
+        url = endpoint_url(self.settings, self.port)
+        with up_lock(self.settings.state_dir), recorded(pid_file(self.settings, self.port), self.proc):
+            deadline = time.monotonic() + timeout
+            while not endpoint_healthy(url, timeout=0.5):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise TerminalError(f"the Athena endpoint did not start on {url}; "
+                                        f"see {log_file(self.settings, self.port)}")
+                time.sleep(0.1)
+        return self.proc.pid
+
+    def abandon(self) -> None:
+        """`make up` failed before waiting: stop the process it launched (no pid file names it yet)."""
+        if self.proc is not None and self.proc.poll() is None:
+            terminate(self.proc.pid)
+
+
+def launch(settings: Settings, port: int | None = None) -> Launch:
+    """Start the endpoint's process without waiting for it (`Launch.wait` does); one already running is
+    registered with the emulator again (a restarted emulator forgot it) and returned as it is."""
     if not settings.emulated:
         raise TerminalError("TARGET=aws uses AWS's own Athena; the local Athena endpoint runs on embedded and compose")
     with up_lock(settings.state_dir):
@@ -59,20 +94,14 @@ def start(settings: Settings, port: int | None = None, timeout: float = 30.0) ->
         pid = running_pid(settings, port)
         if pid:
             register_with_emulator(settings.endpoint_url or "", url)
-            return pid
+            return Launch(settings, port, None, pid)
         if endpoint_healthy(url):
             raise TerminalError(f"an Athena endpoint not started by this state directory answers at {url}; "
                                 "stop it or set PORT to another port")
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         proc = spawn([sys.executable, "-m", "analytics.athena_api", "--port", str(port)], log_file(settings, port),
                      child_env(settings), cwd=ROOT)
-        with recorded(pid_file(settings, port), proc):
-            deadline = time.monotonic() + timeout
-            while not endpoint_healthy(url, timeout=0.5):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise TerminalError(f"the Athena endpoint did not start on {url}; see {log_file(settings, port)}")
-                time.sleep(0.1)
-        return proc.pid
+        return Launch(settings, port, proc, proc.pid)
 
 
 def stop(settings: Settings, port: int | None = None, timeout: float = 10.0) -> bool:
