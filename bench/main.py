@@ -53,7 +53,7 @@ class Sizes:
 # The generator figure runs `make seed` as a user does: its default ORDERS in both modes.
 FULL = Sizes(200_000, DEFAULT_ORDERS, (20_000, 200_000), 3_000, 100, 20_000, 5_000_000, 30, 40, 1_000, 100,
              1_000_000, gen_repeats=4)
-QUICK = Sizes(20_000, DEFAULT_ORDERS, (2_000, 10_000), 1_000, 100, 5_000, 300_000, 10, 40, 300, 100, 1_000_000)
+QUICK = Sizes(20_000, DEFAULT_ORDERS, (2_000, 8_000), 600, 100, 5_000, 200_000, 10, 40, 200, 100, 1_000_000)
 
 
 def parse_sizes(text: str) -> tuple[int, ...]:
