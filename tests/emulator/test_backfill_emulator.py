@@ -38,6 +38,7 @@ from generator.seed import run_seed
 from runners import service
 from runners.checkpoint import Checkpoint
 from runners.crawler import crawl
+from tests.fixtures.stack import named_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,14 +46,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def table_with_history(emulator_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Bootstrapped, 2,500 orders written with the runners stopped, the pipe's checkpoint at the stream's end."""
-    settings = with_overrides(
-        emulator_settings,
-        state_dir=tmp_path_factory.mktemp("backfill-state"),
-        project="bf-cdc", table_name="bf_orders", stream_name="bf-orders-cdc", lambda_name="bf-transform",
-        pipe_name="bf-pipe", delivery_stream="bf-firehose", glue_database="bf_db", glue_table="bf_cdc",
-        crawler_name="bf-crawler", workgroup="bf-wg", lake_bucket="bf-lake", results_bucket="bf-results",
-        buffer_interval_s=1, processor_interval_s=0, backfill_segments=4, backfill_page_items=200,
-    )
+    settings = named_stack(emulator_settings, "bf", tmp_path_factory.mktemp("backfill-state"),
+                           buffer_interval_s=1, processor_interval_s=0, backfill_segments=4, backfill_page_items=200)
     clients = Clients(settings)
     apply(clients, build_plan(clients, settings), Console(capture=True))
     summary = run_seed(clients, settings, orders=2500, rate=None, duration=None, seed=17, console=Console(capture=True))

@@ -28,13 +28,14 @@ from backfill.state import checkpoint_path
 from bootstrap.plan import apply, build_plan
 from chaos.drill import stream_records
 from common.aws import Clients
-from common.config import Settings, with_overrides
+from common.config import Settings
 from common.console import Console
 from common.files import replace_file
 from generator.seed import run_seed
 from runners import service
 from runners.checkpoint import Checkpoint
 from runners.crawler import crawl
+from tests.fixtures.stack import named_stack
 
 DELETED = 40  # orders deleted while the stream's records are out of reach
 UPDATED = 10  # and orders changed then, which the snapshot itself brings back
@@ -44,14 +45,8 @@ UPDATED = 10  # and orders changed then, which the snapshot itself brings back
 def lake_ahead_of_table(emulator_settings: Settings,
                         tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, list[str], list[str]]]:
     """The pipeline delivered 300 orders; then orders were deleted and updated where the stream cannot reach."""
-    settings = with_overrides(
-        emulator_settings,
-        state_dir=tmp_path_factory.mktemp("tombstone-state"),
-        project="tb-cdc", table_name="tb_orders", stream_name="tb-orders-cdc", lambda_name="tb-transform",
-        pipe_name="tb-pipe", delivery_stream="tb-firehose", glue_database="tb_db", glue_table="tb_cdc",
-        crawler_name="tb-crawler", workgroup="tb-wg", lake_bucket="tb-lake", results_bucket="tb-results",
-        buffer_interval_s=1, processor_interval_s=0, backfill_segments=2, backfill_page_items=25,
-    )
+    settings = named_stack(emulator_settings, "tb", tmp_path_factory.mktemp("tombstone-state"),
+                           buffer_interval_s=1, processor_interval_s=0, backfill_segments=2, backfill_page_items=25)
     clients = Clients(settings)
     apply(clients, build_plan(clients, settings), Console(capture=True))
     service.start(settings)
