@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from backfill.core import Progress as RunProgress
-from backfill.core import Step, iso, parse_time, resumable
+from backfill.core import Step, iso, last_snapshot, parse_time, resumable, snapshot_start
 from backfill.export import describe, export_steps, run_exports
 from backfill.lake_out import LakeOut
 from backfill.scan import run_scan
@@ -41,8 +41,13 @@ class BackfillResult:
     tombstones: int = 0  # orders alive in the lake that the snapshot did not contain, now deleted rows
 
 
-def _fresh(clients: Clients, settings: Settings, since: datetime | None, segments: int) -> RunProgress:
-    started = datetime.now(UTC)
+def _fresh(clients: Clients, settings: Settings, since: datetime | None, segments: int,
+           previous: datetime | None) -> RunProgress:
+    """A new run's progress; `previous`: when the table's last snapshot began (None: no earlier run)."""
+    now = datetime.now(UTC)
+    started = snapshot_start(now, previous)
+    if started > now:
+        time.sleep((started - now).total_seconds())
     if settings.emulated:
         # The snapshot begins now: every Scan page is read after this instant (docs/backfill.md, the rule).
         step = Step(at=started.isoformat(), total_segments=segments)
@@ -73,9 +78,10 @@ def _run_backfill(clients: Clients, settings: Settings, console: Console, since:
     mode = "scan" if settings.emulated else "export"
     wanted = RunProgress(mode=mode, table=settings.table_name, segments=segments if mode == "scan" else 0,
                          since=since.isoformat() if since else "")
-    saved = resumable(store.load(), wanted)
+    last = store.load()
+    saved = resumable(last, wanted)
     resumed = saved is not None
-    progress = saved if saved is not None else _fresh(clients, settings, since, segments)
+    progress = saved if saved is not None else _fresh(clients, settings, since, segments, last_snapshot(last))
     store.begin(progress)
     done_before = progress.rows() + progress.failed()
     if resumed:

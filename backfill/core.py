@@ -47,6 +47,18 @@ def floor_second(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(microsecond=0)
 
 
+def snapshot_start(now: datetime, previous: datetime | None) -> datetime:
+    """When a new snapshot may begin: `now`, unless the table's previous snapshot began in the same second.
+
+    A snapshot's objects are named after its second (`snapshot_id`): a second snapshot in that second
+    would overwrite the first one's pages where their numbers meet and leave the rest, so it begins at
+    the next second instead (the caller waits until then, so every Scan page is still read after it).
+    """
+    if previous is None or floor_second(now) > floor_second(previous):
+        return now
+    return floor_second(previous) + timedelta(seconds=1)
+
+
 def snapshot_id(moment: datetime) -> str:
     """The name a snapshot's objects carry: its second, e.g. 20261124T030351Z."""
     return floor_second(moment).strftime("%Y%m%dT%H%M%SZ")
@@ -358,6 +370,12 @@ def progress_from_json(data: Any) -> Progress:
                         tombstones_done=tombstones_done, tombstones=int(data.get("tombstones", 0)))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"malformed backfill checkpoint ({type(exc).__name__}: {exc})") from None
+
+
+def last_snapshot(progress: Progress | None) -> datetime | None:
+    """When the newest snapshot of a saved run began (None: no run, or no step that says so yet)."""
+    stamps = [parse_time("snapshot", step.at) for step in (progress.steps if progress else ()) if step.at]
+    return max(stamps, default=None)
 
 
 def resumable(saved: Progress | None, wanted: Progress) -> Progress | None:

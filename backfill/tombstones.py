@@ -26,6 +26,7 @@ from analytics.engine import open_engine
 from analytics.verify import lake_state
 from backfill.core import (
     KEY,
+    SNAPSHOT,
     chunks,
     floor_second,
     iso,
@@ -60,9 +61,9 @@ def read_lake(clients: Clients, settings: Settings, at: datetime) -> SnapshotInL
         alive = frozenset(str(r[KEY]) for r in lake_state(engine.conn, (KEY,)))
         found = engine.query(
             "SELECT order_id, coalesce(is_deleted, false) AS deleted, count(*) FROM sales_orders_cdc "
-            "WHERE year = ? AND month = ? AND day = ? AND event_type = 'SNAPSHOT' AND starts_with(event_id, ?) "
+            "WHERE year = ? AND month = ? AND day = ? AND event_type = ? AND starts_with(event_id, ?) "
             "GROUP BY 1, 2",
-            [day["year"], day["month"], day["day"], snapshot_event_prefix(snapshot_id(at))])
+            [day["year"], day["month"], day["day"], SNAPSHOT, snapshot_event_prefix(snapshot_id(at))])
     return SnapshotInLake(
         alive=alive,
         contained=frozenset(str(order_id) for order_id, deleted, _ in found if not deleted),

@@ -26,6 +26,7 @@ from backfill.core import (
     export_line_row,
     export_windows,
     floor_second,
+    last_snapshot,
     latest,
     object_key,
     parse_time,
@@ -35,6 +36,7 @@ from backfill.core import (
     snapshot_event_prefix,
     snapshot_id,
     snapshot_row,
+    snapshot_start,
     tombstone_ids,
     tombstone_key,
     tombstone_rows,
@@ -335,6 +337,19 @@ def test_an_unfinished_run_resumes_a_finished_one_starts_anew_other_settings_are
     assert resumable(exported, replace(wanted, mode="export", segments=0)) is None
     with pytest.raises(TerminalError, match=r"run `make backfill SEGMENTS=4` to finish it"):
         resumable(saved, Progress(mode="scan", table="sales_orders", segments=8))
+
+
+def test_a_new_snapshot_never_begins_in_the_second_of_the_previous_one() -> None:
+    """Object names carry the snapshot's second: a second snapshot in it would overwrite some pages of the first."""
+    previous = datetime(2026, 11, 24, 3, 3, 51, 900_000, tzinfo=UTC)
+    assert snapshot_start(previous + timedelta(milliseconds=50), previous) == datetime(2026, 11, 24, 3, 3, 52,
+                                                                                        tzinfo=UTC)
+    later = previous + timedelta(milliseconds=150)  # already the next second
+    assert snapshot_start(later, previous) == later
+    assert snapshot_start(later, None) == later
+    assert snapshot_id(snapshot_start(previous, previous)) != snapshot_id(previous)
+    assert last_snapshot(run()) == T and last_snapshot(None) is None
+    assert last_snapshot(Progress(mode="export", table="t", segments=0, steps=(Step(),))) is None
 
 
 def test_the_store_writes_atomically_and_sets_an_unreadable_checkpoint_aside(tmp_path: Path) -> None:
