@@ -189,7 +189,8 @@ def run_all(args: argparse.Namespace, sizes: Sizes, sections: list[str], run: Ru
             own_emulator, list(sizes.orders), buffer_interval_s=args.buffer_interval, seed=31, poll_s=args.poll,
             fresh_rate=sizes.fresh_rate, fresh_orders=sizes.fresh_orders, timeout_s=args.timeout,
             stage_records=sizes.stage_records, profile=args.profile, console=console,
-            memory_budget_mb=1024 * args.memory_budget_gb if args.memory_budget_gb else math.inf))
+            memory_budget_mb=1024 * args.memory_budget_gb if args.memory_budget_gb else math.inf,
+            threads=args.threads))
         for r in run.sections.get("pipeline", {}).get("runs", []):
             run.emulator["phases"].append({"after": f"pipeline {r['orders']:,} orders", **r["emulator_after"]})
     if "analytics" in sections:
@@ -221,6 +222,9 @@ def show(run: Run, elapsed_s: float, interrupted: bool) -> None:
     if runs:
         columns, rows = pipeline_rate.growth_table(runs)
         console.table(rows_table("pipeline: cost as volume grows (cores = CPU s / wall s)", columns, rows))
+        columns, rows = pipeline_rate.breakdown_table(runs)
+        if len(columns) > 1:
+            console.table(rows_table("pipeline: where freshness goes, per stage (s)", columns, rows))
     stages = pipeline.get("stages_alone") or {}
     if stages.get("pipe"):
         console.table(rows_table("each runner stage alone (in process, same records)", ["stage", "records", "s",

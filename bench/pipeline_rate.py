@@ -1,19 +1,28 @@
 """Figure 3: change events/s end to end (DynamoDB write -> object listable in the lake) and freshness.
 
 A whole pipeline per size (its own table, streams, Lambda, runners and bucket), buffering hints
-at their minimum, runners as `make up` runs them (separate processes). While the generator
-writes as fast as it can:
-- every BatchWriteItem response is timestamped per item (the write time of each change event);
-- a poller lists the lake prefix every `poll_s` and notes when each object first appears;
-- afterwards each object is read back and each of its rows matched to its write, so an event's
-  freshness is (object first listed) - (its write acknowledged), to within `poll_s`.
-End-to-end rate = distinct events in the lake / (last object listed - seeding started); the
-reference is the generator's own write rate in the same run (the ceiling: docs/decisions.md section 5). Freshness is
-judged on a paced run (short lifecycles, a rate well below capacity), because at full speed it
-measures the backlog rather than the buffering. Where time goes: CPU seconds per process over
-the run (1.0 per second of wall = one full core), and each runner stage alone, in process, over
-the same records (cProfile'd on a miss or with --profile). On a miss, a short extra run with
-MiniStack itself under cProfile shows the ceiling its single process sets (bench/emulator_profile.py).
+at their minimum, runners as `make up` runs them (separate processes). At full speed the generator
+runs as `make seed` runs it (`python -m cli seed`, its own process, its CPU read by pid); on the
+paced run it runs in this process and every BatchWriteItem response is timestamped per item.
+Each change's timeline comes from the lake rows and the listing (`Timeline`):
+- written: the write acknowledged (paced run only: per-write bookkeeping);
+- created: the stream record's creation. Its event_ts (ApproximateCreationDateTime) is whole seconds,
+  on AWS ("rounded down to the closest second", API_streams_StreamRecord.html) as in MiniStack
+  (`int(time.time())`); MiniStack's stream SequenceNumber begins with the epoch milliseconds of the
+  same moment (20 digits, then a counter), so where it agrees with event_ts it gives the millisecond;
+- arrived: arrival_ts, the Kinesis ApproximateArrivalTimestamp (the pipe's PutRecords landed);
+- stored: the object's LastModified from the listing (MiniStack keeps milliseconds; S3 lists an
+  object as soon as its PUT succeeds), so the listing interval adds no error to freshness;
+- listed: when the poller, listing every `poll_s`, first saw it (the old measure; the gap is shown).
+Freshness = stored - written (paced) or stored - created (full speed: the record is created inside the
+write call, so this leaves out only the rest of that call, which the paced run measures). Each stage's
+p50/p95, and its mean over the changes at or above the p95 (the profile of a miss), are printed.
+End-to-end rate = distinct events in the lake / (last object stored - seeding started); the
+reference is the generator's own write rate in the same run (the ceiling: docs/decisions.md section 5).
+Where time goes: CPU seconds per process over the run (1.0 per second of wall = one full core), and
+each runner stage alone, in process, over the same records (cProfile'd on a miss or with --profile).
+On a miss, a short extra run with MiniStack itself under cProfile shows the ceiling its single
+process sets (bench/emulator_profile.py).
 """
 
 from __future__ import annotations
@@ -22,12 +31,15 @@ import contextlib
 import io
 import math
 import os
+import re
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,14 +47,15 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from bench import emulator_profile
-from bench.procs import Usage, available_mb, descendants, tree_usage, usage
+from bench.procs import Usage, available_mb, descendants, tree_usage, usage, wait_usage
 from bench.profiling import profile_call
-from bench.report import Figure, Target, percentiles, rate, ratio
+from bench.report import Figure, Target, percentile, percentiles, rate, ratio
 from bench.stack import pipeline_settings
 from bootstrap.plan import apply, build_plan
 from common.aws import Clients
-from common.config import Settings
+from common.config import ROOT, Settings
 from common.console import Console
+from generator.defaults import DEFAULT_THREADS
 from generator.lifecycle import DEFAULT_DELAYS_MS, LifecycleConfig
 from generator.seed import run_seed
 from runners import service
@@ -58,8 +71,10 @@ FRESHNESS_TARGET = Target("ratio", "<=", 1.2)  # p95 vs the buffer interval, pac
 CPU_TARGET = Target("ratio", "<=", 0.5)  # the project's processes together vs the emulator, CPU per event
 EMULATOR_RSS_TARGET = Target("value", "<=", 2048)  # MB, at RSS_TARGET_ORDERS
 RSS_TARGET_ORDERS = 200_000
-BENCH = "bench (generator, poller)"  # the generator runs in the bench's own process
-PROJECT = ("pipe runner", "firehose runner", "lambda workers", BENCH)
+BENCH = "bench (generator, poller)"  # paced: the generator runs in the bench's own process
+BENCH_POLLER = "bench (poller)"  # full speed: the bench only lists the lake (not the project's)
+GENERATOR = "generator"  # full speed: `make seed` in its own process
+PROJECT = (GENERATOR, "pipe runner", "firehose runner", "lambda workers", BENCH)
 READS_TARGET = Target("ratio", "<=", 1.0)  # GetRecords calls/s per shard within AWS's limit
 PROFILED_ORDERS = 2_000  # enough for a stable profile; cProfile slows MiniStack ~2x
 SHORT_LIFECYCLE = LifecycleConfig(delays_ms={kind: (1, 1000) for kind in DEFAULT_DELAYS_MS})
@@ -79,6 +94,105 @@ def row_key(row: dict[str, Any]) -> tuple[str, str]:
         return row["order_id"], "REMOVE"
     ts: datetime = row["updated_ts"]
     return row["order_id"], f"{ts:%Y-%m-%dT%H:%M:%S}.{ts.microsecond // 1000:03d}Z"
+
+
+SEQUENCE_MS_DIGITS = 20  # MiniStack's stream SequenceNumber: epoch ms in 20 digits, then a 10-digit counter
+
+
+def record_created(sequence_number: str, event_ts: datetime) -> float:
+    """Pure: when the stream record was created (epoch s). event_ts is whole seconds (AWS rounds it down,
+    MiniStack stamps int(time.time()) just before the sequence number); the sequence number's leading
+    milliseconds are used when they fall within that second or the next, else the second itself."""
+    second = (event_ts if event_ts.tzinfo else event_ts.replace(tzinfo=UTC)).timestamp()
+    if len(sequence_number) > SEQUENCE_MS_DIGITS and sequence_number.isdigit():
+        created = int(sequence_number[:SEQUENCE_MS_DIGITS]) / 1000
+        if second <= created < second + 2:
+            return created
+    return second
+
+
+def epoch(ts: datetime) -> float:
+    """A lake timestamp (timestamp[ms], naive UTC) or an aware one -> epoch seconds."""
+    return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp()
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """One change on its way to the lake, in epoch seconds (see the module docstring)."""
+
+    key: str  # the object it landed in
+    written: float | None  # the write acknowledged (None: the generator ran in its own process)
+    created: float  # the stream record
+    arrived: float  # in Kinesis (arrival_ts)
+    stored: float  # the object's LastModified
+    listed: float  # first listed by the poller
+
+    @property
+    def start(self) -> float:
+        return self.created if self.written is None else self.written
+
+    @property
+    def freshness(self) -> float:
+        return self.stored - self.start
+
+
+# Each stage: (name, from, to), Timeline attributes; they add up to freshness (the last one excepted).
+STAGES = (
+    ("write ack -> stream record", "written", "created"),
+    ("stream record -> Kinesis (pipe: poll + PutRecords)", "created", "arrived"),
+    ("Kinesis -> object stored (firehose: poll + invoke + buffer + write)", "arrived", "stored"),
+    ("object stored -> first listed (the poll's measurement error)", "stored", "listed"),
+)
+
+
+def _p(values: list[float], q: float) -> float | None:
+    value = percentile(values, q)
+    return None if value is None else round(value, 3)
+
+
+def freshness_breakdown(timelines: list[Timeline], buffer_interval_s: float) -> dict[str, Any]:
+    """Pure: freshness and each stage's p50/p95; `tail`: each stage's mean over the changes at or above the
+    freshness p95 (where a miss spends its time); `beyond_interval`: per object, how long its oldest record
+    waited in the firehose past the buffer interval (read wait + invoke + flush lateness + write)."""
+    fresh = [t.freshness for t in timelines]
+    p95 = percentile(fresh, 95)
+    tail = [t for t in timelines if p95 is not None and t.freshness >= p95]
+    stages: dict[str, dict[str, float | None]] = {}
+    for name, start, end in STAGES:
+        values = [getattr(t, end) - getattr(t, start) for t in timelines if getattr(t, start) is not None]
+        late = [getattr(t, end) - getattr(t, start) for t in tail if getattr(t, start) is not None]
+        stages[name] = {"p50": _p(values, 50), "p95": _p(values, 95),
+                        "tail_mean": round(sum(late) / len(late), 3) if late else None}
+    oldest: dict[str, Timeline] = {}
+    for t in timelines:
+        if t.key not in oldest or t.arrived < oldest[t.key].arrived:
+            oldest[t.key] = t
+    beyond = [t.stored - t.arrived - buffer_interval_s for t in oldest.values()]
+    return {"freshness": {"p50": _p(fresh, 50), "p95": _p(fresh, 95), "p99": _p(fresh, 99), "count": len(fresh)},
+            "freshness_as_listed": {"p50": _p([t.listed - t.start for t in timelines], 50),
+                                    "p95": _p([t.listed - t.start for t in timelines], 95)},
+            "stages": stages, "tail_count": len(tail),
+            "object_oldest_beyond_interval": {"p50": _p(beyond, 50), "p95": _p(beyond, 95), "objects": len(beyond)}}
+
+
+def breakdown_table(runs: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], list[list[str]]]:
+    """Pure: where freshness goes, one column per run: each stage's "p50 / p95 (mean at or above the p95)"."""
+    def fmt(x: float | None) -> str:
+        return "-" if x is None else f"{x:.2f}"
+
+    runs = [(label, r["freshness_breakdown"]) for label, r in runs if r.get("freshness_breakdown")]
+    columns = ["seconds: p50 / p95 (mean of the slowest 5%)", *[label for label, _ in runs]]
+    rows = [[name, *[f"{fmt(b['stages'][name]['p50'])} / {fmt(b['stages'][name]['p95'])} "
+                     f"({fmt(b['stages'][name]['tail_mean'])})" for _, b in runs]] for name, _, _ in STAGES]
+    rows.append(["freshness: write -> object stored",
+                 *[f"{fmt(b['freshness']['p50'])} / {fmt(b['freshness']['p95'])}" for _, b in runs]])
+    rows.append(["freshness as first listed (the poll's old measure)",
+                 *[f"{fmt(b['freshness_as_listed']['p50'])} / {fmt(b['freshness_as_listed']['p95'])}"
+                   for _, b in runs]])
+    rows.append(["per object: its oldest record past the buffer interval",
+                 *[f"{fmt(b['object_oldest_beyond_interval']['p50'])} / "
+                   f"{fmt(b['object_oldest_beyond_interval']['p95'])}" for _, b in runs]])
+    return columns, rows
 
 
 class RecordingDynamo:
@@ -114,35 +228,38 @@ class RecordingClients(Clients):
 
 
 class ObjectPoller:
-    """Lists the lake prefix every `interval` s; first-seen wall time per new object key."""
+    """Lists the lake prefix every `interval` s; per new object key, when it was first listed (wall time) and
+    its LastModified (when S3 stored it: the listing's own timestamp, milliseconds in MiniStack)."""
 
     def __init__(self, settings: Settings, bucket: str, prefix: str, interval: float) -> None:
         self.s3 = Clients(settings).s3
         self.bucket, self.prefix, self.interval = bucket, prefix, interval
         self.seen: dict[str, float] = {}
+        self.stored: dict[str, float] = {}
         self.baseline: set[str] = set()
         self.lists = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lake-poller", daemon=True)
 
-    def keys(self) -> list[str]:
-        keys = []
+    def listing(self) -> dict[str, float]:
+        """Every key under the prefix -> its LastModified (epoch s)."""
+        keys: dict[str, float] = {}
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
-            keys += [o["Key"] for o in page.get("Contents", [])]
+            keys.update((o["Key"], o["LastModified"].timestamp()) for o in page.get("Contents", []))
         self.lists += 1
         return keys
 
     def start(self) -> ObjectPoller:
-        self.baseline = set(self.keys())
+        self.baseline = set(self.listing())
         self._thread.start()
         return self
 
     def poll(self) -> None:
-        listed = self.keys()
+        listed = self.listing()
         now = time.time()
-        for key in listed:
+        for key, modified in listed.items():
             if key not in self.baseline and key not in self.seen:
-                self.seen[key] = now
+                self.seen[key], self.stored[key] = now, modified
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -188,10 +305,10 @@ def processes(emulator_pid: int, settings: Settings) -> dict[str, int]:
     return pids
 
 
-def cpu_snapshot(pids: dict[str, int]) -> dict[str, Usage]:
+def cpu_snapshot(pids: dict[str, int], bench: str = BENCH) -> dict[str, Usage]:
     snap = {name: usage(pid) for name, pid in pids.items()}
     snap["lambda workers"] = sum((usage(p) for p in descendants(pids["emulator"])), Usage())
-    snap["bench (generator, poller)"] = usage(os.getpid())
+    snap[bench] = usage(os.getpid())
     return snap
 
 
@@ -202,6 +319,9 @@ def cpu_shares(before: dict[str, Usage], after: dict[str, Usage], wall_s: float)
             for name in after}
 
 
+EVENT_COLUMNS = ["order_id", "updated_ts", "event_type", "event_id", "sequence_number", "event_ts", "arrival_ts"]
+
+
 def lake_events(clients: Clients, bucket: str, keys: list[str]) -> list[tuple[str, dict[str, Any]]]:
     """(object key, row) for the event columns of every Parquet object listed."""
     out = []
@@ -209,55 +329,138 @@ def lake_events(clients: Clients, bucket: str, keys: list[str]) -> list[tuple[st
         if not key.endswith(".parquet"):
             continue
         body = clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        table = pq.read_table(io.BytesIO(body), columns=["order_id", "updated_ts", "event_type", "event_id"])
+        table = pq.read_table(io.BytesIO(body), columns=EVENT_COLUMNS)
         out += [(key, row) for row in table.to_pylist()]
     return out
 
 
+def timelines(rows: list[tuple[str, dict[str, Any]]], poller_seen: dict[str, float], stored: dict[str, float],
+              written: dict[tuple[str, str], float] | None) -> tuple[list[Timeline], int]:
+    """Pure: each lake row's Timeline, and how many rows had no write to match (`written` given only when
+    the generator ran in this process)."""
+    out, unmatched = [], 0
+    for key, row in rows:
+        ack = None
+        if written is not None:
+            ack = written.get(row_key(row))
+            if ack is None:
+                unmatched += 1
+                continue
+        out.append(Timeline(key, ack, record_created(row["sequence_number"], row["event_ts"]),
+                            epoch(row["arrival_ts"]), stored.get(key, poller_seen[key]), poller_seen[key]))
+    return out, unmatched
+
+
+SEEDED = re.compile(r"seeded ([\d,]+) orders, ([\d,]+) writes into .* in ([\d.]+)s")
+
+
+def parse_seeded(output: str) -> tuple[int, float] | None:
+    """Pure: (writes, seconds) from `make seed`'s last line ("seeded 2,000 orders, 7,784 writes into ... in
+    7.0s (...)"); None when it did not complete."""
+    found = SEEDED.findall(output)
+    if not found:
+        return None
+    _, writes, seconds = found[-1]
+    return int(writes.replace(",", "")), float(seconds)
+
+
+def seed_command(settings: Settings, *, orders: int, seed: int, threads: int) -> tuple[list[str], dict[str, str]]:
+    """Pure: `make seed`'s command line for this pipeline, and the environment that names its stack (the
+    settings a runner gets, runners/service.py settings_env, and the bench pipeline's own table)."""
+    argv = [sys.executable, "-m", "cli", "seed", "--orders", str(orders), "--seed", str(seed),
+            "--threads", str(threads)]
+    return argv, {**service.settings_env(settings), "TABLE_NAME": settings.table_name, "NO_COLOR": "1"}
+
+
+class SeedProcess:
+    """`python -m cli seed` as its own process (the path `make seed` takes); its CPU and peak RSS are read by
+    pid when it ends (wait4's rusage: /proc forgets an exited process)."""
+
+    def __init__(self, settings: Settings, *, orders: int, seed: int, threads: int, out: Path) -> None:
+        argv, env = seed_command(settings, orders=orders, seed=seed, threads=threads)
+        self.out = out
+        with out.open("wb") as sink:
+            self.proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env}, stdout=sink,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.usage = Usage()
+
+    def wait(self) -> tuple[int, float]:
+        """(writes, seconds) once it has ended; a failed seed raises with its output's tail."""
+        code, self.usage = wait_usage(self.proc)
+        text = self.out.read_text(errors="replace")
+        seeded = parse_seeded(text)
+        if code != 0 or seeded is None:
+            raise RuntimeError(f"make seed (pid {self.proc.pid}) exited {code}: {text[-500:]}")
+        return seeded
+
+    def kill(self) -> None:
+        if self.proc.returncode is None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
 def seed_and_follow(settings: Settings, emulator_pid: int, *, orders: int, seed: int, rate_: float | None,
-                    config: LifecycleConfig | None, poll_s: float, timeout_s: float) -> dict[str, Any]:
-    """One seeding run through a running pipeline, followed until every write is in the lake."""
+                    config: LifecycleConfig | None, poll_s: float, timeout_s: float, buffer_interval_s: float,
+                    threads: int = DEFAULT_THREADS) -> dict[str, Any]:
+    """One seeding run through a running pipeline, followed until every write is in the lake.
+
+    Paced (`rate_` set): the generator runs here, with per-write bookkeeping (the write ack -> stream record
+    stage). At full speed it runs as `make seed` does, in its own process (`config` is then its own)."""
     clients = RecordingClients(settings)
     bucket = settings.lake_bucket_for(clients.account_id)
     baseline_out = runner_out(settings)
     poller = ObjectPoller(settings, bucket, settings.lake_prefix, poll_s).start()
     pids = processes(emulator_pid, settings)
-    before = cpu_snapshot(pids)
+    in_process = rate_ is not None
+    bench = BENCH if in_process else BENCH_POLLER
+    before = cpu_snapshot(pids, bench)
     reads_before = runner_reads(settings)
     began, load_before = time.time(), os.getloadavg()[0]
-    summary = run_seed(clients, settings, orders=orders, rate=rate_, duration=None, seed=seed,
-                       console=Console(quiet=True), config=config)
-    if summary.interrupted:  # run_seed turns Ctrl-C / SIGTERM into a clean stop: the benchmark stops too
-        poller.stop()
-        raise KeyboardInterrupt
+    generator: Usage | None = None
+    with tempfile.TemporaryDirectory(prefix="bench-seed-") as tmp:
+        if in_process:
+            summary = run_seed(clients, settings, orders=orders, rate=rate_, duration=None, seed=seed,
+                               console=Console(quiet=True), config=config)
+            if summary.interrupted:  # run_seed turns Ctrl-C / SIGTERM into a clean stop: the benchmark stops too
+                poller.stop()
+                raise KeyboardInterrupt
+            writes, seed_s = summary.writes, summary.elapsed
+        else:
+            proc = SeedProcess(settings, orders=orders, seed=seed, threads=threads, out=Path(tmp) / "seed.log")
+            try:
+                writes, seed_s = proc.wait()
+            except BaseException:
+                proc.kill()
+                poller.stop()
+                raise
+            generator = proc.usage
     complete = True
     deadline = time.monotonic() + timeout_s
-    while runner_out(settings) < baseline_out + summary.writes:
+    while runner_out(settings) < baseline_out + writes:
         if time.monotonic() > deadline or any(service.running(settings, n) is None for n in service.RUNNERS):
             complete = False
             break
         time.sleep(0.1)
     poller.stop()
-    after = cpu_snapshot(pids)
+    after = cpu_snapshot(pids, bench)
+    if generator is not None:
+        after[GENERATOR] = generator
     wall = time.time() - began
     reads_after = runner_reads(settings)
     reads = {name: reads_per_shard_s(reads_before[name], reads_after[name], wall) for name in service.RUNNERS}
     rows = lake_events(Clients(settings), bucket, sorted(poller.seen))
-    latencies, unmatched, ids = [], 0, set()
-    for key, row in rows:
-        ids.add(row["event_id"])
-        written = clients.written.get(row_key(row))
-        if written is None:
-            unmatched += 1
-        else:
-            latencies.append(poller.seen[key] - written)
-    last_seen = max(poller.seen.values(), default=began)
+    timed, unmatched = timelines(rows, poller.seen, poller.stored, clients.written if in_process else None)
+    ids = {row["event_id"] for _, row in rows}
+    breakdown = freshness_breakdown(timed, buffer_interval_s)
+    last_stored = max(poller.stored.values(), default=began)
     return {
-        "orders": orders, "writes": summary.writes, "events_in_lake": len(ids), "rows_in_lake": len(rows),
-        "unmatched_rows": unmatched, "complete": complete and len(ids) >= summary.writes,
-        "objects": len(poller.seen), "seed_s": round(summary.elapsed, 2), "write_rate": summary.write_rate,
-        "end_to_end_s": round(last_seen - began, 2), "events_per_s": rate(len(ids), last_seen - began),
-        "freshness_s": percentiles(latencies), "poll_s": poll_s, "listings": poller.lists,
+        "orders": orders, "writes": writes, "events_in_lake": len(ids), "rows_in_lake": len(rows),
+        "unmatched_rows": unmatched, "complete": complete and len(ids) >= writes,
+        "objects": len(poller.seen), "seed_s": round(seed_s, 2), "write_rate": rate(writes, seed_s),
+        "generator": "in the bench process (per-write bookkeeping)" if in_process else "make seed, its own process",
+        "end_to_end_s": round(last_stored - began, 2), "events_per_s": rate(len(ids), last_stored - began),
+        "freshness_s": percentiles([t.freshness for t in timed]), "freshness_breakdown": breakdown,
+        "poll_s": poll_s, "listings": poller.lists,
         "processes": cpu_shares(before, after, wall), "wall_s": round(wall, 2),
         "reads_per_shard_s": reads,  # each runner's GetRecords calls/s on its busiest shard, over the run
         "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # machine load before / after
@@ -333,7 +536,8 @@ def emulator_profile_text(run: dict[str, Any], *, orders: int, buffer_interval_s
         with (emulator_profile.profiled_emulator(Path(tmp)) as (base, emulator_pid, out),
               running_pipeline(base, "prof", buffer_interval_s) as settings):
             profiled = seed_and_follow(settings, emulator_pid, orders=orders, seed=seed + 500, rate_=None,
-                                       config=None, poll_s=poll_s, timeout_s=timeout_s)
+                                       config=None, poll_s=poll_s, timeout_s=timeout_s,
+                                       buffer_interval_s=buffer_interval_s)
         if not out.exists():  # MiniStack was killed, not stopped: cProfile never wrote its file
             return f"the profiled emulator left no profile at {out}"
         funcs = emulator_profile.load(out)
@@ -385,13 +589,14 @@ def growth_table(runs: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], lis
             f"{r['emulator_gc']['full_collections']}, {r['emulator_gc']['full_s']:.1f} "
             f"({100 * (r['emulator_gc']['full_share_of_cpu'] or 0):.1f}%)")),
     ]
-    names = list(runs[0][1]["processes"]) if runs else []
+    names = list(dict.fromkeys(n for _, r in runs for n in r["processes"]))
     for name in names:
-        rows.append(row(f"{name}: CPU ms/event (cores)", lambda r, n=name: (
+        rows.append(row(f"{name}: CPU ms/event (cores)", lambda r, n=name: "-" if n not in r["processes"] else (
             f"{1000 * r['processes'][n]['cpu_s'] / max(r['events_in_lake'], 1):.2f} "
             f"({r['processes'][n]['cores']:.2f})")))
     for name in names:
-        rows.append(row(f"{name}: peak RSS (MB)", lambda r, n=name: fmt(r["processes"][n]["peak_rss_mb"])))
+        rows.append(row(f"{name}: peak RSS (MB)", lambda r, n=name: fmt(r["processes"][n]["peak_rss_mb"])
+                        if n in r["processes"] else "-"))
     return columns, rows
 
 
@@ -409,7 +614,7 @@ def size_figures(run: dict[str, Any]) -> list[Figure]:
     orders, procs = run["orders"], run["processes"]
     project = [n for n in PROJECT if n in procs]
     per_process = "; ".join(f"{n} {ms_per_event(run, n):.2f}" for n in procs)
-    runners = {n: procs[n]["peak_rss_mb"] for n in procs if n not in ("emulator", BENCH)}
+    runners = {n: procs[n]["peak_rss_mb"] for n in procs if n not in ("emulator", BENCH, BENCH_POLLER, GENERATOR)}
     emulator_mb = procs["emulator"]["peak_rss_mb"] if "emulator" in procs else None
     return [
         Figure(f"cpu_per_event_{orders}", f"CPU per event, project vs emulator ({orders:,})",
@@ -420,6 +625,8 @@ def size_figures(run: dict[str, Any]) -> list[Figure]:
                notes="" if orders >= RSS_TARGET_ORDERS else f"the 2 GB target is set at {RSS_TARGET_ORDERS:,} orders"),
         Figure(f"runners_rss_{orders}", f"runners' peak RSS, largest ({orders:,})", max(runners.values(), default=None),
                "MB", None, "", None, notes="; ".join(f"{n} {mb:,.0f} MB" for n, mb in runners.items())
+               + (f"; the generator (make seed, its own process) {procs[GENERATOR]['peak_rss_mb']:,.0f} MB"
+                  if GENERATOR in procs else "")
                + (f"; the generator (with the bench's per-write bookkeeping) {procs[BENCH]['peak_rss_mb']:,.0f} MB"
                   if BENCH in procs else "")),
     ]
@@ -428,7 +635,8 @@ def size_figures(run: dict[str, Any]) -> list[Figure]:
 def measure(emulator: EmulatorFactory, sizes: list[int], *, buffer_interval_s: int, seed: int,
             poll_s: float, fresh_rate: float, fresh_orders: int, timeout_s: float, stage_records: int,
             profile: bool, console: Console,
-            memory_budget_mb: float = math.inf) -> tuple[list[Figure], dict[str, Any], dict[str, str]]:
+            memory_budget_mb: float = math.inf,
+            threads: int = DEFAULT_THREADS) -> tuple[list[Figure], dict[str, Any], dict[str, str]]:
     """One fresh emulator per size, so each size's cost is its own (MiniStack keeps every stream
     record, even of deleted tables, for 24 h: a shared emulator would carry the earlier sizes).
     The paced freshness run and the stages alone follow the first size on its emulator. A size
@@ -454,7 +662,8 @@ def measure(emulator: EmulatorFactory, sizes: list[int], *, buffer_interval_s: i
             console.step(f"pipeline: {orders:,} orders as fast as the generator writes")
             before, gc_before = tree_usage(emulator_pid).as_dict(), emulator_profile.read_gc(gc_file)
             run = seed_and_follow(settings, emulator_pid, orders=orders, seed=seed + n, rate_=None, config=None,
-                                  poll_s=poll_s, timeout_s=timeout_s)
+                                  poll_s=poll_s, timeout_s=timeout_s, buffer_interval_s=buffer_interval_s,
+                                  threads=threads)
             run["emulator_before"], run["emulator_after"] = before, tree_usage(emulator_pid).as_dict()
             run["emulator_gc"] = emulator_profile.gc_between(gc_before, emulator_profile.read_gc(gc_file),
                                                              run["processes"]["emulator"]["cpu_s"])
@@ -467,7 +676,7 @@ def measure(emulator: EmulatorFactory, sizes: list[int], *, buffer_interval_s: i
                 console.step(f"pipeline: freshness at {fresh_rate:g} orders/s ({fresh_orders:,} orders)")
                 fresh = seed_and_follow(settings, emulator_pid, orders=fresh_orders, seed=seed + 100,
                                         rate_=fresh_rate, config=SHORT_LIFECYCLE, poll_s=poll_s,
-                                        timeout_s=timeout_s)
+                                        timeout_s=timeout_s, buffer_interval_s=buffer_interval_s)
             service.stop(settings)  # the stages run alone, in process
             if n == 0 and stage_records:
                 missed = rate_missed(run)
@@ -509,13 +718,14 @@ def measure(emulator: EmulatorFactory, sizes: list[int], *, buffer_interval_s: i
         figures.append(Figure(f"freshness_full_speed_{runs[-1]['orders']}",
                               f"freshness p95, full speed ({runs[-1]['orders']:,})", p95, "s",
                               float(buffer_interval_s), "the buffer interval (s)", FRESHNESS_TARGET,
-                              notes=f"p50 {runs[-1]['freshness_s']['p50']:.2f}s; includes the backlog when writes "
-                                    "outpace the pipeline"))
+                              notes=f"p50 {runs[-1]['freshness_s']['p50']:.2f}s; stream record -> object stored "
+                                    "(make seed in its own process); includes the backlog when writes outpace the "
+                                    "pipeline"))
     if fresh:
         figures.append(Figure("freshness", f"freshness p95, paced ({fresh['write_rate']:,.0f} writes/s)",
                               fresh["freshness_s"]["p95"], "s", float(buffer_interval_s), "the buffer interval (s)",
                               FRESHNESS_TARGET, notes=f"p50 {fresh['freshness_s']['p50']:.2f}s, "
-                              f"p99 {fresh['freshness_s']['p99']:.2f}s, poll {poll_s}s"))
+                              f"p99 {fresh['freshness_s']['p99']:.2f}s; write ack -> object stored (LastModified)"))
     section = {"buffer_interval_s": buffer_interval_s, "processor_interval_s": 0, "runs": runs, "paced": fresh,
                "skipped": skipped,
                "stages_alone": stages, "measured_at": datetime.now(UTC).isoformat()}

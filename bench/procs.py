@@ -9,6 +9,8 @@ https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html
 from __future__ import annotations
 
 import os
+import resource
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,3 +102,16 @@ def available_mb() -> float:
         return parse_meminfo_mb((PROC / "meminfo").read_text())
     except FileNotFoundError:
         return 0.0
+
+
+def rusage_usage(ru: resource.struct_rusage) -> Usage:
+    """Pure: a reaped child's rusage -> Usage (ru_maxrss is in kB on Linux; it has no RSS now)."""
+    return Usage(0, int(ru.ru_maxrss), ru.ru_utime + ru.ru_stime)
+
+
+def wait_usage(proc: subprocess.Popen) -> tuple[int, Usage]:
+    """Wait for a child started by this process and reap it with wait4, so its CPU seconds and peak RSS are
+    read by pid when it ends (/proc/<pid> is gone by then): (exit code, usage)."""
+    _, status, ru = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, rusage_usage(ru)
