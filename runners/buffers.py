@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 SourceRef = tuple[str, str]  # (shard id, sequence number)
+# A wake-up timed to the moment a buffer falls due (runners/loop.py) may land a rounding error short of it:
+# that buffer is due, rather than waiting for the next pass.
+DUE_SLACK_S = 1e-6
 
 
 @dataclass
@@ -34,7 +37,7 @@ class Buffer:
         self.size += len(item)
 
     def due(self, now: float, size_limit: int, interval_s: float) -> bool:
-        return bool(self.items) and (self.size >= size_limit or now - self.opened >= interval_s)
+        return bool(self.items) and (self.size >= size_limit or now - self.opened >= interval_s - DUE_SLACK_S)
 
 
 @dataclass

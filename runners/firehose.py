@@ -567,20 +567,47 @@ class FirehoseRunner(ReadsShards):
         self.errors = BufferSet(self.config.buffer_bytes, self.config.buffer_interval_s)
         self.inflight = InFlight()
 
-    def _pass(self, force: bool) -> bool:
+    def flush_due(self) -> bool:
+        """Invoke and write what has fallen due, reading nothing: the loop calls it between two allowed
+        reads (runners/loop.py), so a buffer is written when its interval ends, not at the next read."""
+        try:
+            return not self._pass(force=False, read=False)
+        except Exception:
+            self._rewind()
+            raise
+
+    def _pass(self, force: bool, read: bool = True) -> bool:
+        # What is due already is written first: it would otherwise wait behind this pass's read and invoke.
+        flushed = self._timed("write", lambda: self._flush(self._clock(), False))
         now = self._clock()
-        read = 0
-        for shard in self.reader.readable():
-            read += self._read(shard.shard_id, now)
-        self.stats.records_in += read
+        records = 0
+        if read:
+            started = time.perf_counter()
+            for shard in self.reader.readable():
+                records += self._read(shard.shard_id, now)
+            self._spent("read", started)
+            self.stats.records_in += records
         batches = self._processor_batches(now, force)
+        started = time.perf_counter()
         for batch in batches:
             self._route(self._invoke(batch), now)
-        invoked = bool(batches)
-        flushed = self._flush(self._clock(), force)
+        if batches:
+            self._spent("invoke", started)
+        flushed += self._timed("write", lambda: self._flush(self._clock(), force))
         self._checkpoint()
         self.stats.pending = len(self.processor) + self.rows.pending + self.errors.pending
-        return read == 0 and not invoked and not flushed
+        return records == 0 and not batches and not flushed
+
+    def _timed(self, phase: str, step: Callable[[], int]) -> int:
+        started = time.perf_counter()
+        done = step()
+        if done:
+            self._spent(phase, started)
+        return done
+
+    def _spent(self, phase: str, started: float) -> None:
+        """Where the passes' time goes (Stats.phase_s; `make bench` shows it per pass): wall seconds, summed."""
+        self.stats.phase_s[phase] = self.stats.phase_s.get(phase, 0.0) + time.perf_counter() - started
 
     def close(self) -> None:
         """A graceful stop delivers what is buffered, then saves the checkpoint."""

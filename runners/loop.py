@@ -6,13 +6,15 @@ between passes (`pass_delay`):
   than AWS allows (the runner's `ready_in()`, from runners/shards.py `ShardPacer`: Kinesis GetRecords 5
   calls/s per shard, DynamoDB Streams 4, with the pages that say so);
 - after an idle pass it sleeps 0.2 s; from the fourth idle pass in a row on, twice as long as the last
-  time (0.4 s, 0.8 s, then 1 s, the cap), and 0.2 s again once a pass finds work. An idle shard is then
-  read once a second, as Lambda's own event source mapping reads an idle Kinesis shard ("Lambda polls
-  each shard in your Kinesis stream for records at a base rate of once per second",
-  lambda/latest/dg/with-kinesis.html). The first three stay short so that `make drain`, which waits for
-  three idle passes of each runner after the last change, is not kept waiting by the backoff;
-- an idle sleep ends early when something buffered falls due (the runner's `due_in()`): a Firehose
-  buffer is written when its interval ends, not up to a second later.
+  time (0.4 s, 0.8 s, then 1 s, the cap), and 0.2 s again once a pass finds work. The cap is never longer
+  than the runner's `idle_poll_s()`, the base rate at which AWS's own poller reads an idle shard
+  (runners/shards.py): a Kinesis shard once a second (Firehose and Lambda alike), a DynamoDB stream shard
+  4 times a second, so the pipe is never a second late for the first change after a quiet spell. The
+  first three stay short so that `make drain`, which waits for three idle passes of each runner after the
+  last change, is not kept waiting by the backoff;
+- something buffered that falls due (the runner's `due_in()`) is written on time: an idle sleep ends
+  early for it, and while the loop waits for the next allowed read it wakes to write it alone (the
+  runner's `flush_due()`, a pass that reads nothing), not behind the next read and invoke.
 A poll costs the emulator CPU whether or not it finds records; polling faster than AWS allows only
 took that CPU from the writes (docs/decisions.md section 5).
 
@@ -62,6 +64,7 @@ class Stats:
     ok_passes: int = 0  # passes that completed without raising (`make up` waits for the first one)
     pid: int = 0  # the process that wrote this status (a status from an earlier run proves nothing)
     reads: dict[str, int] = field(default_factory=dict)  # GetRecords calls per shard (`make bench`: calls/s)
+    phase_s: dict[str, float] = field(default_factory=dict)  # wall seconds per phase of the passes (`make bench`)
 
 
 log = logging.getLogger("runners")
@@ -81,6 +84,8 @@ class Runner(Protocol):
     # ready_in() -> float: seconds before the next pass may read every shard again within its limit
     #   (runners/shards.py ShardPacer).
     # due_in() -> float | None: seconds before something buffered falls due (None: nothing buffered).
+    # flush_due() -> bool: write what is due without reading (True if it wrote something).
+    # idle_poll_s() -> float: the longest idle sleep (runners/shards.py ReadsShards).
 
 
 IDLE_SLEEP_S = 0.2  # the first sleep after an idle pass
@@ -119,6 +124,40 @@ def pass_delay(runner: Runner, idle_sleep: float) -> float:
     return max(wait, ready_in()) if ready_in is not None else wait
 
 
+def wait_for_next_pass(runner: Runner, stop: Any, idle_sleep: float) -> None:
+    """Wait `pass_delay`; whatever falls due before it ends is written then, by `flush_due()`, so a buffer
+    never waits for the next allowed read. A flush that fails is left to the next pass (which fails and
+    backs off as any pass does)."""
+    wait = pass_delay(runner, idle_sleep)
+    flush_due = getattr(runner, "flush_due", None)
+    due_in = getattr(runner, "due_in", None)
+    while flush_due is not None and due_in is not None and wait > 0:
+        due = due_in()
+        if due is None or due >= wait:
+            break
+        if stop.wait(due):
+            return
+        idle_sleep = max(idle_sleep - due, 0.0)
+        try:
+            wrote = flush_due()
+        except Exception as exc:  # the next pass meets it again, with the loop's error handling
+            runner.stats.errors += 1
+            runner.stats.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+            log.warning("%s: writing a due buffer between reads: %s", runner.name, runner.stats.last_error)
+            wrote = False
+        wait = pass_delay(runner, idle_sleep)  # the read limit is counted again from the clock
+        if not wrote:
+            break
+    if wait > 0:
+        stop.wait(wait)
+
+
+def idle_cap(runner: Runner, max_idle_sleep: float) -> float:
+    """The idle sleep's cap: `max_idle_sleep`, never longer than the runner's idle_poll_s() (AWS's base rate)."""
+    idle_poll_s = getattr(runner, "idle_poll_s", None)
+    return min(max_idle_sleep, idle_poll_s()) if idle_poll_s is not None else max_idle_sleep
+
+
 def write_status(runner: Runner, directory: Path) -> None:
     """Replace the status file atomically; each write has a temp file of its own, so writers never collide."""
     runner.stats.updated = time.time()
@@ -143,7 +182,7 @@ def run_forever(
 
     Idle passes sleep `idle_sleep`, doubling up to `max_idle_sleep`; see the module docstring."""
     stop = stop or threading.Event()
-    idle_backoff = IdleBackoff(idle_sleep, max_idle_sleep)
+    idle_backoff = IdleBackoff(idle_sleep, idle_cap(runner, max_idle_sleep))
     error_backoff = Backoff(base_s=0.2, cap_s=max_backoff)
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -180,9 +219,7 @@ def run_forever(
                 idle = True
                 stop.wait(error_backoff.delay(failures))
             write_status(runner, status_dir)
-            wait = pass_delay(runner, idle_backoff.after(idle))
-            if wait > 0:
-                stop.wait(wait)
+            wait_for_next_pass(runner, stop, idle_backoff.after(idle))
     finally:
         try:
             runner.close()

@@ -49,8 +49,15 @@ KINESIS_GET_LIMIT = 10000  # and for Kinesis GetRecords
 STREAMS_READS_PER_SHARD_S = 4.0
 # Kinesis: "Each shard can support up to five read transactions per second"
 # (streams/latest/dev/service-sizes-and-limits.html); the firehose reads each shard at most that often, and
-# backs off to once a second when idle, as Lambda's own poller does (runners/loop.py).
+# backs off to once a second when idle (runners/loop.py).
 KINESIS_READS_PER_SHARD_S = 5.0
+# How often an idle shard is still read (the loop's idle sleep never grows past it): AWS's own pollers keep
+# a base rate whether or not they find records. DynamoDB Streams: 4 times a second, the rate above
+# (lambda/latest/dg/with-ddb.html); Pipes document no other. Kinesis: "Kinesis Firehose calls the Kinesis
+# Streams GetRecords operation once per second for each shard" (firehose/latest/dev/
+# writing-with-kinesis-streams.html), as Lambda does ("at a base rate of once per second", with-kinesis.html).
+STREAMS_IDLE_READS_PER_SHARD_S = STREAMS_READS_PER_SHARD_S
+KINESIS_IDLE_READS_PER_SHARD_S = 1.0
 
 GET_RECORDS_ATTEMPTS = 4  # a throttled raw GetRecords: then the pass fails and the loop backs off
 GET_RECORDS_BACKOFF = Backoff(base_s=0.2, cap_s=5.0)
@@ -81,6 +88,7 @@ class StreamApi(Protocol):
     service: str  # the service name `Clients.raw_json` takes for GetRecords
     get_limit: int
     reads_per_shard_s: float
+    idle_reads_per_shard_s: float  # AWS's base rate: how often an idle shard is still read
     scope: str  # the checkpoint's scope (runners/checkpoint.py)
 
     def list_shards(self) -> list[Shard]: ...
@@ -95,6 +103,7 @@ class DynamoDBStreamsApi:
     service = "dynamodbstreams"
     get_limit = DYNAMODB_STREAMS_GET_LIMIT
     reads_per_shard_s = STREAMS_READS_PER_SHARD_S
+    idle_reads_per_shard_s = STREAMS_IDLE_READS_PER_SHARD_S
 
     def __init__(self, client: Any, stream_arn: str) -> None:
         self.client, self.stream_arn = client, stream_arn
@@ -127,6 +136,7 @@ class KinesisStreamApi:
     service = "kinesis"
     get_limit = KINESIS_GET_LIMIT
     reads_per_shard_s = KINESIS_READS_PER_SHARD_S
+    idle_reads_per_shard_s = KINESIS_IDLE_READS_PER_SHARD_S
     scope = ""
 
     def __init__(self, client: Any, stream_name: str) -> None:
@@ -315,3 +325,8 @@ class ReadsShards:
     def ready_in(self) -> float:
         """Seconds before every shard may be read again within the stream's read limit (the loop waits)."""
         return self.reader.ready_in()
+
+    def idle_poll_s(self) -> float:
+        """The longest the loop may sleep while idle: an idle shard is still read at AWS's base rate
+        (StreamApi.idle_reads_per_shard_s); the pipe is not left a second behind a quiet stream."""
+        return 1.0 / self.reader.api.idle_reads_per_shard_s

@@ -18,7 +18,7 @@ import pytest
 
 from runners.firehose import KINESIS_READS_PER_SHARD_S, FirehoseRunner
 from runners.firehose_config import FirehoseConfig
-from runners.loop import IdleBackoff, pass_delay, run_forever
+from runners.loop import IdleBackoff, idle_cap, pass_delay, run_forever, wait_for_next_pass
 from runners.pipe import STREAMS_READS_PER_SHARD_S, PipeRunner
 from runners.shards import ShardPacer
 
@@ -175,7 +175,7 @@ class PipeClients:
         return self.streams.get_records(params)
 
 
-def test_the_pipe_reads_each_shard_at_most_4_times_a_second_backs_off_when_idle_and_resets_on_data(
+def test_the_pipe_reads_each_shard_at_most_4_times_a_second_and_keeps_that_base_rate_when_idle(
         tmp_path: Path) -> None:
     clock = Clock()
     streams = Streams(clock, ["shard-a", "shard-b"], busy_until=clock.now + 5, again_at=clock.now + 12)
@@ -196,12 +196,13 @@ def test_the_pipe_reads_each_shard_at_most_4_times_a_second_backs_off_when_idle_
         assert max(busy) <= 0.25 + 2 * 0.03 + 1e-9
     reads = streams.calls["shard-a"]
     idle = [round(b - a, 2) for a, b in pairwise(reads) if a >= streams.busy_until]
-    # Idle: three passes 0.2 s apart (0.25 after the last read of shard-b: the limit), then 0.4, 0.8, and
-    # once a second (each pass also spends 2 x 30 ms reading); the record at again_at resets it: read at
-    # once within the limit, then 0.2 x 3, 0.4, ... again.
-    assert idle[:7] == [0.28, 0.28, 0.28, 0.46, 0.86, 1.06, 1.06]
+    # Idle: three passes 0.2 s apart (0.25 after the last read of shard-b: the limit), then the sleep would
+    # double, but AWS's pollers read an idle DynamoDB stream shard 4 times a second: it stays at 0.25 s (each
+    # pass also spends 2 x 30 ms reading), so the record at again_at is read within about 0.3 s.
+    assert idle[:7] == [0.28, 0.28, 0.28, 0.31, 0.31, 0.31, 0.31]
+    assert max(idle) <= 0.31 + 1e-9
     after = [round(b - a, 2) for a, b in pairwise(reads) if a >= streams.again_at]
-    assert after[:5] == [0.28, 0.28, 0.28, 0.28, 0.46]  # found the record: again within the limit, then idle
+    assert after[:5] == [0.28, 0.28, 0.28, 0.28, 0.31]  # found the record: again within the limit, then idle
     assert runner.stats.records_out == streams.seq
     assert runner.stats.reads == {shard: len(streams.calls[shard]) for shard in streams.shards}  # for `make bench`
 
@@ -296,6 +297,75 @@ def test_an_idle_firehose_wakes_when_its_buffer_falls_due_not_after_its_idle_sle
     # then, not at the next idle wake-up (the loop was sleeping a second at a time).
     assert s3.written[0] == pytest.approx(read_at + 0.02 + 1.3, abs=0.03)
     assert_within_limit(source.calls, 5)
+
+
+def test_a_busy_firehose_writes_each_buffer_when_its_interval_ends_not_at_the_next_read(tmp_path: Path) -> None:
+    clock = Clock()
+    start = clock.now
+    source = KinesisSource(clock, puts=[start + i * 0.01 for i in range(400)])  # 4 s of records
+    s3 = S3(clock)
+    runner = firehose(tmp_path, clock, source, s3, interval_s=0.9)  # due between two reads 0.2 s apart
+    run_loop(runner, tmp_path, Stop(clock, until=start + 8))
+
+    assert runner.stats.records_out == 400 and len(s3.written) >= 4
+    for written in s3.written:  # each 0.9 s after the read that opened its buffer, to the millisecond
+        assert min(abs(written - 0.9 - read) for read in source.calls) < 1e-6
+    assert_within_limit(source.calls, 5)  # the writes in between read nothing
+    assert set(runner.stats.phase_s) == {"read", "invoke", "write"}  # for `make bench`
+
+
+class Paced:
+    """A runner for wait_for_next_pass alone: reads allowed in `ready` s, a buffer due in `due` s."""
+
+    name = "fake"
+
+    def __init__(self, clock: Clock, ready: float, due: float | None, fail: bool = False) -> None:
+        self.clock, self.fail = clock, fail
+        self.stats = SimpleNamespace(errors=0, last_error="")
+        self.ready_at = clock.now + ready
+        self.due_at = None if due is None else clock.now + due
+        self.flushed: list[float] = []
+
+    def ready_in(self) -> float:
+        return max(self.ready_at - self.clock.now, 0.0)
+
+    def due_in(self) -> float | None:
+        return None if self.due_at is None else max(self.due_at - self.clock.now, 0.0)
+
+    def flush_due(self) -> bool:
+        self.flushed.append(self.clock.now)
+        if self.fail:
+            raise OSError("connection reset")
+        self.due_at = None
+        return True
+
+
+def test_between_two_reads_the_loop_wakes_to_write_a_due_buffer_then_waits_out_the_read_limit() -> None:
+    clock = Clock()
+    start = clock.now
+    runner = Paced(clock, ready=0.2, due=0.05)
+    stop = Stop(clock, until=start + 10)
+    wait_for_next_pass(runner, stop, 0.0)  # type: ignore[arg-type]
+    assert runner.flushed == [pytest.approx(start + 0.05)]
+    assert clock.now == pytest.approx(start + 0.2)  # the next pass still waits for the read limit
+    clock = Clock()
+    runner = Paced(clock, ready=0.2, due=0.5)
+    wait_for_next_pass(runner, Stop(clock, until=clock.now + 10), 0.0)  # type: ignore[arg-type]
+    assert runner.flushed == [] and clock.now == pytest.approx(1_000.2)  # due after the next read: that pass
+
+
+def test_a_due_write_that_fails_between_reads_is_left_to_the_next_pass() -> None:
+    clock = Clock()
+    runner = Paced(clock, ready=0.2, due=0.05, fail=True)
+    wait_for_next_pass(runner, Stop(clock, until=clock.now + 10), 0.0)  # type: ignore[arg-type]
+    assert len(runner.flushed) == 1 and clock.now == pytest.approx(1_000.2)
+    assert runner.stats.errors == 1 and runner.stats.last_error == "OSError: connection reset"  # `make status`
+
+
+def test_the_idle_sleep_is_capped_at_aws_s_base_rate_for_the_stream() -> None:
+    assert idle_cap(SimpleNamespace(idle_poll_s=lambda: 0.25), 1.0) == 0.25  # DynamoDB Streams: 4 a second
+    assert idle_cap(SimpleNamespace(idle_poll_s=lambda: 1.0), 1.0) == 1.0  # Kinesis (Firehose): once a second
+    assert idle_cap(SimpleNamespace(), 1.0) == 1.0
 
 
 def test_the_bench_reports_the_busiest_shard_s_reads_per_second() -> None:
