@@ -180,6 +180,7 @@ def breakdown_table(runs: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], 
     def fmt(x: float | None) -> str:
         return "-" if x is None else f"{x:.2f}"
 
+    with_breakdown = [r for _, r in runs if r.get("freshness_breakdown")]
     runs = [(label, r["freshness_breakdown"]) for label, r in runs if r.get("freshness_breakdown")]
     columns = ["seconds: p50 / p95 (mean of the slowest 5%)", *[label for label, _ in runs]]
     rows = [[name, *[f"{fmt(b['stages'][name]['p50'])} / {fmt(b['stages'][name]['p95'])} "
@@ -192,6 +193,10 @@ def breakdown_table(runs: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], 
     rows.append(["per object: its oldest record past the buffer interval",
                  *[f"{fmt(b['object_oldest_beyond_interval']['p50'])} / "
                    f"{fmt(b['object_oldest_beyond_interval']['p95'])}" for _, b in runs]])
+    rows.append(["firehose ms: read, invoke per pass; write per object",
+                 *[" / ".join("-" if (r.get("firehose_ms") or {}).get(k) is None else f"{r['firehose_ms'][k]:.0f}"
+                              for k in ("read_per_pass", "invoke_per_pass", "write_per_object"))
+                   for r in with_breakdown]])
     return columns, rows
 
 
@@ -287,6 +292,25 @@ def runner_out(settings: Settings) -> int:
 def runner_reads(settings: Settings) -> dict[str, dict[str, int]]:
     """Per runner, its GetRecords calls per shard so far (runners/loop.py Stats.reads)."""
     return {name: dict((read_status(settings.runner_dir, name) or {}).get("reads") or {}) for name in service.RUNNERS}
+
+
+def firehose_phases(settings: Settings) -> dict[str, Any]:
+    """The firehose runner's passes so far and its wall seconds per phase (runners/loop.py Stats.phase_s)."""
+    status = read_status(settings.runner_dir, "firehose") or {}
+    return {"passes": int(status.get("passes", 0)), "objects": int(status.get("objects_out", 0)),
+            "phase_s": dict(status.get("phase_s") or {})}
+
+
+def phase_ms(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float | None]:
+    """Pure: between two firehose_phases, the ms per pass spent reading and invoking, and per object written
+    (a write includes the Parquet encoding); None for a phase it had no time in (a runner from before it)."""
+    passes = max(after["passes"] - before["passes"], 1)
+    objects = max(after["objects"] - before["objects"], 1)
+    spent = {k: after["phase_s"].get(k, 0.0) - before["phase_s"].get(k, 0.0) for k in ("read", "invoke", "write")}
+    return {"read_per_pass": round(1000 * spent["read"] / passes, 1) if spent["read"] else None,
+            "invoke_per_pass": round(1000 * spent["invoke"] / passes, 1) if spent["invoke"] else None,
+            "write_per_object": round(1000 * spent["write"] / objects, 1) if spent["write"] else None,
+            "passes": after["passes"] - before["passes"]}
 
 
 def reads_per_shard_s(before: dict[str, int], after: dict[str, int], seconds: float) -> float | None:
@@ -414,7 +438,7 @@ def seed_and_follow(settings: Settings, emulator_pid: int, *, orders: int, seed:
     in_process = rate_ is not None
     bench = BENCH if in_process else BENCH_POLLER
     before = cpu_snapshot(pids, bench)
-    reads_before = runner_reads(settings)
+    reads_before, phases_before = runner_reads(settings), firehose_phases(settings)
     began, load_before = time.time(), os.getloadavg()[0]
     generator: Usage | None = None
     with tempfile.TemporaryDirectory(prefix="bench-seed-") as tmp:
@@ -463,6 +487,7 @@ def seed_and_follow(settings: Settings, emulator_pid: int, *, orders: int, seed:
         "poll_s": poll_s, "listings": poller.lists,
         "processes": cpu_shares(before, after, wall), "wall_s": round(wall, 2),
         "reads_per_shard_s": reads,  # each runner's GetRecords calls/s on its busiest shard, over the run
+        "firehose_ms": phase_ms(phases_before, firehose_phases(settings)),
         "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # machine load before / after
     }
 

@@ -22,6 +22,7 @@ from bench.pipeline_rate import (
     freshness_breakdown,
     growth_table,
     parse_seeded,
+    phase_ms,
     record_created,
     seed_command,
     size_figures,
@@ -144,3 +145,13 @@ def test_tables_take_runs_with_different_processes_and_breakdowns() -> None:
     by_name = {r[0]: r[1:] for r in rows}
     assert by_name[STAGES[0][0]] == ["0.01 / 0.01 (0.01)"]
     assert by_name["freshness: write -> object stored"] == ["1.20 / 1.20"]
+    assert by_name["firehose ms: read, invoke per pass; write per object"] == ["- / - / -"]
+
+
+def test_the_firehose_s_time_per_pass_and_per_object_between_two_statuses() -> None:
+    before = {"passes": 10, "objects": 2, "phase_s": {"read": 0.5, "invoke": 1.0, "write": 0.2}}
+    after = {"passes": 30, "objects": 6, "phase_s": {"read": 1.5, "invoke": 3.0, "write": 0.6}}
+    assert phase_ms(before, after) == {"read_per_pass": 50.0, "invoke_per_pass": 100.0, "write_per_object": 100.0,
+                                       "passes": 20}
+    assert phase_ms({"passes": 0, "objects": 0, "phase_s": {}}, {"passes": 5, "objects": 0, "phase_s": {}}) == {
+        "read_per_pass": None, "invoke_per_pass": None, "write_per_object": None, "passes": 5}
