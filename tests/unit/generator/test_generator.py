@@ -27,8 +27,16 @@ from generator.lifecycle import (
 )
 from generator.model import CATEGORIES, build_catalog, order_total
 from generator.pacing import TokenBucket
-from generator.seed import history_config, run_seed, validate_seed_args
-from generator.writer import BatchPlanner, BatchWriter, attribute_values, plan_batches, write_batch, write_request
+from generator.seed import history_config, run_seed, validate_seed_args, writer_client
+from generator.writer import (
+    BatchPlanner,
+    BatchWriter,
+    RawBatchWrites,
+    attribute_values,
+    plan_batches,
+    write_batch,
+    write_request,
+)
 
 START = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -331,6 +339,60 @@ def test_write_batch_gives_up_on_endless_unprocessed_items() -> None:
 def test_write_batch_on_a_missing_table_says_how_to_fix() -> None:
     with pytest.raises(TerminalError, match=r"table 'nope' does not exist; create it with `make up`"):
         write_batch(FakeDynamo(missing=True), "nope", [op("a")])
+
+
+class RawFake:
+    """Clients whose raw_json fails the first calls with `errors`, then answers `answer`."""
+
+    def __init__(self, errors: list[BaseException], answer: dict[str, Any] | None = None) -> None:
+        self.errors, self.answer = list(errors), answer or {"UnprocessedItems": {}}
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    def client(self, service: str, *, validated: bool = True) -> object:
+        return object()
+
+    def raw_json(self, service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append((service, operation, params))
+        if self.errors:
+            raise self.errors.pop(0)
+        return self.answer
+
+
+def _client_error(code: str, status: int) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                       "BatchWriteItem")
+
+
+def test_raw_batch_writes_send_the_wire_form_and_retry_what_botocore_would() -> None:
+    fake = RawFake([_client_error("ProvisionedThroughputExceededException", 400), _client_error("Boom", 503)],
+                   {"UnprocessedItems": {"t": [write_request(op("b"))]}})
+    requests = {"t": [write_request(op("a")), write_request(op("b"))]}
+    answer = RawBatchWrites(fake, sleep=lambda s: None).batch_write_item(RequestItems=requests)
+    assert answer == {"UnprocessedItems": {"t": [write_request(op("b"))]}}
+    assert fake.calls == [("dynamodb", "BatchWriteItem", {"RequestItems": requests})] * 3
+
+
+def test_raw_batch_writes_raise_a_refusal_at_once() -> None:
+    fake = RawFake([_client_error("ValidationException", 400)])
+    with pytest.raises(ClientError, match="ValidationException"):
+        RawBatchWrites(fake, sleep=lambda s: None).batch_write_item(RequestItems={"t": []})
+    assert len(fake.calls) == 1
+
+
+def test_raw_batch_writes_give_up_after_their_attempts() -> None:
+    fake = RawFake([_client_error("ThrottlingException", 400)] * 9)
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        RawBatchWrites(fake, attempts=3, sleep=lambda s: None).batch_write_item(RequestItems={"t": []})
+    assert len(fake.calls) == 3
+
+
+def test_the_writer_goes_raw_only_through_botocore_s_own_client() -> None:
+    """A real client is replaced by the raw path; a stand-in (a fake, a recorder) is used as given."""
+    from common.aws import Clients
+
+    assert isinstance(writer_client(Clients(SETTINGS)), RawBatchWrites)
+    fake = FakeDynamo()
+    assert writer_client(FakeClients(fake)) is fake  # type: ignore[arg-type]
 
 
 # --- pacing and the seed shell -----------------------------------------------------------------
