@@ -31,6 +31,7 @@ import contextlib
 import io
 import math
 import os
+import random
 import re
 import subprocess
 import sys
@@ -63,6 +64,7 @@ from runners.firehose import KINESIS_READS_PER_SHARD_S, FirehoseRunner
 from runners.firehose_config import parse_config
 from runners.loop import read_status
 from runners.pipe import STREAMS_READS_PER_SHARD_S, PipeRunner
+from runners.shards import KINESIS_IDLE_READS_PER_SHARD_S
 
 EmulatorFactory = Callable[[], AbstractContextManager[tuple[Settings, int]]]
 RATE_TARGET = Target("ratio", ">=", 0.9)  # end to end vs the generator's own write rate, at every size
@@ -173,6 +175,27 @@ def freshness_breakdown(timelines: list[Timeline], buffer_interval_s: float) -> 
                                     "p95": _p([t.listed - t.start for t in timelines], 95)},
             "stages": stages, "tail_count": len(tail),
             "object_oldest_beyond_interval": {"p50": _p(beyond, 50), "p95": _p(beyond, 95), "objects": len(beyond)}}
+
+
+def freshness_floor(pipe_reads_s: float, firehose_reads_s: float, interval_s: float, *, samples: int = 20_000,
+                    seed: int = 0) -> dict[str, float]:
+    """Pure: the freshness AWS's own waits set, with nothing else: a change waits for the pipe's next read of
+    its shard, then the firehose's next read, then the rest of its buffer's interval, counted from the read
+    that opened the buffer. Reads and writes take no time, records flow steadily (every read finds some), a
+    buffer is written the moment it falls due and the next opens at the first read after. A model (fixed
+    seed), not a measurement: the floor a faithful local pipeline cannot beat."""
+    rng = random.Random(seed)
+    pipe_every, firehose_every = 1 / pipe_reads_s, 1 / firehose_reads_s
+    cycle = math.ceil(interval_s / firehose_every - 1e-9) * firehose_every  # a buffer opens every `cycle` s
+    values = []
+    for _ in range(samples):
+        phase = rng.random() * pipe_every
+        written = cycle + rng.random() * cycle
+        piped = phase + math.ceil((written - phase) / pipe_every) * pipe_every
+        read = math.ceil(piped / firehose_every - 1e-9) * firehose_every
+        opened = math.floor(read / cycle + 1e-9) * cycle
+        values.append(opened + interval_s - written)
+    return {"p50": round(percentile(values, 50) or 0.0, 2), "p95": round(percentile(values, 95) or 0.0, 2)}
 
 
 def breakdown_table(runs: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], list[list[str]]]:
@@ -737,6 +760,12 @@ def measure(emulator: EmulatorFactory, sizes: list[int], *, buffer_interval_s: i
             "scaling", f"end to end, {runs[-1]['orders']:,} vs {runs[0]['orders']:,} orders", runs[-1]["events_per_s"],
             "events/s", runs[0]["events_per_s"], f"the rate at {runs[0]['orders']:,} orders (events/s)",
             SCALING_TARGET))
+    floor = freshness_floor(STREAMS_READS_PER_SHARD_S, KINESIS_READS_PER_SHARD_S, buffer_interval_s)
+    aws_floor = freshness_floor(STREAMS_READS_PER_SHARD_S, KINESIS_IDLE_READS_PER_SHARD_S, buffer_interval_s)
+    floor_note = (f"; AWS's own floor (no processing time): p95 {floor['p95']:.2f}s reading Kinesis "
+                  f"{KINESIS_READS_PER_SHARD_S:g}/s per shard as the runner does, {aws_floor['p95']:.2f}s at "
+                  f"Firehose's documented {KINESIS_IDLE_READS_PER_SHARD_S:g}/s (DynamoDB Streams "
+                  f"{STREAMS_READS_PER_SHARD_S:g}/s; freshness_floor)")
     if runs:
         figures += size_figures(runs[-1])
         p95 = runs[-1]["freshness_s"]["p95"]
@@ -745,13 +774,15 @@ def measure(emulator: EmulatorFactory, sizes: list[int], *, buffer_interval_s: i
                               float(buffer_interval_s), "the buffer interval (s)", FRESHNESS_TARGET,
                               notes=f"p50 {runs[-1]['freshness_s']['p50']:.2f}s; stream record -> object stored "
                                     "(make seed in its own process); includes the backlog when writes outpace the "
-                                    "pipeline"))
+                                    "pipeline" + floor_note))
     if fresh:
         figures.append(Figure("freshness", f"freshness p95, paced ({fresh['write_rate']:,.0f} writes/s)",
                               fresh["freshness_s"]["p95"], "s", float(buffer_interval_s), "the buffer interval (s)",
                               FRESHNESS_TARGET, notes=f"p50 {fresh['freshness_s']['p50']:.2f}s, "
-                              f"p99 {fresh['freshness_s']['p99']:.2f}s; write ack -> object stored (LastModified)"))
+                              f"p99 {fresh['freshness_s']['p99']:.2f}s; write ack -> object stored (LastModified)"
+                              + floor_note))
     section = {"buffer_interval_s": buffer_interval_s, "processor_interval_s": 0, "runs": runs, "paced": fresh,
+               "freshness_floor_s": {"runner_read_rates": floor, "firehose_documented_read_rate": aws_floor},
                "skipped": skipped,
                "stages_alone": stages, "measured_at": datetime.now(UTC).isoformat()}
     return figures, section, profiles

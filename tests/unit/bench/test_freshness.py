@@ -20,6 +20,7 @@ from bench.pipeline_rate import (
     Timeline,
     breakdown_table,
     freshness_breakdown,
+    freshness_floor,
     growth_table,
     parse_seeded,
     phase_ms,
@@ -155,3 +156,14 @@ def test_the_firehose_s_time_per_pass_and_per_object_between_two_statuses() -> N
                                        "passes": 20}
     assert phase_ms({"passes": 0, "objects": 0, "phase_s": {}}, {"passes": 5, "objects": 0, "phase_s": {}}) == {
         "read_per_pass": None, "invoke_per_pass": None, "write_per_object": None, "passes": 5}
+
+
+def test_aws_s_own_floor_grows_with_the_waits_between_reads() -> None:
+    # Reads so frequent they cost nothing: a record waits what is left of its buffer's interval, uniformly.
+    instant = freshness_floor(10_000, 10_000, 1.0)
+    assert instant["p50"] == pytest.approx(0.5, abs=0.02) and instant["p95"] == pytest.approx(0.95, abs=0.02)
+    runner_rates = freshness_floor(4, 5, 1.0)  # DynamoDB Streams 4 reads/s, Kinesis 5/s: above 1.2 s at p95
+    firehose_rate = freshness_floor(4, 1, 1.0)  # Firehose's documented once a second
+    assert instant["p95"] < runner_rates["p95"] < firehose_rate["p95"]
+    assert runner_rates["p95"] > 1.2
+    assert freshness_floor(4, 5, 1.0) == runner_rates  # a model with a fixed seed: the same every run
