@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 
 app = typer.Typer(no_args_is_help=True, help="Local-first CDC pipeline for sales orders.")
 ENGINES = ("duckdb", "athena")
+# The services the bootstrap's plan and apply call on the emulated targets (`up` loads their models early).
+PLAN_SERVICES = ("sts", "s3", "dynamodb", "kinesis", "iam", "logs", "lambda", "glue", "sqs", "athena")
 TargetOpt = Annotated[str | None, typer.Option("--target", help="embedded | compose | aws (default: $TARGET)")]
 
 
@@ -157,6 +159,23 @@ def print_plan(plan: Plan, console: Console) -> None:
     console.info(plan.summary())
 
 
+class Phases:
+    """When each phase of `make up` ended, written as JSON to $UP_TIMINGS if set (bench/startup.py reads it
+    to say where the time went); wall-clock seconds, so a reader can place them against its own clock."""
+
+    def __init__(self) -> None:
+        self.path = os.environ.get("UP_TIMINGS")
+        self.marks: list[tuple[str, float]] = []
+
+    def mark(self, phase: str) -> None:
+        if self.path:
+            self.marks.append((phase, time.time()))
+
+    def write(self) -> None:
+        if self.path:
+            Path(self.path).write_text(json.dumps({"marks": self.marks}) + "\n")
+
+
 @app.command()
 @boundary
 def up(
@@ -165,37 +184,59 @@ def up(
     runners: Annotated[bool, typer.Option(help="start the local runners")] = True,
 ) -> None:
     """Start the emulator (embedded target), apply the bootstrap, start the local runners."""
+    # Every process is launched first and waited for last, so their start-ups (about a second of CPU each:
+    # imports, service models) overlap each other's and this one's imports, clients and bootstrap. The runners
+    # launched here read nothing before `runner_launch.go()`, which keeps the firehose-before-pipe order.
     from bootstrap import emulator as emu
-    from bootstrap.plan import apply, build_plan
     from runners import service
 
+    phases = Phases()
+    phases.mark("cli imported")
     settings, console = settings_for(target), Console()
     writable_state_dir(settings)
+    embedded = settings.target == "embedded" and emulator
     with up_lock(settings, console):  # a concurrent `make up`/`make down` waits here, then finds all up
-        athena_launch = None
-        if settings.target == "embedded" and emulator:
-            from analytics.athena_api import process as athena
-
-            pid = emu.start(settings)
-            console.ok(f"emulator up at {settings.endpoint_url} (pid {pid}, log {emu.log_file(settings)})")
-            athena_launch = athena.launch(settings)  # starts beside the bootstrap and the runners
+        emu_launch = athena_launch = runner_launch = None
         try:
-            clients = clients_for(settings)
+            emu_launch = emu.launch(settings) if embedded else None
+            runner_launch = service.launch(settings) if settings.emulated and runners else None
+            phases.mark("emulator and runners launched")
+            if embedded:
+                from analytics.athena_api import process as athena  # imports boto3
+
+                athena_launch = athena.launch(settings)
+            from bootstrap.plan import apply, build_plan
+            from common.aws import Clients
+
+            clients = Clients(settings)
+            clients.preload(*PLAN_SERVICES)  # the service models load while the emulator starts
+            phases.mark("bootstrap imported, clients built")
+            if emu_launch is not None:
+                pid = emu_launch.wait()
+                console.ok(f"emulator up at {settings.endpoint_url} (pid {pid}, log {emu.log_file(settings)})")
+                phases.mark("emulator healthy")
+            clients.ensure_reachable()
             plan = build_plan(clients, settings)
             print_plan(plan, console)
+            phases.mark("plan")
             apply(clients, plan, console)
-            if settings.emulated and runners:
-                pids = service.start(settings)
+            phases.mark("apply")
+            if runner_launch is not None:
+                pids = runner_launch.go()
                 console.ok("runners up: " + ", ".join(f"{n} (pid {p})" for n, p in pids.items()))
+                phases.mark("runners healthy")
         except BaseException:
-            if athena_launch is not None:
-                athena_launch.abandon()
+            for launched in (runner_launch, athena_launch, emu_launch):
+                if launched is not None:
+                    launched.abandon()
             raise
         if athena_launch is not None:
             from analytics.athena_api import endpoint_url
 
             pid = athena_launch.wait()
             console.ok(f"Athena endpoint up at {endpoint_url(settings)} (pid {pid}): any Athena client runs Trino SQL")
+            phases.mark("Athena endpoint healthy")
+    phases.write()
 
 
 @app.command()

@@ -14,10 +14,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from common.aws import emulator_healthy
 from common.config import ROOT, Settings
 from common.errors import TerminalError
-from common.process import live_pid, recorded, spawn, stop_recorded, up_lock
+from common.process import live_pid, recorded, spawn, stop_recorded, terminate, up_lock
 from common.state_dir import emulator_data_dir, emulator_log_file, emulator_pid_file, emulator_s3_dir
 
 EMULATOR_VENV = ROOT / ".venv-emu"
@@ -68,38 +67,70 @@ def port_in_use(host: str, port: int) -> bool:
 def start(settings: Settings, persist: bool = False, timeout: float = 30.0) -> int:
     """Start MiniStack in the background and return its pid once the health check answers."""
     with up_lock(settings.state_dir):
-        return _start(settings, persist, timeout)
+        return launch(settings, persist).wait(timeout)
 
 
-def _start(settings: Settings, persist: bool, timeout: float) -> int:
-    endpoint = settings.endpoint_url or ""
-    pid = running_pid(settings)
-    if pid:
-        try:  # ours, alive: a busy one may answer slowly; a hung one is never killed from `make up`
-            wait_healthy(settings, min(timeout, 10.0))
-        except TerminalError:
-            raise TerminalError(f"the emulator (pid {pid}) runs but does not answer at {endpoint}; see "
-                                f"{log_file(settings)}, or `make down` then `make up`") from None
-        return pid
-    if port_in_use(settings.host, settings.port):
-        if emulator_healthy(endpoint):
-            raise TerminalError(
-                f"an emulator not started by this project already answers on port {settings.port}; "
-                "stop it or set PORT to another port"
-            )
-        raise TerminalError(f"port {settings.port} is taken by another program; set PORT to a free port")
-    python = emulator_python()
-    if not python.exists():
-        raise TerminalError(f"the emulator is not installed at {python}; run `make install`")
-    # the emulator's command line: MiniStack with our pinned patches (docs/emulator-patches.md)
-    proc = spawn([str(python), str(PATCHED_BOOT)], log_file(settings), emulator_env(settings, persist))
-    with recorded(pid_file(settings), proc):
-        wait_healthy(settings, timeout, proc)
-    return proc.pid
+class Launch:
+    """An emulator being started (or the one already running): `make up` launches it first, does what needs no
+    emulator (imports, the clients' service models, the runners' start-up) meanwhile, then waits."""
+
+    def __init__(self, settings: Settings, proc: subprocess.Popen[bytes] | None, pid: int) -> None:
+        self.settings, self.proc, self.pid = settings, proc, pid
+
+    def wait(self, timeout: float = 30.0) -> int:
+        """Its pid once the health check answers; a start that failed leaves no process and no pid file."""
+        settings = self.settings
+        with up_lock(settings.state_dir):
+            if self.proc is None:
+                try:  # ours, alive: a busy one may answer slowly; a hung one is never killed from `make up`
+                    wait_healthy(settings, min(timeout, 10.0))
+                except TerminalError:
+                    raise TerminalError(f"the emulator (pid {self.pid}) runs but does not answer at "
+                                        f"{settings.endpoint_url}; see {log_file(settings)}, or `make down` then "
+                                        "`make up`") from None
+                return self.pid
+            with recorded(pid_file(settings), self.proc):
+                wait_healthy(settings, timeout, self.proc)
+            self.proc = None  # healthy and recorded: from now on it is the running emulator
+            return self.pid
+
+    def abandon(self) -> None:
+        """`make up` failed before waiting: stop the emulator it launched (nothing else would)."""
+        if self.proc is not None:
+            pid_file(self.settings).unlink(missing_ok=True)
+            terminate(self.proc.pid)
+            self.proc = None
+
+
+def launch(settings: Settings, persist: bool = False) -> Launch:
+    """Start MiniStack's process without waiting for it (`Launch.wait` does); the running one if there is one."""
+    from common.aws import emulator_healthy  # here: `make up` launches the emulator before it imports boto3
+
+    with up_lock(settings.state_dir):
+        endpoint = settings.endpoint_url or ""
+        pid = running_pid(settings)
+        if pid:
+            return Launch(settings, None, pid)
+        if port_in_use(settings.host, settings.port):
+            if emulator_healthy(endpoint):
+                raise TerminalError(
+                    f"an emulator not started by this project already answers on port {settings.port}; "
+                    "stop it or set PORT to another port"
+                )
+            raise TerminalError(f"port {settings.port} is taken by another program; set PORT to a free port")
+        python = emulator_python()
+        if not python.exists():
+            raise TerminalError(f"the emulator is not installed at {python}; run `make install`")
+        # the emulator's command line: MiniStack with our pinned patches (docs/emulator-patches.md)
+        proc = spawn([str(python), str(PATCHED_BOOT)], log_file(settings), emulator_env(settings, persist))
+        pid_file(settings).write_text(str(proc.pid))  # `make down` finds it even if this `make up` is killed now
+        return Launch(settings, proc, proc.pid)
 
 
 def wait_healthy(settings: Settings, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
     """Block until the health endpoint answers (and `proc`, if given, is the one answering); fail fast if it died."""
+    from common.aws import emulator_healthy
+
     endpoint = settings.endpoint_url or ""
     deadline = time.monotonic() + timeout
     while True:
@@ -109,7 +140,7 @@ def wait_healthy(settings: Settings, timeout: float = 30.0, proc: subprocess.Pop
             return
         if time.monotonic() > deadline:
             raise TerminalError(f"the emulator did not answer within {timeout:.0f}s; see {log_file(settings)}")
-        time.sleep(0.1)
+        time.sleep(0.02)
 
 
 def stop(settings: Settings, timeout: float = 10.0) -> bool:

@@ -67,6 +67,12 @@ class Clients:
             self._cache[key] = self._session.client(service, endpoint_url=self.settings.endpoint_url, config=config)
         return self._cache[key]
 
+    def preload(self, *services: str) -> None:
+        """Build these clients now: each loads its service model (most of what a client costs), e.g. while a
+        process waits for the emulator or for its turn, instead of on its first call."""
+        for service in services:
+            self.client(service)
+
     def one_attempt(self, service: str, read_timeout: float | None = None) -> Any:
         """A client botocore does not retry (one attempt per call), waiting `read_timeout` s for an answer.
 

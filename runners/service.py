@@ -6,9 +6,13 @@ A runner holds `<name>.lock` (common/process.py) for its whole life: a second on
 exits at once, and the lock's holder is the running one (a pid file could name a reused pid).
 Starting and stopping hold `<state>/up.lock`, as the emulator's start and stop do.
 
-The firehose runner starts first, and the pipe runner only once the firehose runner completed a pass
-(it then reads every shard from its starting position), as on AWS the delivery stream is ACTIVE before
-the pipe exists (bootstrap/spec.py KIND_ORDER): nothing the pipe puts can precede its reader.
+`make up` launches both runners at once, right after the emulator and before the bootstrap is applied
+(`launch`): each takes its lock, imports its modules and builds its clients while the bootstrap runs, then
+waits for one line on its stdin. `Launch.go` tells the firehose runner to start, and the pipe runner only
+once the firehose runner completed a pass (it then reads every shard from its starting position), as on
+AWS the delivery stream is ACTIVE before the pipe exists (bootstrap/spec.py KIND_ORDER): nothing the pipe
+puts can precede its reader. A runner whose stdin closes before it was told (a `make up` that failed, or
+was killed) exits without reading anything.
 """
 
 from __future__ import annotations
@@ -22,11 +26,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
-from common.aws import Clients
-from common.config import ROOT, Settings
+from common.config import ROOT, Settings, load_settings, writable_state_dir
 from common.errors import ConfigError, PipelineError, TerminalError
-from common.process import hold_for_life, holder, spawn, terminate, up_lock
+from common.process import hold_for_life, holder, terminate, up_lock
 from common.state_dir import (
     checkpoint_file,
     old_runner_pid_file,
@@ -35,13 +39,19 @@ from common.state_dir import (
     runner_log_file,
     runner_spec_file,
 )
-from runners.firehose import FirehoseRunner
-from runners.firehose_config import parse_config
 from runners.loop import Runner, read_status, run_forever
-from runners.pipe import PipeRunner
+
+# The runners' own modules (boto3, and PyArrow for the firehose runner) are imported where a runner is built:
+# `make up` imports this module to launch them, and the pipe runner's process never needs PyArrow.
+if TYPE_CHECKING:
+    from common.aws import Clients
 
 RUNNERS = ("pipe", "firehose")  # stopped in this order: the writer first, then the reader flushes
 START_ORDER = ("firehose", "pipe")  # the reader holds its starting position before the writer starts
+GO = b"go\n"  # what `Launch.go` writes on a launched runner's stdin: start reading now
+# The clients each runner builds while it waits for GO (their service models load then, not on the clock).
+PRELOADED = {"pipe": ("dynamodbstreams", "kinesis"), "firehose": ("kinesis", "s3", "lambda", "glue")}
+POLL_S = 0.02  # how often `make up` looks at a starting runner's status file
 
 
 def load_spec(settings: Settings, name: str) -> dict:
@@ -73,17 +83,54 @@ def build_runner(name: str, clients: Clients, settings: Settings) -> Runner:
     spec = load_spec(settings, name)
     checkpoint = checkpoint_file(settings.runner_dir, name)
     if name == "pipe":
+        from runners.pipe import PipeRunner
+
         return PipeRunner(clients, spec, checkpoint)
     if name == "firehose":
+        from runners.firehose import FirehoseRunner
+        from runners.firehose_config import parse_config
+
         return FirehoseRunner(clients, parse_config(spec, settings.max_active_partitions), checkpoint)
     raise TerminalError(f"unknown runner {name!r}; use one of {', '.join(RUNNERS)}")
 
 
-def run(name: str, settings: Settings) -> None:
-    """Foreground: run one runner until SIGTERM/SIGINT; its warnings go to stderr (the runner's log)."""
+def new_clients(settings: Settings) -> Clients:
+    from common.aws import Clients
+
+    return Clients(settings)
+
+
+def prepare(name: str, clients: Clients) -> None:
+    """What a runner can do before its spec exists: import its modules, load its clients' service models."""
+    if name == "pipe":
+        import runners.pipe
+    else:
+        import runners.firehose
+        import runners.firehose_config  # noqa: F401
+    clients.preload(*PRELOADED[name])
+
+
+def told_to_go(go: IO[bytes]) -> bool:
+    """Block until `make up` says go (True) or closes the pipe without saying it (False)."""
+    try:
+        return go.readline() == GO
+    except OSError:
+        return False
+
+
+def run(name: str, settings: Settings, go: IO[bytes] | None = None) -> None:
+    """Foreground: run one runner until SIGTERM/SIGINT; its warnings go to stderr (the runner's log).
+
+    `go`: launched by `make up` (`launch`): get ready, then read nothing until that stream says GO.
+    """
     claim(settings, check_name(name))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    clients = Clients(settings)
+    clients = new_clients(settings)
+    if go is not None:
+        prepare(name, clients)
+        if not told_to_go(go):
+            logging.getLogger("runners").info("the %s runner was not started: `make up` ended before", name)
+            return
     clients.ensure_reachable()
     try:
         run_forever(build_runner(name, clients, settings), settings.runner_dir)
@@ -99,14 +146,14 @@ def run_all(settings: Settings) -> None:
     """Foreground: every runner in a thread of this process; SIGTERM stops them all, gracefully."""
     for name in RUNNERS:
         claim(settings, name)
-    clients = Clients(settings)
+    clients = new_clients(settings)
     clients.ensure_reachable()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     failures: list[BaseException] = []
 
-    runners = {name: build_runner(name, Clients(settings), settings) for name in START_ORDER}
+    runners = {name: build_runner(name, new_clients(settings), settings) for name in START_ORDER}
 
     def work(name: str) -> None:
         try:
@@ -139,27 +186,81 @@ def start(settings: Settings, env: dict[str, str] | None = None, timeout: float 
 
     Healthy: its process is alive and it wrote a status showing a completed pass. A runner that dies
     or does not get there within `timeout` fails this with one line naming it and its log's last line.
-    In START_ORDER, each healthy before the next starts: the pipe runner never writes before the firehose
-    runner reads.
+    Both are launched at once; the pipe runner reads only once the firehose runner is healthy (`Launch.go`).
     """
     with up_lock(settings.state_dir):
-        return _start(settings, env, timeout)
+        launched = launch(settings, env)
+        try:
+            return launched.go(timeout)
+        except BaseException:
+            launched.abandon()
+            raise
 
 
-def _start(settings: Settings, env: dict[str, str] | None, timeout: float) -> dict[str, int]:
-    settings.runner_dir.mkdir(parents=True, exist_ok=True)
-    pids = {}
-    for name in START_ORDER:
-        pid = running(settings, name)
-        if pid is None:
-            log_path = log_file(settings, name)
-            offset = log_path.stat().st_size if log_path.is_file() else 0
-            proc = spawn([sys.executable, "-m", "cli", "runner", name], log_path,
-                         {**os.environ, **(env or {}), **settings_env(settings)}, cwd=ROOT)
-            pid = proc.pid
-            wait_healthy(settings, {name: (proc, offset)}, timeout)
-        pids[name] = pid
-    return {name: pids[name] for name in RUNNERS}
+class Launch:
+    """The runners `launch` started (ready, each waiting to be told) and those that already ran."""
+
+    def __init__(self, settings: Settings, started: dict[str, tuple[subprocess.Popen[bytes], int]],
+                 pids: dict[str, int]) -> None:
+        self.settings, self.started, self.pids = settings, started, pids
+        self.told: set[str] = set()
+
+    def go(self, timeout: float = 60.0) -> dict[str, int]:
+        """In START_ORDER, tell each launched runner to start and wait until it is healthy; their pids."""
+        with up_lock(self.settings.state_dir):
+            for name in START_ORDER:
+                if name not in self.started:
+                    continue
+                proc, _ = self.started[name]
+                self.told.add(name)
+                _tell(proc)
+                wait_healthy(self.settings, {name: self.started[name]}, timeout)
+        return {name: self.pids[name] for name in RUNNERS}
+
+    def abandon(self) -> None:
+        """`make up` failed: stop the runners it launched and never told to start (they hold their locks)."""
+        for name, (proc, _) in self.started.items():
+            if name in self.told:
+                continue  # it may be running; as before, a failed start leaves it to `make down`
+            if proc.stdin is not None:
+                proc.stdin.close()
+            if proc.poll() is None:
+                terminate(proc.pid)
+            proc.wait()
+
+
+def _tell(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(GO)
+        proc.stdin.close()
+    except (BrokenPipeError, OSError):
+        pass  # it died before it was told: wait_healthy names it, with its log's last line
+
+
+def launch(settings: Settings, env: dict[str, str] | None = None) -> Launch:
+    """Launch every runner not already running, both at once; none reads before `Launch.go` tells it."""
+    with up_lock(settings.state_dir):
+        settings.runner_dir.mkdir(parents=True, exist_ok=True)
+        started: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+        pids = {}
+        for name in START_ORDER:
+            pid = running(settings, name)
+            if pid is None:
+                log_path = log_file(settings, name)
+                offset = log_path.stat().st_size if log_path.is_file() else 0
+                proc = _spawn_waiting(name, log_path, {**os.environ, **(env or {}), **settings_env(settings)})
+                started[name], pid = (proc, offset), proc.pid
+            pids[name] = pid
+        return Launch(settings, started, pids)
+
+
+def _spawn_waiting(name: str, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """common/process.py `spawn`, with a pipe on stdin: the runner's output appended to its log, in a
+    session of its own (it outlives `make up`, and `terminate` stops its group)."""
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "runners.service", name], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.PIPE, start_new_session=True)
 
 
 def log_file(settings: Settings, name: str) -> Path:
@@ -188,7 +289,7 @@ def wait_healthy(settings: Settings, started: dict[str, tuple[subprocess.Popen, 
                 "; `make down` stops it"
             )
         if pending:
-            time.sleep(0.1)
+            time.sleep(POLL_S)
 
 
 def last_log_line(settings: Settings, name: str, offset: int = 0) -> str:
@@ -255,3 +356,32 @@ def wait_drained(
         if time.monotonic() > deadline:
             raise TerminalError(f"the pipeline did not drain within {timeout:.0f}s; see `make status`")
         time.sleep(0.3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m runners.service NAME`: a runner as `make up` launches it (stdin: the go line, see `run`).
+
+    Lighter than `python -m cli runner NAME` (no CLI to import); a known error is one `error:` line, the
+    last of the runner's log, which `make up` quotes (DEBUG=1: the traceback).
+    """
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        if len(args) != 1:
+            raise ConfigError(f"usage: python -m runners.service {{{'|'.join(RUNNERS)}}}")
+        settings = load_settings()
+        if not settings.emulated:
+            raise PipelineError("on TARGET=aws the managed Pipe and Firehose run; the local runners never start")
+        writable_state_dir(settings)
+        run(check_name(args[0]), settings, go=sys.stdin.buffer)
+    except PipelineError as exc:
+        if os.environ.get("DEBUG"):
+            raise
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

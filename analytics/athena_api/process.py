@@ -64,17 +64,23 @@ class Launch:
         self.settings, self.port, self.proc, self.pid = settings, port, proc, pid
 
     def wait(self, timeout: float = 30.0) -> int:
-        """The pid once the endpoint answers its health check; a failed start is taken back (no pid file)."""
-        if self.proc is None:
-            return self.pid
+        """The pid once the endpoint answers its health check; a failed start is taken back (no pid file).
+
+        Then it is registered with the emulator (again): `make up` may launch it before the emulator answers,
+        and a restarted emulator forgot an endpoint that was already running.
+        """
         url = endpoint_url(self.settings, self.port)
+        if self.proc is None:
+            register_with_emulator(self.settings.endpoint_url or "", url)
+            return self.pid
         with up_lock(self.settings.state_dir), recorded(pid_file(self.settings, self.port), self.proc):
             deadline = time.monotonic() + timeout
             while not endpoint_healthy(url, timeout=0.5):
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise TerminalError(f"the Athena endpoint did not start on {url}; "
                                         f"see {log_file(self.settings, self.port)}")
-                time.sleep(0.1)
+                time.sleep(0.05)
+        register_with_emulator(self.settings.endpoint_url or "", url)
         return self.proc.pid
 
     def abandon(self) -> None:
@@ -84,8 +90,8 @@ class Launch:
 
 
 def launch(settings: Settings, port: int | None = None) -> Launch:
-    """Start the endpoint's process without waiting for it (`Launch.wait` does); one already running is
-    registered with the emulator again (a restarted emulator forgot it) and returned as it is."""
+    """Start the endpoint's process without waiting for it (`Launch.wait` does, and registers it with the
+    emulator); one already running is returned as it is. The emulator need not answer yet."""
     if not settings.emulated:
         raise TerminalError("TARGET=aws uses AWS's own Athena; the local Athena endpoint runs on embedded and compose")
     with up_lock(settings.state_dir):
@@ -93,7 +99,6 @@ def launch(settings: Settings, port: int | None = None) -> Launch:
         url = endpoint_url(settings, port)
         pid = running_pid(settings, port)
         if pid:
-            register_with_emulator(settings.endpoint_url or "", url)
             return Launch(settings, port, None, pid)
         if endpoint_healthy(url):
             raise TerminalError(f"an Athena endpoint not started by this state directory answers at {url}; "

@@ -9,6 +9,8 @@ import select
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -18,6 +20,7 @@ from common.config import ROOT, Settings, load_settings
 from common.errors import TerminalError
 from common.process import terminate
 from runners import service
+from runners.loop import read_status
 
 
 def free_port() -> int:
@@ -45,16 +48,61 @@ def test_start_fails_with_one_line_naming_the_runner_that_died(nowhere: Settings
     assert f"its log {nowhere.runner_dir / (name[1] + '.log')} ends with: error: no AWS emulator answers" in message
 
 
-def test_the_pipe_runner_starts_only_once_the_firehose_runner_reads(nowhere: Settings) -> None:
+def test_the_pipe_runner_reads_only_once_the_firehose_runner_reads(nowhere: Settings) -> None:
     """As on AWS the delivery stream is ACTIVE before the pipe exists (Firehose reads from LATEST): a firehose
-    runner that never completes a pass keeps the pipe runner from starting at all."""
+    runner that never completes a pass keeps the pipe runner from reading at all (it was launched beside it,
+    and exits untold)."""
     try:
         with pytest.raises(TerminalError, match=r"^the firehose runner exited right after it started"):
             service.start(nowhere, timeout=60)
+        assert service.running(nowhere, "pipe") is None  # stopped, not left waiting
     finally:
         service.stop(nowhere)
     assert (nowhere.runner_dir / "firehose.log").is_file()
-    assert not (nowhere.runner_dir / "pipe.log").exists()  # never launched
+    assert read_status(nowhere.runner_dir, "pipe") is None  # not one pass
+    assert "error" not in (nowhere.runner_dir / "pipe.log").read_text()
+
+
+def test_make_up_launches_both_runners_before_either_reads(nowhere: Settings) -> None:
+    """Both runners start (imports, clients) at once, each holding its lock, and read nothing until told."""
+    launched = service.launch(nowhere)
+    try:
+        assert set(launched.started) == set(service.RUNNERS)
+        pids = {name: proc.pid for name, (proc, _) in launched.started.items()}
+        for name, pid in pids.items():  # each one holds its lock, i.e. runs, while neither was told to go
+            wait_for(lambda n=name, p=pid: service.running(nowhere, n) == p, f"the {name} runner's lock")
+        assert all(proc.poll() is None for proc, _ in launched.started.values())
+        assert all(read_status(nowhere.runner_dir, n) is None for n in service.RUNNERS)
+        assert service.launch(nowhere).started == {}  # a second `make up` finds them running
+    finally:
+        launched.abandon()
+    assert all(service.running(nowhere, n) is None for n in service.RUNNERS)
+    assert all(read_status(nowhere.runner_dir, n) is None for n in service.RUNNERS)
+
+
+def test_go_tells_the_pipe_runner_only_once_the_firehose_runner_is_healthy(
+    nowhere: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[tuple[str, str]] = []
+
+    class FakeProc:
+        def __init__(self, name: str) -> None:
+            self.name, self.pid = name, {"pipe": 11, "firehose": 22}[name]
+
+    monkeypatch.setattr(service, "_tell", lambda proc: events.append(("told", proc.name)))
+    monkeypatch.setattr(service, "wait_healthy", lambda settings, started, timeout: events.extend(
+        ("healthy", name) for name in started))
+    launched = service.Launch(nowhere, {n: (FakeProc(n), 0) for n in service.RUNNERS},  # type: ignore[misc]
+                              {"pipe": 11, "firehose": 22})
+    assert launched.go(timeout=5) == {"pipe": 11, "firehose": 22}
+    assert events == [("told", "firehose"), ("healthy", "firehose"), ("told", "pipe"), ("healthy", "pipe")]
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
 
 
 # -- one runner per kind, one `make up`/`make down` at a time ---------------------------------------------------
@@ -160,7 +208,8 @@ def test_run_all_starts_the_pipe_runner_once_the_firehose_runner_completed_a_pas
     runners = {name: FakeRunner(name) for name in service.RUNNERS}
     monkeypatch.setattr(service, "build_runner", lambda name, clients, settings: runners[name])
     monkeypatch.setattr(service, "run_forever", fake_run_forever)
-    monkeypatch.setattr(service, "Clients", lambda settings: type("C", (), {"ensure_reachable": lambda self: None})())
+    monkeypatch.setattr(service, "new_clients",
+                        lambda settings: type("C", (), {"ensure_reachable": lambda self: None})())
     monkeypatch.setattr(service.signal, "signal", lambda *_: None)
     timer = threading.Timer(0.3, firehose_may_pass.set)  # the pipe runner must not start before this
     timer.start()
