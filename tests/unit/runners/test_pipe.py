@@ -20,7 +20,9 @@ from runners.pipe import (
     dead_letter_message,
     events_to_redrive,
     json_path,
+    kinesis_entry,
     pipe_event,
+    raw_put_records,
     stream_name_from_arn,
     wire_form,
 )
@@ -454,3 +456,42 @@ def test_a_call_kinesis_rejects_for_one_record_is_bisected_until_that_record_alo
         "ValidationException", f"{3:021d}")
     assert "validation error" in letter["errorMessage"]
     assert runner.checkpoint.get(SHARD) == f"{4:021d}"
+
+
+class RawKinesis:
+    """Clients whose raw_json is Kinesis PutRecords in wire form: base64 data in, JSON answer out."""
+
+    def __init__(self, errors: list[BaseException]) -> None:
+        self.errors = list(errors)
+        self.calls: list[dict] = []
+
+    def raw_json(self, service: str, operation: str, params: dict) -> dict:
+        assert (service, operation) == ("kinesis", "PutRecords")
+        self.calls.append(params)
+        if self.errors:
+            raise self.errors.pop(0)
+        return {"FailedRecordCount": 0, "Records": [{"SequenceNumber": str(i), "ShardId": "shardId-000000000000"}
+                                                     for i, _ in enumerate(params["Records"])]}
+
+
+def _refused(code: str, status: int) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                       "PutRecords")
+
+
+def test_raw_put_records_sends_base64_data_and_retries_what_botocore_would() -> None:
+    entry = kinesis_entry(pipe_event(stream_record(1, "ö-😀"), STREAM_A), "$.dynamodb.Keys.order_id.S")
+    raw = RawKinesis([_refused("ProvisionedThroughputExceededException", 400), _refused("InternalFailure", 500)])
+    answer = raw_put_records(raw, "cdc", [entry], sleep=lambda s: None)
+    assert answer["FailedRecordCount"] == 0 and len(raw.calls) == 3
+    (sent,) = raw.calls[-1]["Records"]
+    assert raw.calls[-1]["StreamName"] == "cdc"
+    assert base64.b64decode(sent["Data"]) == entry["Data"] and sent["PartitionKey"] == "ö-😀"
+
+
+def test_raw_put_records_raises_a_call_refused_for_its_content_at_once() -> None:
+    """The runner bisects such a call (AUTOMATIC_BISECT): it must see the refusal, not retries of it."""
+    raw = RawKinesis([_refused("ValidationException", 400)])
+    with pytest.raises(ClientError, match="ValidationException"):
+        raw_put_records(raw, "cdc", [], sleep=lambda s: None)
+    assert len(raw.calls) == 1
