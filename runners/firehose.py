@@ -14,6 +14,10 @@ Mirrors Kinesis Data Firehose with a Kinesis source, a Lambda processor and dyna
   (data-transformation.html). So each time BufferSizeInMBs of record data is buffered, one invocation
   carries that much (a single larger record goes alone); what is left is invoked once its oldest record
   has waited BufferIntervalInSeconds, or at a graceful stop; each payload stays under Lambda's 6 MB;
+- the invocations run on a thread of their own, one at a time and in order, and the pass waits for
+  them; meanwhile a destination buffer that falls due is written on time, not behind the invoke (the
+  loop, runners/loop.py, also wakes between reads for it). A buffer's interval counts from the read of
+  its oldest record, when the record entered the delivery stream;
 - an invocation may run as long as the function's Timeout (LAMBDA_TIMEOUT_S, at most Firehose's 5
   minutes, data-transformation.html "Lambda invocation duration"): the Lambda client waits that long
   plus a margin, so a slow function answers, and one that runs out of time answers as Lambda does
@@ -73,6 +77,8 @@ import json
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,6 +136,7 @@ TRANSIENT_INVOKE_CODES = TRANSIENT_CODES | frozenset({
 
 
 INVOKE_BACKOFF = Backoff(base_s=1.0, cap_s=20.0)
+MIN_WAIT_S = 0.005  # the shortest wait on a running invoke before looking at the buffers again
 # Writing an object: botocore retries each PutObject; on top, Firehose's own delivery retry ("If data delivery
 # to your Amazon S3 bucket fails, Amazon Data Firehose retries to deliver data", basic-deliver.html) keeps
 # the buffers rather than failing the pass, which would read, invoke and convert all of them again.
@@ -334,6 +341,7 @@ class FirehoseRunner(ReadsShards):
         self.rows = BufferSet(config.buffer_bytes, config.buffer_interval_s)
         self.errors = BufferSet(config.buffer_bytes, config.buffer_interval_s)
         self.inflight = InFlight()
+        self._invoker: ThreadPoolExecutor | None = None  # one thread: invokes in order, off the write path
 
     # -- source (discovered, pacer, shards and ready_in come from ReadsShards) ---------------------
     def _start_at(self, shard: str) -> tuple[str, str | None]:
@@ -588,15 +596,43 @@ class FirehoseRunner(ReadsShards):
             self._spent("read", started)
             self.stats.records_in += records
         batches = self._processor_batches(now, force)
-        started = time.perf_counter()
-        for batch in batches:
-            self._route(self._invoke(batch), now)
-        if batches:
-            self._spent("invoke", started)
+        flushed += self._invoke_all(batches, now)
         flushed += self._timed("write", lambda: self._flush(self._clock(), force))
         self._checkpoint()
         self.stats.pending = len(self.processor) + self.rows.pending + self.errors.pending
         return records == 0 and not batches and not flushed
+
+    def _invoke_all(self, batches: list[list[SourceRecord]], now: float) -> int:
+        """Invoke the batches (in order, on the invoke thread) and route their outcomes; while the function
+        runs, a buffer that falls due is written here, on time, rather than behind the invoke. Returns the
+        buffers so written."""
+        if not batches:
+            return 0
+        if self._invoker is None:
+            self._invoker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="firehose-invoke")
+        def invoke() -> tuple[list[list[Outcome]], float]:
+            started = time.perf_counter()
+            return [self._invoke(batch) for batch in batches], time.perf_counter() - started
+
+        running = self._invoker.submit(invoke)
+        flushed = 0
+        while True:
+            due = self._buffers_due_in()
+            try:
+                answers, seconds = running.result(timeout=None if due is None else max(due, MIN_WAIT_S))
+                break
+            except FutureTimeout:
+                flushed += self._timed("write", lambda: self._flush(self._clock(), False))
+        self.stats.phase_s["invoke"] = self.stats.phase_s.get("invoke", 0.0) + seconds
+        for outcomes in answers:
+            self._route(outcomes, now)
+        return flushed
+
+    def _buffers_due_in(self) -> float | None:
+        """Seconds before the oldest destination buffer (rows or errors) falls due; None: none buffered."""
+        due = [b.opened + buffers.interval_s for buffers in (self.rows, self.errors)
+               for b in buffers.buffers.values() if b.items]
+        return max(0.0, min(due) - self._clock()) if due else None
 
     def _timed(self, phase: str, step: Callable[[], int]) -> int:
         started = time.perf_counter()
@@ -612,8 +648,12 @@ class FirehoseRunner(ReadsShards):
     def close(self) -> None:
         """A graceful stop delivers what is buffered, then saves the checkpoint."""
         now = self._clock()
-        for batch in self._processor_batches(now, force=True):
-            self._route(self._invoke(batch), now)
-        self._flush(self._clock(), force=True)
-        self._checkpoint()
-        self.checkpoint.save()
+        try:
+            self._invoke_all(self._processor_batches(now, force=True), now)
+            self._flush(self._clock(), force=True)
+            self._checkpoint()
+            self.checkpoint.save()
+        finally:
+            if self._invoker is not None:
+                self._invoker.shutdown(wait=True)
+                self._invoker = None

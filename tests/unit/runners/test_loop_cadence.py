@@ -314,6 +314,49 @@ def test_a_busy_firehose_writes_each_buffer_when_its_interval_ends_not_at_the_ne
     assert set(runner.stats.phase_s) == {"read", "invoke", "write"}  # for `make bench`
 
 
+class SlowLambda(Lambda):
+    """From its second call on, the function runs past the buffer's interval (the clock moves 2 s) and only
+    answers once an object has been written, or after 10 s (then the write waited behind it)."""
+
+    def __init__(self, clock: Clock, s3: S3) -> None:
+        self.clock, self.s3, self.calls = clock, s3, 0
+        self.written_before_answer: list[bool] = []
+
+    def invoke(self, FunctionName: str, Payload: bytes, **kw: Any) -> dict:
+        self.calls += 1
+        if self.calls > 1:
+            self.clock.now += 2.0
+            self.written_before_answer.append(self.s3.event.wait(10))
+        return super().invoke(FunctionName, Payload, **kw)
+
+
+class SignallingS3(S3):
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock)
+        self.event = threading.Event()
+
+    def put_object(self, **kw: Any) -> dict:
+        self.event.set()
+        return super().put_object(**kw)
+
+
+def test_a_buffer_that_falls_due_while_the_function_runs_is_written_then_not_after_the_invoke(
+        tmp_path: Path) -> None:
+    clock = Clock()
+    start = clock.now
+    source = KinesisSource(clock, puts=[start, start + 0.1])
+    s3 = SignallingS3(clock)
+    runner = firehose(tmp_path, clock, source, s3, interval_s=1.0)
+    runner.lam = lam = SlowLambda(clock, s3)
+    runner.run_once()  # reads the first record, invokes at once: its buffer opens
+    clock.now = start + 0.2
+    runner.run_once()  # reads the second; while its invoke runs the first buffer falls due
+    assert lam.written_before_answer == [True]  # the first object did not wait for the invoke
+    # the second record's buffer opened when it was read (0.2 s), so it too is due once the function answers
+    assert len(s3.written) == 2 and runner.stats.records_out == 2
+    runner.close()
+
+
 class Paced:
     """A runner for wait_for_next_pass alone: reads allowed in `ready` s, a buffer due in `due` s."""
 
