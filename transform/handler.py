@@ -48,9 +48,11 @@ AWS references:
 from __future__ import annotations
 
 import binascii
+import functools
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -186,6 +188,12 @@ def unmarshal_image(image: Any) -> dict[str, Any]:
         raise BadAttributeValue(f"expected a map of attributes, got {_show(image)}")
     item = {}
     for name, value in image.items():
+        # Most attributes are {"S": text}: answered inline (a call per attribute was a third of build_row).
+        if type(value) is dict and len(value) == 1:
+            text = value.get("S")
+            if type(text) is str:
+                item[name] = text
+                continue
         try:
             item[name] = unmarshal(value)
         except BadAttributeValue as error:
@@ -200,8 +208,15 @@ def _string(raw: Any) -> str:
     return raw
 
 
+# ASCII digits, a point and at least one digit after it, at most 30 on either side: Decimal() takes it
+# as it is, its exponent is negative and its magnitude within DynamoDB's.
+_PLAIN_FRACTION = re.compile(r"-?[0-9]{1,30}\.[0-9]{1,30}").fullmatch
+
+
 def _number(raw: Any) -> int | Decimal:
     """N text -> int when it has no fractional part, else Decimal: exact, never float."""
+    if type(raw) is str and _PLAIN_FRACTION(raw):  # "19.99": finite, in range, a fraction: no more checks
+        return Decimal(raw)
     if type(raw) is str and raw.isascii():
         if raw.isdigit():  # the common case: a non-negative integer
             if len(raw) <= _MAX_INTEGER_DIGITS:
@@ -410,7 +425,7 @@ def _mismatches(row: dict[str, Any], image_name: str) -> list[tuple[str, str]]:
     found = []
     for name, check, expected in _ITEM_CHECKS:
         value = row.get(name)
-        if value is None:
+        if value is None or (check is _check_string and type(value) is str):  # most columns: no call
             continue
         checked = check(value)
         if checked is _BAD:
@@ -539,9 +554,17 @@ def _arrival_ts(millis: Any) -> str:
 def format_timestamp(epoch_ms: int) -> str:
     """Epoch milliseconds -> 'YYYY-MM-DDTHH:MM:SS.sssZ' (UTC), the lake's timestamp text.
 
-    Raises OverflowError outside years 1-9999 (what datetime can hold).
+    Raises OverflowError outside years 1-9999 (what datetime can hold). The text up to the second
+    comes from a small cache: a batch's records share their seconds, and the event and arrival
+    times of one record are seconds apart.
     """
-    return (_EPOCH + timedelta(milliseconds=epoch_ms)).isoformat(timespec="milliseconds") + "Z"
+    second, millis = divmod(epoch_ms, 1000)
+    return f"{_second_text(second)}.{millis:03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _second_text(second: int) -> str:
+    return (_EPOCH + timedelta(seconds=second)).isoformat(timespec="seconds")
 
 
 # --- partition_keys --------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import hashlib
 import importlib.util
 import json
 import sys
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -243,6 +244,22 @@ def test_numbers_never_pass_through_float() -> None:
     )
     # An exponent stays valid JSON with the same value.
     assert encode_row({"tiny": unmarshal({"N": "1E-7"})}) == '{"tiny":1E-7}'
+
+
+@pytest.mark.parametrize("text", ["-0.00", "00.50", "19.99", "0.000000000000000000000000000001",
+                                  "123456789012345678901234567890.5", "1234567890123456789012345678901.5", "-12.0"])
+def test_a_plain_fraction_reads_as_the_general_path_reads_it(text: str) -> None:
+    """The fast path for "19.99" must answer what Decimal's checks answer, text for text."""
+    value = unmarshal({"N": text})
+    assert type(value) is Decimal and str(value) == str(Decimal(text)) and value.as_tuple() == Decimal(text).as_tuple()
+
+
+def test_timestamps_are_the_same_text_at_every_second_and_millisecond() -> None:
+    for ms in (-62135596800000, -1, 0, 999, 1000, 86_399_999, 951_782_400_000, 253402300799999):
+        assert format_timestamp(ms) == (datetime(1970, 1, 1) + timedelta(milliseconds=ms)).isoformat(
+            timespec="milliseconds") + "Z"
+    with pytest.raises(OverflowError):
+        format_timestamp(253402300800000)
 
 
 def test_encode_row_refuses_a_type_it_cannot_write_exactly() -> None:
