@@ -9,6 +9,7 @@ tags: the planned resources that have them, and whatever else the tagging API fi
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -29,6 +30,7 @@ T = TypeVar("T")
 CREATE, UPDATE, NOOP = "create", "update", "no change"
 CREDENTIAL_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId",
                               "UnrecognizedClientException", "SignatureDoesNotMatch"})
+OBSERVERS = 8  # threads observing resources at once (each waits on the network, not on the CPU)
 NOT_FOUND_CODES = ("ResourceNotFoundException", "NotFoundException", "EntityNotFoundException", "NoSuchEntity",
                    "NoSuchBucket")
 
@@ -123,24 +125,56 @@ def guarded(clients: Clients, res: Resource, call: Callable[[], T]) -> T:
         raise _explained(clients, res, exc) from exc
 
 
+@dataclass(frozen=True)
+class _Observed:
+    current: State | None
+    facts: dict[str, Any]
+    foreign: bool  # exists without the project's tags (aws only)
+
+
 def build_plan(clients: Clients, settings: Settings) -> Plan:
-    """Observe every resource and decide what apply would do."""
+    """Observe every resource and decide what apply would do.
+
+    The observations run in threads (a describe call or three per resource: the plan costs about one call's
+    time per Ref level instead of one per resource); a resource whose parameters refer to another's facts
+    (the pipe's source: the table's stream ARN) is observed after the others, with their facts.
+    """
     warnings = aws_warnings(settings)
     account = account_of(clients)
-    facts: dict[str, Any] = {}
-    changes = []
-    notes = []
-    for res in desired_resources(settings, account):
+    desired = desired_resources(settings, account)
+
+    def observe(res: Resource, facts: dict[str, Any]) -> _Observed:
         handler = handler_for(res.kind, res.local_runner is not None)
         resolved = _resolve_known(res, facts)
-        current = guarded(clients, res, lambda h=handler, r=resolved: h.observe(clients, r))
-        if current is not None:
-            facts.update(guarded(clients, res, lambda h=handler, r=resolved: h.facts(clients, r)))
-            resolved = _resolve_known(res, facts)
-            if not settings.emulated and not _owned(clients, handler, resolved):
-                notes.append(f"{res.kind} {res.name} already exists without the tags {_tag_text(settings)}: "
-                             "this bootstrap did not create it; check the name before you confirm")
-        change = decide(resolved, handler.desired(resolved), current)
+        current = guarded(clients, res, lambda: handler.observe(clients, resolved))
+        if current is None:
+            return _Observed(None, {}, False)
+        found = guarded(clients, res, lambda: handler.facts(clients, resolved))
+        resolved = _resolve_known(res, {**facts, **found})
+        foreign = not settings.emulated and not _owned(clients, handler, resolved)
+        return _Observed(current, found, foreign)
+
+    independent = [res for res in desired if not _refs(res.params)]
+    with ThreadPoolExecutor(max_workers=OBSERVERS, thread_name_prefix="plan") as pool:
+        futures = {res.key: pool.submit(observe, res, {}) for res in independent}
+        observed = {key: future.result() for key, future in futures.items()}  # the first error, in plan order
+    facts: dict[str, Any] = {}
+    for res in independent:
+        facts.update(observed[res.key].facts)
+    for res in desired:
+        if res.key not in observed:  # in plan order, each with every fact known before it
+            observed[res.key] = observe(res, facts)
+            facts.update(observed[res.key].facts)
+    changes = []
+    notes = []
+    for res in desired:
+        seen = observed[res.key]
+        handler = handler_for(res.kind, res.local_runner is not None)
+        resolved = _resolve_known(res, facts)
+        if seen.foreign:
+            notes.append(f"{res.kind} {res.name} already exists without the tags {_tag_text(settings)}: "
+                         "this bootstrap did not create it; check the name before you confirm")
+        change = decide(resolved, handler.desired(resolved), seen.current)
         changes.append(Change(res, change.action, change.fields))  # keep Refs for apply
     return Plan(settings.target, settings.region, account, tuple(changes), warnings, tuple(notes))
 
@@ -148,13 +182,21 @@ def build_plan(clients: Clients, settings: Settings) -> Plan:
 def apply(clients: Clients, plan: Plan, console: Console) -> Plan:
     """Run the pending steps in order; values known only after a step flow into the next ones."""
     facts: dict[str, Any] = {}
+    settling: list[tuple[Any, Resource]] = []
     for change in plan.changes:
         res = change.resource
         handler = handler_for(res.kind, res.local_runner is not None)
         res = Resource(res.kind, res.name, resolve(res.params, facts), res.local_runner)
         if change.action == CREATE:
             console.step(f"create {res.kind} {res.name} {change.served_by}".rstrip())
-            guarded(clients, res, lambda h=handler, r=res: h.create(clients, r))
+            if clients.settings.emulated and hasattr(handler, "start_create"):
+                # A resource that is created, then becomes ready on its own (the Lambda: Pending, then Active)
+                # is waited for once the other steps are done: on the emulated targets nothing uses it before
+                # apply returns (its consumer is the local firehose runner, started after).
+                guarded(clients, res, lambda h=handler, r=res: h.start_create(clients, r))
+                settling.append((handler, res))
+            else:
+                guarded(clients, res, lambda h=handler, r=res: h.create(clients, r))
         elif change.action == UPDATE:
             current = guarded(clients, res, lambda h=handler, r=res: h.observe(clients, r))
             fields = diff(handler.desired(res), current)
@@ -162,6 +204,8 @@ def apply(clients: Clients, plan: Plan, console: Console) -> Plan:
                 console.step(f"update {res.kind} {res.name}: {', '.join(fields)}")
                 guarded(clients, res, lambda h=handler, r=res, f=fields: h.update(clients, r, list(f)))
         facts.update(guarded(clients, res, lambda h=handler, r=res: h.facts(clients, r)))
+    for handler, res in settling:
+        guarded(clients, res, lambda h=handler, r=res: h.wait_ready(clients, r))
     if plan.pending:
         console.ok(f"applied: {plan.summary()}")
     else:

@@ -8,6 +8,7 @@ Retries of SDK calls are botocore's standard mode, set here once (common/retry.p
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -51,6 +52,7 @@ class Clients:
             max_pool_connections=16,
         )
         self._cache: dict[str, Any] = {}
+        self._lock = threading.Lock()  # a boto3 session is not thread-safe; the clients it made are
         self._account_id: str | None = None
         self._http: URLLib3Session | None = None
 
@@ -64,8 +66,15 @@ class Clients:
         key = service if validated else f"{service}/unvalidated"
         if key not in self._cache:
             config = self._config if validated else self._config.merge(Config(parameter_validation=False))
-            self._cache[key] = self._session.client(service, endpoint_url=self.settings.endpoint_url, config=config)
+            self._make(key, service, config)
         return self._cache[key]
+
+    def _make(self, key: str, service: str, config: Config) -> None:
+        """Build and cache a client under `key`, once even when threads ask at the same time."""
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = self._session.client(service, endpoint_url=self.settings.endpoint_url,
+                                                        config=config)
 
     def preload(self, *services: str) -> None:
         """Build these clients now: each loads its service model (most of what a client costs), e.g. while a
@@ -84,8 +93,7 @@ class Clients:
             options: dict[str, Any] = {"retries": {"mode": "standard", "total_max_attempts": 1}}
             if read_timeout is not None:
                 options["read_timeout"] = read_timeout
-            config = self._config.merge(Config(**options))
-            self._cache[key] = self._session.client(service, endpoint_url=self.settings.endpoint_url, config=config)
+            self._make(key, service, self._config.merge(Config(**options)))
         return self._cache[key]
 
     def __getattr__(self, service: str) -> Any:
@@ -116,7 +124,8 @@ class Clients:
                 "X-Amz-Target": f"{model.metadata['targetPrefix']}.{operation}",
             },
         )
-        credentials = self._session.get_credentials().get_frozen_credentials()
+        with self._lock:
+            credentials = self._session.get_credentials().get_frozen_credentials()
         SigV4Auth(credentials, model.signing_name, self.settings.region).add_auth(request)
         prepared = request.prepare()
         hooked = client.meta.events.emit(f"before-send.{model.service_id.hyphenize()}.{operation}", request=prepared)
@@ -156,11 +165,17 @@ def emulator_healthy(endpoint: str, timeout: float = 1.0) -> bool:
 
 
 def wait_until(
-    check: Callable[[], bool], what: str, timeout: float = 120.0, interval: float = 0.5
+    check: Callable[[], bool], what: str, timeout: float = 120.0, interval: float = 0.5, first: float = 0.05
 ) -> None:
-    """Poll `check` until true; a clear TransientError naming `what` when it never is."""
+    """Poll `check` until true; a clear TransientError naming `what` when it never is.
+
+    The pause starts at `first` and doubles up to `interval`: a resource an emulator makes ready in a few
+    milliseconds costs no half second, and one AWS takes minutes over is still asked every `interval`.
+    """
     deadline = time.monotonic() + timeout
+    pause = min(first, interval)
     while not check():
         if time.monotonic() > deadline:
             raise TransientError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+        time.sleep(pause)
+        pause = min(pause * 2, interval)

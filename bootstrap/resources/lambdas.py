@@ -66,7 +66,8 @@ class Function(NoFacts):
             active = conf.get("State", "Active") == "Active"
             return active and conf.get("LastUpdateStatus", "Successful") != "InProgress"
 
-        wait_until(ready, f"Lambda {name} to become Active")
+        # The emulator flips Pending to Active 0.5 s after the call: asked every 50 ms there, it costs no more
+        wait_until(ready, f"Lambda {name} to become Active", interval=0.05 if clients.settings.emulated else 0.5)
 
     def tags(self, clients: Clients, res: Resource) -> dict[str, str]:
         lam = clients.client("lambda")
@@ -74,6 +75,11 @@ class Function(NoFacts):
         return dict(lam.list_tags(Resource=arn).get("Tags", {}))
 
     def create(self, clients: Clients, res: Resource) -> None:
+        self.start_create(clients, res)
+        self.wait_ready(clients, res)
+
+    def start_create(self, clients: Clients, res: Resource) -> None:
+        """CreateFunction, without waiting for the function to leave Pending (`wait_ready` does)."""
         p = dict(res.params)
         wait_for_role(clients, p["Role"])
         retry_while_role_propagates(
@@ -83,6 +89,9 @@ class Function(NoFacts):
             ),
             clients, p["Role"], ROLE_NOT_READY,
         )
+
+    def wait_ready(self, clients: Clients, res: Resource) -> None:
+        """Until the function is Active: CreateFunction answers Pending (the emulator flips it after 0.5 s)."""
         self._wait_ready(clients, res.name)
 
     def update(self, clients: Clients, res: Resource, changed: list[str]) -> None:

@@ -160,3 +160,89 @@ def test_emulators_need_no_iam_propagation_wait() -> None:
     # No emulator runs here: an emulated target must return before asking IAM anything.
     assert wait_for_role(Clients(load_settings(env={"PORT": "9"})), "arn:aws:iam::1:role/r", sleep=slept.append) == 0
     assert slept == []
+
+
+class FakeHandler:
+    """Observes through `observe_fn`; the table exists and has a stream, the rest does not exist."""
+
+    def __init__(self, observe_fn) -> None:  # type: ignore[no-untyped-def]
+        self.observe_fn = observe_fn
+
+    def observe(self, clients: object, res: Resource) -> dict | None:
+        return self.observe_fn(res)
+
+    def facts(self, clients: object, res: Resource) -> dict:
+        return {"table_stream_arn": "arn:stream"} if res.kind == "dynamodb_table" else {}
+
+    def desired(self, res: Resource) -> dict:
+        return dict(res.params)
+
+    def tags(self, clients: object, res: Resource) -> dict:
+        return {}
+
+
+def test_plan_observes_resources_at_once_and_a_resource_with_a_ref_after_its_facts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+    from types import SimpleNamespace
+
+    from bootstrap import plan as plan_module
+
+    settings = load_settings(env={})
+    planned = [Resource("s3_bucket", "lake", {"A": 1}), Resource("dynamodb_table", "orders", {}),
+               Resource("pipe", "pipe", {"Source": Ref("table_stream_arn")})]
+    together = threading.Barrier(2, timeout=30)  # broken (an error) if the two are not observed at the same time
+    seen: dict[str, dict] = {}
+
+    def observe(res: Resource) -> dict | None:
+        if res.kind != "pipe":
+            together.wait()
+        seen[res.kind] = dict(res.params)
+        return {} if res.kind == "dynamodb_table" else None
+
+    monkeypatch.setattr(plan_module, "desired_resources", lambda s, account: planned)
+    monkeypatch.setattr(plan_module, "handler_for", lambda kind, local: FakeHandler(observe))
+    monkeypatch.setattr(plan_module, "account_of", lambda clients: ACCOUNT)
+    plan = plan_module.build_plan(SimpleNamespace(settings=settings), settings)  # type: ignore[arg-type]
+    assert seen["pipe"] == {"Source": "arn:stream"}  # observed with the table's facts
+    assert [(c.resource.kind, c.action) for c in plan.changes] == [
+        ("s3_bucket", CREATE), ("dynamodb_table", NOOP), ("pipe", CREATE)]
+    assert plan.changes[2].resource.params == {"Source": Ref("table_stream_arn")}  # apply resolves it
+
+
+def test_apply_waits_for_a_pending_lambda_after_the_other_steps_on_the_emulated_targets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from bootstrap import plan as plan_module
+    from bootstrap.plan import Change, Plan
+    from common.console import Console
+
+    steps: list[str] = []
+
+    class Settling(FakeHandler):
+        def start_create(self, clients: object, res: Resource) -> None:
+            steps.append(f"start {res.kind}")
+
+        def wait_ready(self, clients: object, res: Resource) -> None:
+            steps.append(f"ready {res.kind}")
+
+        def create(self, clients: object, res: Resource) -> None:  # AWS: created and waited for in its turn
+            steps.append(f"create {res.kind}")
+
+    class Plain(FakeHandler):
+        def create(self, clients: object, res: Resource) -> None:
+            steps.append(f"create {res.kind}")
+
+    monkeypatch.setattr(plan_module, "handler_for", lambda kind, local: (
+        Settling(lambda r: None) if kind == "lambda_function" else Plain(lambda r: None)))
+    changes = tuple(Change(Resource(kind, kind, {}), CREATE) for kind in ("iam_role", "lambda_function", "sqs_queue"))
+    for emulated, expected in ((True, ["create iam_role", "start lambda_function", "create sqs_queue",
+                                       "ready lambda_function"]),
+                               (False, ["create iam_role", "create lambda_function", "create sqs_queue"])):
+        steps.clear()
+        clients = SimpleNamespace(settings=SimpleNamespace(emulated=emulated))
+        plan_module.apply(clients, Plan("t", "r", ACCOUNT, changes), Console(capture=True))  # type: ignore[arg-type]
+        assert steps == expected
