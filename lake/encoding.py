@@ -19,11 +19,13 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import operator
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Context, Decimal, InvalidOperation, Overflow
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lake.schema import ROW_SCHEMA
@@ -139,8 +141,42 @@ def _show(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+# The transform's timestamp text (ISO-8601, UTC, at most milliseconds): pyarrow parses a column of it in
+# C++; anything else (or anything it refuses) takes the value-by-value path with its exact messages.
+_ISO_MS = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?Z$"
+
+
+def _timestamps_at_once(kind: pa.TimestampType, values: list[object]) -> pa.Array | None:
+    """A timestamp[ms] column of the transform's text, parsed by pyarrow; None when any value is not such text."""
+    if kind.unit != "ms" or kind.tz is not None:
+        return None
+    try:
+        text = pa.array(values, type=pa.string())
+        if not pc.all(pc.match_substring_regex(text, _ISO_MS)).as_py():
+            return None
+        return pc.utf8_slice_codeunits(text, 0, -1).cast(kind)  # without the Z: UTC, naive, as _parse_ts
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
+def _decimals_at_once(kind: pa.Decimal128Type, values: list[object]) -> pa.Array | None:
+    """A decimal column of Decimals and ints, converted by pyarrow, which refuses a value it would round or
+    that does not fit (as _exact_decimal does); None on any such value, so that path names the row's problem."""
+    if not all(type(v) is Decimal or type(v) is int or v is None for v in values):
+        return None
+    try:
+        return pa.array(values, type=kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, ArithmeticError):
+        return None
+
+
 def _column(field: pa.Field, values: list[object]) -> pa.Array:
     kind = field.type
+    # Vectorized first (pyarrow in C++): the per-value checks below were most of the Parquet encoding's CPU.
+    fast = (_timestamps_at_once(kind, values) if pa.types.is_timestamp(kind)
+            else _decimals_at_once(kind, values) if pa.types.is_decimal(kind) else None)
+    if fast is not None:
+        return fast
     if pa.types.is_timestamp(kind):
         values = [_parse_ts(field.name, kind.unit, v) for v in values]
     elif pa.types.is_decimal(kind):
@@ -164,6 +200,21 @@ def _lowered(row: Mapping[str, object]) -> Mapping[str, object]:
     return {str(k).lower(): v for k, v in row.items()}
 
 
+def _columns_of(rows: Sequence[Mapping[str, object]], names: list[str]) -> dict[str, list[object]]:
+    """Each named column's values, None where a row lacks the key.
+
+    Rows of one delivery usually share their keys: then one C-level pass (itemgetter, zip) transposes
+    them instead of a dict lookup per row and column in Python."""
+    if rows:
+        keys = rows[0].keys()
+        present = [name for name in names if name in keys]
+        if len(present) > 1 and all(row.keys() == keys for row in rows):
+            found = dict(zip(present, map(list, zip(*map(operator.itemgetter(*present), rows), strict=True)),
+                             strict=True))
+            return {name: found[name] if name in found else [None] * len(rows) for name in names}
+    return {name: [row.get(name) for row in rows] for name in names}
+
+
 def rows_to_table(rows: Sequence[Mapping[str, object]], schema: pa.Schema = ROW_SCHEMA) -> pa.Table:
     """Columns in schema order; attributes the schema does not know are dropped, missing ones null.
 
@@ -176,9 +227,10 @@ def rows_to_table(rows: Sequence[Mapping[str, object]], schema: pa.Schema = ROW_
     if any(type(n) is not str or n != n.lower() for n in names):
         rows = [_lowered(row) for row in rows]
     columns = []
+    by_name = _columns_of(rows, schema.names)
     for field in schema:
         try:
-            columns.append(_column(field, [row.get(field.name) for row in rows]))
+            columns.append(_column(field, by_name[field.name]))
         except ConversionError:
             raise
         except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, ArithmeticError) as exc:
@@ -203,5 +255,10 @@ def encode_jsonl_gzip(lines: Sequence[bytes]) -> bytes:
     return gzip.compress(b"".join(lines), compresslevel=6)
 
 
+# json.loads(line, parse_float=Decimal) builds a decoder per call; this one is built once (it is immutable).
+_ROW_DECODER = json.JSONDecoder(parse_float=Decimal)
+
+
 def decode_rows(lines: Sequence[bytes]) -> list[dict]:
-    return [json.loads(line, parse_float=Decimal) for line in lines]
+    """Each line as json.loads(line, parse_float=Decimal) reads it (its encoding detected as json.loads does)."""
+    return [_ROW_DECODER.decode(line.decode(json.detect_encoding(line), "surrogatepass")) for line in lines]

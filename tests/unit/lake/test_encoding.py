@@ -155,3 +155,34 @@ def test_decoded_numbers_keep_every_digit() -> None:
     rows = decode_rows([json.dumps({"discount": 0.1, "order_total": 12345678901234.99}).encode()])
     assert rows == [{"discount": Decimal("0.1"), "order_total": Decimal("12345678901234.99")}]
 
+
+
+def _one_by_one(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each row converted alone, keys looked up one by one: what the column-at-once paths must equal."""
+    return [rows_to_table([row]).to_pylist()[0] for row in rows]
+
+
+def test_whole_columns_convert_as_each_value_alone_would() -> None:
+    """Rows sharing keys are transposed in C and their decimals and timestamps converted by pyarrow;
+    rows that differ, ints in a decimal column and second-precision text must give the very same table."""
+    rows = [ROW, {**ROW, "order_id": "ord-2", "unit_price": 5, "order_ts": "2026-01-05T09:58:11Z",
+                  "discount": Decimal("-0.00"), "order_total": Decimal("1E+2")}]
+    assert rows_to_table(rows).to_pylist() == _one_by_one(rows)
+    uneven = [*rows, {"order_id": "ord-3", "event_type": "REMOVE", "is_deleted": True},
+              {**ROW, "extra": 1, "quantity": None}]
+    assert rows_to_table(uneven).to_pylist() == _one_by_one(uneven)
+
+
+@pytest.mark.parametrize("changes", [{"unit_price": Decimal("1.234")}, {"event_ts": "2026-01-05T09:58:11.8715Z"},
+                                     {"event_ts": "2026-02-30T00:00:00Z"}, {"order_total": Decimal("1E+20")}])
+def test_a_column_pyarrow_refuses_is_refused_with_the_value_by_value_message(changes: dict[str, Any]) -> None:
+    with pytest.raises(ConversionError) as whole:
+        rows_to_table([ROW, {**ROW, **changes}])
+    with pytest.raises(ConversionError) as alone:
+        check_row({**ROW, **changes})
+    assert str(whole.value) == str(alone.value)
+
+
+def test_decode_rows_reads_bytes_as_json_loads_does() -> None:
+    lines = [b'{"a":1.50,"b":"\xc3\xa9"}\n', "\ufeff{\"a\":2}".encode("utf-8"), '{"a":3}'.encode("utf-16")]
+    assert decode_rows(lines) == [json.loads(line, parse_float=Decimal) for line in lines]
