@@ -11,6 +11,7 @@ One error boundary: a known error prints one red line with its fix and exits 1
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import math
 import os
@@ -187,6 +188,16 @@ def up(
     # Every process is launched first and waited for last, so their start-ups (about a second of CPU each:
     # imports, service models) overlap each other's and this one's imports, clients and bootstrap. The runners
     # launched here read nothing before `runner_launch.go()`, which keeps the firehose-before-pipe order.
+    # No garbage collection in this short process: the service models it loads are some 10^5 objects that the
+    # collector would walk again and again (a fifth of its CPU), and at exit (over a second): they are frozen.
+    gc.disable()
+    try:
+        _up(target, emulator, runners)
+    finally:
+        gc.freeze()
+
+
+def _up(target: str | None, emulator: bool, runners: bool) -> None:
     from bootstrap import emulator as emu
     from runners import service
 

@@ -17,6 +17,7 @@ was killed) exits without reading anything.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -125,15 +126,20 @@ def run(name: str, settings: Settings, go: IO[bytes] | None = None) -> None:
     """
     claim(settings, check_name(name))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    gc.disable()  # while modules and service models load (10^5 objects the collector would walk again and again)
     clients = new_clients(settings)
     if go is not None:
         prepare(name, clients)
+        gc.freeze()  # they live as long as the process: later collections skip them
         if not told_to_go(go):
             logging.getLogger("runners").info("the %s runner was not started: `make up` ended before", name)
             return
     clients.ensure_reachable()
     try:
-        run_forever(build_runner(name, clients, settings), settings.runner_dir)
+        runner = build_runner(name, clients, settings)
+        gc.freeze()
+        gc.enable()
+        run_forever(runner, settings.runner_dir)
     except PipelineError:
         raise
     except Exception as exc:  # the traceback goes to the log; its last line says what stopped the runner
