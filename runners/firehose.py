@@ -75,6 +75,7 @@ import base64
 import binascii
 import json
 import random
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -185,6 +186,13 @@ def invoke_failure(exc: Exception) -> InvokeFailure:
         return InvokeFailure(FUNCTION_TIMED_OUT, FUNCTION_TIMED_OUT_MESSAGE, True)
     code, _ = invoke_error(type(exc).__name__)
     return InvokeFailure(code, str(exc)[:200], True)  # the network: the call may not have arrived
+
+
+def warm_up_arrow() -> None:
+    """pyarrow's first pa.array imports pandas when it is installed: 1 to 3 s here, once per process. Run on
+    a thread when the first records arrive, it overlaps their buffer's interval instead of delaying its
+    write (and `make up`, which waits for the first pass, does not pay for it)."""
+    pa.array([0])
 
 
 def invoke_read_timeout(function_timeout_s: float) -> float:
@@ -342,6 +350,7 @@ class FirehoseRunner(ReadsShards):
         self.errors = BufferSet(config.buffer_bytes, config.buffer_interval_s)
         self.inflight = InFlight()
         self._invoker: ThreadPoolExecutor | None = None  # one thread: invokes in order, off the write path
+        self._warm_up: threading.Thread | None = None
 
     # -- source (discovered, pacer, shards and ready_in come from ReadsShards) ---------------------
     def _start_at(self, shard: str) -> tuple[str, str | None]:
@@ -360,6 +369,9 @@ class FirehoseRunner(ReadsShards):
         page = self.reader.read(shard)  # in wire form (Clients.raw_json): botocore's parsing was a quarter of our CPU
         if page.millis_behind is not None:
             self.stats.lag_ms = page.millis_behind
+        if page.records and self._warm_up is None:
+            self._warm_up = threading.Thread(target=warm_up_arrow, name="firehose-warm-up", daemon=True)
+            self._warm_up.start()
         for rec in page.records:
             seq = rec["SequenceNumber"]
             data = base64.b64decode(rec["Data"])

@@ -357,6 +357,26 @@ def test_a_buffer_that_falls_due_while_the_function_runs_is_written_then_not_aft
     runner.close()
 
 
+def test_the_first_records_start_pyarrow_s_one_off_warm_up_on_a_thread_once(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import runners.firehose as module
+
+    warmed = threading.Event()
+    calls: list[str] = []
+    monkeypatch.setattr(module, "warm_up_arrow", lambda: (calls.append(threading.current_thread().name),
+                                                          warmed.set()))
+    clock = Clock()
+    source = KinesisSource(clock, puts=[clock.now + 0.5, clock.now + 0.7])
+    runner = firehose(tmp_path, clock, source, S3(clock), interval_s=60)
+    runner.run_once()  # nothing yet: no warm-up (an idle stack never pays for it)
+    assert runner._warm_up is None
+    for _ in range(2):
+        clock.now += 0.5
+        runner.run_once()
+    assert warmed.wait(10) and calls == ["firehose-warm-up"]  # once, on its own thread
+    runner.close()
+
+
 class Paced:
     """A runner for wait_for_next_pass alone: reads allowed in `ready` s, a buffer due in `due` s."""
 
