@@ -104,14 +104,14 @@ class Launch:
 
 def launch(settings: Settings, persist: bool = False) -> Launch:
     """Start MiniStack's process without waiting for it (`Launch.wait` does); the running one if there is one."""
-    from common.aws import emulator_healthy  # here: `make up` launches the emulator before it imports boto3
-
     with up_lock(settings.state_dir):
         endpoint = settings.endpoint_url or ""
         pid = running_pid(settings)
         if pid:
             return Launch(settings, None, pid)
         if port_in_use(settings.host, settings.port):
+            from common.aws import emulator_healthy  # only here: `make up` launches it before importing boto3
+
             if emulator_healthy(endpoint):
                 raise TerminalError(
                     f"an emulator not started by this project already answers on port {settings.port}; "
