@@ -110,14 +110,27 @@ class LifecycleConfig:
         return int(orders * self.mean_gap_ms) + tail
 
 
+Wire = dict[str, dict[str, str]]
+
+
+def attribute_values(item: Mapping[str, str | Decimal]) -> Wire:
+    """An item in DynamoDB's wire format (only strings and numbers occur in the contract)."""
+    return {k: {"S": v} if isinstance(v, str) else {"N": str(v)} for k, v in item.items()}
+
+
 @dataclass(frozen=True, slots=True)
 class Operation:
-    """One write: the order's full new item (put), or its key alone (delete, item None)."""
+    """One write: the order's full new item (put), or its key alone (delete, item None).
+
+    `wire` is the item in DynamoDB's wire format when the simulator built it along (a step converts only
+    the attributes it changes); None means "convert `item` when sending" (generator/writer.py).
+    """
 
     kind: str
     order_id: str
     ts: str  # when it happened: the put's updated_ts, or the deletion time
     item: Item | None
+    wire: Wire | None = field(default=None, compare=False, repr=False)
 
 
 DAY_MS = 86_400_000
@@ -213,12 +226,13 @@ def corrected(rng: random.Random, item: Item) -> dict[str, Decimal]:
 
 
 class _OpenOrder:
-    """An order in flight: its current item and the (kind, time) steps still to come."""
+    """An order in flight: its current item (and its wire form) and the (kind, time) steps still to come."""
 
-    __slots__ = ("item", "steps")
+    __slots__ = ("item", "steps", "wire")
 
     def __init__(self, item: Item, steps: deque[tuple[str, int]]) -> None:
         self.item = item
+        self.wire = attribute_values(item)
         self.steps = steps
 
 
@@ -240,14 +254,15 @@ def _advance(rng: random.Random, order: _OpenOrder, kind: str, at_ms: int) -> Op
     if kind == "deleted":
         return Operation(kind, order_id, ts, None)
     if kind == "placed":
-        return Operation(kind, order_id, ts, order.item)
+        return Operation(kind, order_id, ts, order.item, order.wire)
     changes: dict[str, str | Decimal] = {"updated_ts": ts}
     if kind == "corrected":
         changes.update(corrected(rng, order.item))
     else:
         changes["status"] = STATUS_OF[kind]
     order.item = {**order.item, **changes}
-    return Operation(kind, order_id, ts, order.item)
+    order.wire = {**order.wire, **attribute_values(changes)}
+    return Operation(kind, order_id, ts, order.item, order.wire)
 
 
 def simulate(

@@ -30,8 +30,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from decimal import Decimal
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -39,20 +38,16 @@ from botocore.exceptions import ClientError
 from common.errors import TerminalError, TransientError
 from common.retry import Backoff, error_code, is_transient, retry_call
 from generator.lifecycle import KINDS, Operation
+from generator.lifecycle import attribute_values as attribute_values  # importable from here, as before
 
 MAX_BATCH = 25
 
 
-def attribute_values(item: Mapping[str, str | Decimal]) -> dict[str, dict[str, str]]:
-    """An item in DynamoDB's wire format (only strings and numbers occur in the contract)."""
-    return {k: {"S": v} if isinstance(v, str) else {"N": str(v)} for k, v in item.items()}
-
-
 def write_request(op: Operation) -> dict[str, Any]:
-    """The BatchWriteItem request for one operation."""
+    """The BatchWriteItem request for one operation (the simulator's wire form of the item when it has one)."""
     if op.item is None:
         return {"DeleteRequest": {"Key": {"order_id": {"S": op.order_id}}}}
-    return {"PutRequest": {"Item": attribute_values(op.item)}}
+    return {"PutRequest": {"Item": op.wire if op.wire is not None else attribute_values(op.item)}}
 
 
 RAW_ATTEMPTS = 5  # as botocore's standard mode tries a call (common/aws.py Clients)

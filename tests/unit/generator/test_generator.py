@@ -493,3 +493,11 @@ def test_run_seed_on_a_missing_table_fails_before_writing() -> None:
         run_seed(FakeClients(fake), SETTINGS, orders=5, rate=None, duration=None, seed=1,  # type: ignore[arg-type]
                  console=Console(capture=True))
     assert fake.calls == []
+
+
+def test_the_simulators_wire_form_is_the_item_converted() -> None:
+    """A step converts only what it changes; the result must be the whole item converted, in its key order."""
+    for o in simulate(11, 300, START, history_config(2, 300)):
+        expected = None if o.item is None else attribute_values(o.item)
+        assert o.wire == expected and (o.wire is None or list(o.wire) == list(expected or {}))
+        assert write_request(o) == write_request(Operation(o.kind, o.order_id, o.ts, o.item))
