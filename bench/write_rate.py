@@ -13,8 +13,9 @@ the same key sharding and batches. Its operations are simulated and cut into bat
 clock starts (it only turns items into requests and sends them); the generator's clock also
 covers simulating the shop, batching, queueing to its writer threads and the expected-state fold:
 that is its overhead, and the target is >= 0.8x the bare loop. The reference is boto3 as it comes; the
-generator's writer client skips botocore's client-side parameter validation (common/aws.py says
-why), which more than pays for that overhead: the figure's note says so. Runs alternate ABBA and each side's
+generator sends BatchWriteItem as JSON through Clients.raw_json (generator/writer.py RawBatchWrites:
+no botocore serialization, about 100 us per item), which more than pays for that overhead: the
+figure's note says so. Runs alternate ABBA and each side's
 rates are averaged: the emulator slows down as it accumulates stream records (it keeps those of
 deleted tables for 24 h), a drift that ABBA means cancel and best-of would not.
 """
@@ -182,8 +183,8 @@ def measure(settings: Settings, orders: int = DEFAULT_ORDERS, threads: int = DEF
                     "a bare boto3 BatchWriteItem loop of the same items (writes/s)",
                     TARGET, notes=f"{orders:,} orders = {len(ops):,} writes over DAYS={DEFAULT_DAYS:g} (SEED="
                                   f"{seed}, no RATE), {threads} threads, {per_batch:.1f} writes per batch, "
-                                  f"mean of {len(runs['generator'])} runs per side, ABBA; the generator's client "
-                                  "skips botocore's parameter validation, the reference's does not")
+                                  f"mean of {len(runs['generator'])} runs per side, ABBA; the generator sends its "
+                                  "batches as raw JSON (no botocore serialization), the reference through boto3")
     text = ""
     if profile or figure.met is False:
         table = f"bench_prof_{seed}"
