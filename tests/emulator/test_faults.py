@@ -15,7 +15,7 @@ import pytest
 
 from bootstrap.plan import apply, build_plan
 from common.aws import Clients
-from common.config import Settings, with_overrides
+from common.config import Settings
 from common.console import Console
 from common.state_dir import spec_file
 from runners.error_output import list_errors
@@ -24,6 +24,7 @@ from runners.firehose_config import parse_config
 from runners.pipe import PipeRunner
 from tests.fixtures.faults import Fault
 from tests.fixtures.runners import pump
+from tests.fixtures.stack import named_stack
 
 GOOD = {
     "order_id": {"S": "o-good"}, "customer_id": {"S": "c1"}, "customer_name": {"S": "Ann"},
@@ -37,13 +38,8 @@ GOOD = {
 
 @pytest.fixture(scope="module")
 def settings(emulator_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    s = with_overrides(
-        emulator_settings, state_dir=tmp_path_factory.mktemp("faults-state"),
-        project="ft-cdc", table_name="ft_orders", stream_name="ft-orders-cdc", lambda_name="ft-transform",
-        pipe_name="ft-pipe", delivery_stream="ft-firehose", glue_database="ft_db", crawler_name="ft-crawler",
-        workgroup="ft-wg", lake_bucket="ft-lake", results_bucket="ft-results",
-        buffer_interval_s=0, processor_interval_s=0, lambda_retries=2,
-    )
+    s = named_stack(emulator_settings, "ft", tmp_path_factory.mktemp("faults-state"),
+                    buffer_interval_s=0, processor_interval_s=0, lambda_retries=2)
     apply(Clients(s), build_plan(Clients(s), s), Console(capture=True))
     yield s
 

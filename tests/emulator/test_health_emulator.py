@@ -33,26 +33,21 @@ from analytics.kpis import run_kpis, run_queries
 from analytics.verify import reconcile, scan_table
 from bootstrap.plan import apply, build_plan
 from common.aws import Clients
-from common.config import Settings, with_overrides
+from common.config import Settings
 from common.console import Console
 from generator.lifecycle import LifecycleConfig
 from generator.seed import SeedSummary, run_seed
 from runners import service
 from runners.crawler import crawl, spec_from_settings
 from runners.loop import read_status
+from tests.fixtures.stack import named_stack
 
 
 @pytest.fixture(scope="module")
 def seeded(emulator_settings: Settings,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, SeedSummary]]:
-    settings = with_overrides(
-        emulator_settings,
-        state_dir=tmp_path_factory.mktemp("health-state"),
-        project="health-cdc", table_name="health_orders", stream_name="health-orders-cdc",
-        lambda_name="health-transform", pipe_name="health-pipe", delivery_stream="health-firehose",
-        glue_database="health_db", crawler_name="health-crawler", workgroup="health-wg",
-        lake_bucket="health-lake", results_bucket="health-results", buffer_interval_s=1, processor_interval_s=0,
-    )
+    settings = named_stack(emulator_settings, "health", tmp_path_factory.mktemp("health-state"),
+                           buffer_interval_s=1, processor_interval_s=0)
     clients = Clients(settings)
     apply(clients, build_plan(clients, settings), Console(capture=True))
     service.start(settings)

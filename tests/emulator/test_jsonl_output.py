@@ -13,21 +13,17 @@ from analytics.engine import open_engine
 from analytics.verify import reconcile
 from bootstrap.plan import apply, build_plan
 from common.aws import Clients
-from common.config import Settings, with_overrides
+from common.config import Settings
 from common.console import Console
 from runners.crawler import crawl
 from tests.emulator.test_faults import GOOD, pump, runners
+from tests.fixtures.stack import named_stack
 
 
 @pytest.fixture(scope="module")
 def settings(emulator_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    s = with_overrides(
-        emulator_settings, state_dir=tmp_path_factory.mktemp("jsonl-state"), output_format="jsonl",
-        project="jl-cdc", table_name="jl_orders", stream_name="jl-orders-cdc", lambda_name="jl-transform",
-        pipe_name="jl-pipe", delivery_stream="jl-firehose", glue_database="jl_db", crawler_name="jl-crawler",
-        workgroup="jl-wg", lake_bucket="jl-lake", results_bucket="jl-results",
-        buffer_interval_s=0, processor_interval_s=0,
-    )
+    s = named_stack(emulator_settings, "jl", tmp_path_factory.mktemp("jsonl-state"), output_format="jsonl",
+                    buffer_interval_s=0, processor_interval_s=0)
     apply(Clients(s), build_plan(Clients(s), s), Console(capture=True))
     return s
 

@@ -20,23 +20,18 @@ import pytest
 from bootstrap.plan import apply, build_plan
 from chaos.drill import stream_records
 from common.aws import Clients
-from common.config import Settings, with_overrides
+from common.config import Settings
 from common.console import Console
 from generator.seed import run_seed
 from runners import service
 from runners.error_output import list_errors
+from tests.fixtures.stack import named_stack
 
 
 @pytest.fixture(scope="module")
 def pipeline(emulator_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    settings = with_overrides(
-        emulator_settings,
-        state_dir=tmp_path_factory.mktemp("pipeline-state"),
-        project="e2e-cdc", table_name="e2e_orders", stream_name="e2e-orders-cdc", lambda_name="e2e-transform",
-        pipe_name="e2e-pipe", delivery_stream="e2e-firehose", glue_database="e2e_db", crawler_name="e2e-crawler",
-        workgroup="e2e-wg", lake_bucket="e2e-lake", results_bucket="e2e-results",
-        buffer_interval_s=1, processor_interval_s=0,
-    )
+    settings = named_stack(emulator_settings, "e2e", tmp_path_factory.mktemp("pipeline-state"),
+                           buffer_interval_s=1, processor_interval_s=0)
     clients = Clients(settings)
     apply(clients, build_plan(clients, settings), Console(capture=True))
     service.start(settings)

@@ -18,7 +18,7 @@ import pytest
 from bootstrap.plan import apply, build_plan
 from chaos.drill import stream_records
 from common.aws import Clients
-from common.config import Settings, with_overrides
+from common.config import Settings
 from common.console import Console
 from common.state_dir import spec_file
 from generator.seed import run_seed
@@ -29,6 +29,7 @@ from runners.redrive import Redriver
 from tests.emulator.test_pipeline import assert_lake_matches
 from tests.emulator.test_schema_evolution import add_column
 from tests.fixtures.runners import pump
+from tests.fixtures.stack import named_stack
 from transform.handler import transform_record
 
 BROKEN = """
@@ -40,13 +41,8 @@ def handler(event, context):
 
 @pytest.fixture(scope="module")
 def settings(emulator_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    s = with_overrides(
-        emulator_settings, state_dir=tmp_path_factory.mktemp("redrive-state"),
-        project="rd-cdc", table_name="rd_orders", stream_name="rd-orders-cdc", lambda_name="rd-transform",
-        pipe_name="rd-pipe", delivery_stream="rd-firehose", glue_database="rd_db", crawler_name="rd-crawler",
-        workgroup="rd-wg", lake_bucket="rd-lake", results_bucket="rd-results",
-        buffer_interval_s=0, processor_interval_s=0,
-    )
+    s = named_stack(emulator_settings, "rd", tmp_path_factory.mktemp("redrive-state"),
+                    buffer_interval_s=0, processor_interval_s=0)
     apply(Clients(s), build_plan(Clients(s), s), Console(capture=True))
     yield s
 

@@ -21,7 +21,7 @@ from analytics.engine import open_engine
 from analytics.verify import AttributeDiff, reconcile
 from bootstrap.plan import apply, build_plan
 from common.aws import Clients
-from common.config import Settings, with_overrides
+from common.config import Settings
 from common.console import Console
 from common.state_dir import spec_file
 from lake.glue_schema import TableSchema, table_columns, with_columns
@@ -30,6 +30,7 @@ from runners.firehose import FirehoseRunner
 from runners.firehose_config import parse_config
 from runners.pipe import PipeRunner
 from tests.fixtures.lake import drop_database, empty_bucket
+from tests.fixtures.stack import named_stack
 
 BUCKET = "se-lake"
 TABLE = "se_orders"
@@ -48,13 +49,9 @@ EXTRAS = {"coupon_code": {"S": "SAVE10"}, "address": {"M": {"city": {"S": "Lyon"
 
 @pytest.fixture(scope="module")
 def settings(emulator_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    s = with_overrides(
-        emulator_settings, state_dir=tmp_path_factory.mktemp("schema-evolution-state"),
-        project="se-cdc", table_name=TABLE, stream_name="se-orders-cdc", lambda_name="se-transform",
-        pipe_name="se-pipe", delivery_stream="se-firehose", glue_database="se_db", crawler_name="se-crawler",
-        workgroup="se-wg", lake_bucket=BUCKET, results_bucket="se-results",
-        buffer_interval_s=0, processor_interval_s=0,
-    )
+    s = named_stack(emulator_settings, "se", tmp_path_factory.mktemp("schema-evolution-state"),
+                    buffer_interval_s=0, processor_interval_s=0)
+    assert (s.table_name, s.lake_bucket) == (TABLE, BUCKET)  # the names this module's helpers use
     clients = Clients(s)
     apply(clients, build_plan(clients, s), Console(capture=True))  # declares the table Firehose's conversion reads
     yield s
@@ -122,7 +119,7 @@ def test_a_column_added_to_the_table_reaches_the_next_objects_and_verify_names_w
     assert result.ok and result.unmapped_attributes == {"coupon_code": 1, "address": 1, "tags": 1}
     assert result.report_lines()[:2] == [
         "lake and table agree: 1 orders, every attribute the lake holds equal",
-        "3 DynamoDB attribute(s) not in the Glue table se_db.sales_orders_cdc: Firehose drops attributes the "
+        "3 DynamoDB attribute(s) not in the Glue table se_db.se_cdc: Firehose drops attributes the "
         "table does not declare; add the column with UpdateTable to keep it",
     ]
 
