@@ -10,7 +10,6 @@ import gzip
 import io
 import json
 import threading
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -19,12 +18,13 @@ import pytest
 
 from bootstrap.plan import apply, build_plan
 from chaos.drill import stream_records
-from common.aws import Clients
+from common.aws import Clients, wait_until
 from common.config import Settings
 from common.console import Console
 from generator.seed import run_seed
 from runners import service
 from runners.error_output import list_errors
+from runners.loop import read_status
 from tests.fixtures.stack import named_stack
 
 
@@ -145,11 +145,16 @@ def test_sigkill_of_both_runners_mid_seed_loses_nothing(pipeline: Settings) -> N
                                      console=Console(capture=True))
         done.set()
 
+    def delivered() -> int:
+        return (read_status(pipeline.runner_dir, "firehose") or {}).get("records_in", 0)
+
+    before = delivered()
     thread = threading.Thread(target=seed)
     thread.start()
-    time.sleep(1.5)
+    # Mid-seed: this seed's changes are flowing through both runners (the firehose has read some) when they die.
+    wait_until(lambda: delivered() > before, "the firehose runner to read the seed's first changes", timeout=60,
+               interval=0.05)
     assert service.stop(pipeline, kill=True) == ["pipe", "firehose"]
-    time.sleep(0.5)
     service.start(pipeline)
     thread.join(timeout=120)
     assert done.is_set()
