@@ -3,8 +3,9 @@
 On AWS a delivery stream reading a Kinesis stream starts at LATEST
 (https://docs.aws.amazon.com/firehose/latest/dev/writing-with-kinesis-streams.html), while the pipe replays
 the table's stream from TRIM_HORIZON. So the plan creates the delivery stream before the pipe, the local
-firehose runner starts where the delivery stream was created, and `make up` (service.start) starts the pipe
-runner only once the firehose runner reads. From scratch, with writes to DynamoDB before and during start-up,
+firehose runner starts where the delivery stream was created, and `make up` (service.launch, then Launch.go)
+launches both runners at once but lets the pipe runner read only once the firehose runner reads. From scratch,
+with writes to DynamoDB before and during start-up,
 the lake then holds exactly the changes of the table's stream: a record that was in Kinesis before the
 delivery stream existed stays out of it, as it would on AWS.
 """
@@ -90,12 +91,18 @@ def test_from_scratch_writes_before_and_during_start_up_reach_the_lake_exactly(s
     writer = threading.Thread(target=write_during_start_up)
     writer.start()
     try:
-        service.start(settings)
+        launched = service.launch(settings)  # both at once, as `make up` does, right after the emulator
+        try:
+            assert set(launched.started) == set(service.RUNNERS)
+            assert all(read_status(settings.runner_dir, name) is None for name in service.RUNNERS)  # none read yet
+            launched.go()  # the firehose runner, then (once it completed a pass) the pipe runner
+        except BaseException:
+            launched.abandon()
+            raise
     finally:
         writer.join(timeout=120)
     assert "summary" in during and seeded.writes > 0
 
-    # The pipe runner started only after the firehose runner had completed a pass.
     statuses = {name: read_status(settings.runner_dir, name) or {} for name in service.RUNNERS}
     assert all(s.get("ok_passes", 0) >= 1 for s in statuses.values())
     service.wait_drained(settings, timeout=120)
