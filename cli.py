@@ -16,6 +16,7 @@ import json
 import math
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -177,6 +178,18 @@ class Phases:
             Path(self.path).write_text(json.dumps({"marks": self.marks}) + "\n")
 
 
+def ask_account_early(clients: Clients, emu_launch: Any) -> None:
+    """The account id from STS, asked while `up` imports the bootstrap: an emulator answers a service's first
+    call slowest (it loads the service then), and the plan begins with this one. Best effort: the plan asks
+    again if this failed, and reports the error itself."""
+    from bootstrap import emulator as emu
+
+    with contextlib.suppress(Exception):
+        if emu_launch is not None and emu_launch.proc is not None:
+            emu.wait_healthy(clients.settings, 30.0, emu_launch.proc)
+        clients.account_id  # noqa: B018 (cached for the plan)
+
+
 @app.command()
 @boundary
 def up(
@@ -216,16 +229,20 @@ def _up(target: str | None, emulator: bool, runners: bool) -> None:
                 from analytics.athena_api import process as athena  # imports boto3
 
                 athena_launch = athena.launch(settings)
-            from bootstrap.plan import apply, build_plan
             from common.aws import Clients
 
             clients = Clients(settings)
+            early = threading.Thread(target=ask_account_early, args=(clients, emu_launch), daemon=True)
+            early.start()
+            from bootstrap.plan import apply, build_plan
+
             clients.preload(*PLAN_SERVICES)  # the service models load while the emulator starts
             phases.mark("bootstrap imported, clients built")
             if emu_launch is not None:
                 pid = emu_launch.wait()
                 console.ok(f"emulator up at {settings.endpoint_url} (pid {pid}, log {emu.log_file(settings)})")
                 phases.mark("emulator healthy")
+            early.join()
             clients.ensure_reachable()
             plan = build_plan(clients, settings)
             print_plan(plan, console)
