@@ -16,8 +16,10 @@ Mirrors Kinesis Data Firehose with a Kinesis source, a Lambda processor and dyna
   has waited BufferIntervalInSeconds, or at a graceful stop; each payload stays under Lambda's 6 MB;
 - the invocations run on a thread of their own, one at a time and in order, and the pass waits for
   them; meanwhile a destination buffer that falls due is written on time, not behind the invoke (the
-  loop, runners/loop.py, also wakes between reads for it). A buffer's interval counts from the read of
-  its oldest record, when the record entered the delivery stream;
+  loop, runners/loop.py, also wakes between reads for it), and the shards are read as often as their
+  limit allows (those records wait for the next invoke). A record enters its destination buffer when it
+  leaves the processor's buffer by the rules above (its read + the processor's interval, or earlier in
+  a full batch), not when this loop gets round to routing it; the buffer's interval counts from there;
 - an invocation may run as long as the function's Timeout (LAMBDA_TIMEOUT_S, at most Firehose's 5
   minutes, data-transformation.html "Lambda invocation duration"): the Lambda client waits that long
   plus a margin, so a slow function answers, and one that runs out of time answers as Lambda does
@@ -207,6 +209,7 @@ class SourceRecord:
     arrival: datetime
     source: SourceRef
     partition_key: str
+    read_at: float = 0.0  # the runner's clock when it was read: its buffer's interval counts from there
 
 
 @dataclass(frozen=True)
@@ -377,7 +380,7 @@ class FirehoseRunner(ReadsShards):
             data = base64.b64decode(rec["Data"])
             arrival = datetime.fromtimestamp(rec["ApproximateArrivalTimestamp"], UTC)
             self.processor.append(SourceRecord(f"{shard}:{seq}", data, arrival, (shard, seq),
-                                               rec.get("PartitionKey", "")))
+                                               rec.get("PartitionKey", ""), now))
             self.processor_read.append(now)
             self.processor_bytes += len(data)
             self.inflight.read(shard, seq)
@@ -453,11 +456,19 @@ class FirehoseRunner(ReadsShards):
                                     error_message=f"more than {limit} active partitions")
                     else:
                         data = o.data + b"\n" if self.config.append_delimiter else o.data
-                        self.rows.add(prefix, data, o.record.source, now, o.record.arrival)
+                        self.rows.add(prefix, data, o.record.source, self._entered(o.record, now), o.record.arrival)
                         continue
             kind = ACTIVE_PARTITION_EXCEEDED if o.error_code == ACTIVE_PARTITIONS_EXCEEDED_CODE else PROCESSING_FAILED
-            self.errors.add(kind, error_document(o, self.config.lambda_arn, stamp), o.record.source, now,
-                            o.record.arrival)
+            self.errors.add(kind, error_document(o, self.config.lambda_arn, stamp), o.record.source,
+                            self._entered(o.record, now), o.record.arrival)
+
+    def _entered(self, record: SourceRecord, now: float) -> float:
+        """When `record` entered its destination buffer: when it left the processor's buffer by Firehose's rules
+        (its read + BufferIntervalInSeconds of the processor, or earlier when a full batch took it), not when
+        this loop got round to routing it (a record read while an invoke ran waits for the next one)."""
+        if not record.read_at:
+            return now
+        return min(now, record.read_at + self.config.processor_interval_s)
 
     # -- destination -----------------------------------------------------------------------------
     def _write(self, key: str, body: bytes) -> None:
@@ -600,45 +611,53 @@ class FirehoseRunner(ReadsShards):
         # What is due already is written first: it would otherwise wait behind this pass's read and invoke.
         flushed = self._timed("write", lambda: self._flush(self._clock(), False))
         now = self._clock()
-        records = 0
-        if read:
-            started = time.perf_counter()
-            for shard in self.reader.readable():
-                records += self._read(shard.shard_id, now)
-            self._spent("read", started)
-            self.stats.records_in += records
+        records = self._read_shards(now) if read else 0
         batches = self._processor_batches(now, force)
-        flushed += self._invoke_all(batches, now)
+        written, read_meanwhile = self._invoke_all(batches, now, read_meanwhile=read and not force)
+        flushed, records = flushed + written, records + read_meanwhile
         flushed += self._timed("write", lambda: self._flush(self._clock(), force))
         self._checkpoint()
         self.stats.pending = len(self.processor) + self.rows.pending + self.errors.pending
         return records == 0 and not batches and not flushed
 
-    def _invoke_all(self, batches: list[list[SourceRecord]], now: float) -> int:
-        """Invoke the batches (in order, on the invoke thread) and route their outcomes; while the function
-        runs, a buffer that falls due is written here, on time, rather than behind the invoke. Returns the
-        buffers so written."""
+    def _read_shards(self, now: float) -> int:
+        started = time.perf_counter()
+        records = sum(self._read(shard.shard_id, now) for shard in self.reader.readable())
+        self._spent("read", started)
+        self.stats.records_in += records
+        return records
+
+    def _invoke_all(self, batches: list[list[SourceRecord]], now: float, *,
+                    read_meanwhile: bool = False) -> tuple[int, int]:
+        """Invoke the batches (in order, on the invoke thread) and route their outcomes. While the function
+        runs, a buffer that falls due is written, on time, rather than behind the invoke; with
+        `read_meanwhile` the shards are read too, each as soon as its read limit allows (the records wait for
+        the next invoke, their buffer's interval counting from their read). Returns (buffers written,
+        records read) meanwhile."""
         if not batches:
-            return 0
+            return 0, 0
         if self._invoker is None:
             self._invoker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="firehose-invoke")
+
         def invoke() -> tuple[list[list[Outcome]], float]:
             started = time.perf_counter()
             return [self._invoke(batch) for batch in batches], time.perf_counter() - started
 
         running = self._invoker.submit(invoke)
-        flushed = 0
+        flushed = read = 0
         while True:
-            due = self._buffers_due_in()
+            waits = [w for w in (self._buffers_due_in(), self.ready_in() if read_meanwhile else None) if w is not None]
             try:
-                answers, seconds = running.result(timeout=None if due is None else max(due, MIN_WAIT_S))
+                answers, seconds = running.result(timeout=max(min(waits), MIN_WAIT_S) if waits else None)
                 break
             except FutureTimeout:
                 flushed += self._timed("write", lambda: self._flush(self._clock(), False))
+                if read_meanwhile and self.ready_in() <= 0:
+                    read += self._read_shards(self._clock())
         self.stats.phase_s["invoke"] = self.stats.phase_s.get("invoke", 0.0) + seconds
         for outcomes in answers:
             self._route(outcomes, now)
-        return flushed
+        return flushed, read
 
     def _buffers_due_in(self) -> float | None:
         """Seconds before the oldest destination buffer (rows or errors) falls due; None: none buffered."""
@@ -661,7 +680,7 @@ class FirehoseRunner(ReadsShards):
         """A graceful stop delivers what is buffered, then saves the checkpoint."""
         now = self._clock()
         try:
-            self._invoke_all(self._processor_batches(now, force=True), now)
+            self._invoke_all(self._processor_batches(now, force=True), now)  # reads nothing meanwhile
             self._flush(self._clock(), force=True)
             self._checkpoint()
             self.checkpoint.save()

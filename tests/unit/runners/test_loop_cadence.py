@@ -357,6 +357,52 @@ def test_a_buffer_that_falls_due_while_the_function_runs_is_written_then_not_aft
     runner.close()
 
 
+class ReadWhileInvoking(Lambda):
+    """The first invoke runs 0.5 s (on the fake clock) and answers once the runner has read the shard again,
+    or after 10 s (then it did not read meanwhile)."""
+
+    def __init__(self, clock: Clock, read: threading.Event) -> None:
+        self.clock, self.read, self.calls = clock, read, 0
+        self.read_meanwhile: list[bool] = []
+
+    def invoke(self, FunctionName: str, Payload: bytes, **kw: Any) -> dict:
+        self.calls += 1
+        if self.calls == 1:
+            self.read.clear()
+            self.clock.now += 0.5
+            self.read_meanwhile.append(self.read.wait(10))
+        return super().invoke(FunctionName, Payload, **kw)
+
+
+class SignallingSource(KinesisSource):
+    def __init__(self, clock: Clock, puts: list[float]) -> None:
+        super().__init__(clock, puts)
+        self.event = threading.Event()
+
+    def get_records(self, params: dict) -> dict:
+        answer = super().get_records(params)
+        self.event.set()
+        return answer
+
+
+def test_while_the_function_runs_the_shard_is_read_within_its_limit_and_those_records_wait_their_turn(
+        tmp_path: Path) -> None:
+    clock = Clock()
+    start = clock.now
+    source = SignallingSource(clock, puts=[start, start + 0.3])
+    s3 = S3(clock)
+    runner = firehose(tmp_path, clock, source, s3, interval_s=1.0)
+    runner.lam = lam = ReadWhileInvoking(clock, source.event)
+    runner.run_once()
+    assert lam.read_meanwhile == [True] and len(source.calls) == 2
+    assert source.calls[1] - source.calls[0] >= 1 / KINESIS_READS_PER_SHARD_S  # within the read limit
+    assert runner.stats.records_in == 2 and [r.read_at for r in runner.processor] == [source.calls[1]]
+    clock.now += 1.0
+    runner.run_once()  # the second record's invoke; its buffer's interval counted from its read
+    assert runner.stats.records_out == 2
+    runner.close()
+
+
 def test_the_first_records_start_pyarrow_s_one_off_warm_up_on_a_thread_once(tmp_path: Path,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     import runners.firehose as module
