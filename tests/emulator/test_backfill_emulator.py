@@ -30,7 +30,6 @@ from backfill import run_backfill
 from backfill.core import SNAPSHOT, progress_from_json
 from backfill.state import checkpoint_path
 from bootstrap.plan import apply, build_plan
-from chaos.drill import stream_records
 from common.aws import Clients, wait_until
 from common.config import Settings, with_overrides
 from common.console import Console
@@ -55,19 +54,39 @@ def table_with_history(emulator_settings: Settings, tmp_path_factory: pytest.Tem
     # The records of that history are out of the pipeline's reach: its checkpoint starts after the last one.
     arn = clients.dynamodb.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
     checkpoint = Checkpoint(settings.runner_dir / "pipe.checkpoint.json", scope=arn)
-    last: dict[str, str] = {}
-    shards = clients.client("dynamodbstreams").describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
-    for record in stream_records(clients, settings):
-        last[shards[0]["ShardId"]] = record["dynamodb"]["SequenceNumber"]
-    assert len(shards) == 1 and last  # the emulator's stream has one shard
-    for shard, sequence in last.items():
-        checkpoint.advance(shard, sequence)
+    checkpoint.advance(*stream_end(clients, settings, arn))
     checkpoint.save()
     service.start(settings)
     try:
         yield settings
     finally:
         service.stop(settings)
+
+
+def stream_end(clients: Clients, settings: Settings, arn: str) -> tuple[str, str]:
+    """The shard and sequence number of the stream's last record. Rather than reading the ~10,000 records of
+    the history (seconds on the emulator), one more change is written (an order's updated_ts touched) and
+    read from a LATEST iterator taken just before it: that record is the last."""
+    streams = clients.client("dynamodbstreams")
+    (shard,) = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]  # the emulator's: one shard
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
+                                          ShardIteratorType="LATEST")["ShardIterator"]
+    (item,) = clients.dynamodb.scan(TableName=settings.table_name, Limit=1)["Items"]
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    clients.dynamodb.put_item(TableName=settings.table_name, Item={**item, "updated_ts": {"S": now}})
+    records: list[dict[str, Any]] = []
+
+    def read() -> bool:
+        nonlocal iterator
+        resp = streams.get_records(ShardIterator=iterator)
+        records.extend(resp["Records"])
+        iterator = resp["NextShardIterator"]
+        return bool(records)
+
+    wait_until(read, "the touched order's change in the stream", timeout=30, interval=0.2)
+    (touched,) = records
+    assert touched["eventName"] == "MODIFY" and touched["dynamodb"]["Keys"]["order_id"] == item["order_id"]
+    return shard["ShardId"], touched["dynamodb"]["SequenceNumber"]
 
 
 def lake_rows(clients: Clients, settings: Settings) -> list[dict[str, Any]]:
