@@ -242,7 +242,7 @@ def _up(target: str | None, emulator: bool, runners: bool) -> None:
                 pid = emu_launch.wait()
                 console.ok(f"emulator up at {settings.endpoint_url} (pid {pid}, log {emu.log_file(settings)})")
                 phases.mark("emulator healthy")
-            early.join()
+            early.join()  # never long: it waited for the same emulator, then made one call
             clients.ensure_reachable()
             plan = build_plan(clients, settings)
             print_plan(plan, console)
