@@ -26,8 +26,7 @@ from backfill import run_backfill
 from backfill.core import SNAPSHOT, progress_from_json, progress_json
 from backfill.state import checkpoint_path
 from bootstrap.plan import apply, build_plan
-from chaos.drill import stream_records
-from common.aws import Clients
+from common.aws import Clients, wait_until
 from common.config import Settings
 from common.console import Console
 from common.files import replace_file
@@ -57,6 +56,13 @@ def lake_ahead_of_table(emulator_settings: Settings,
         assert before.ok and before.table_orders > DELETED + UPDATED, before.report_lines()
         service.stop(settings)
 
+        # Those records will be out of the pipeline's reach: read from a LATEST iterator taken now, they are the
+        # stream's last, and its checkpoint moves past them (as if the stream had aged them out).
+        streams = clients.client("dynamodbstreams")
+        arn = clients.dynamodb.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
+        (shard,) = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]  # the emulator's: one
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
+                                              ShardIteratorType="LATEST")["ShardIterator"]
         items = clients.dynamodb.scan(TableName=settings.table_name, ConsistentRead=True)["Items"]
         items.sort(key=lambda item: item["order_id"]["S"])
         deleted = [item["order_id"]["S"] for item in items[:DELETED]]
@@ -68,14 +74,19 @@ def lake_ahead_of_table(emulator_settings: Settings,
             clients.dynamodb.put_item(TableName=settings.table_name,
                                       Item={**item, "status": {"S": "RETURNED"}, "updated_ts": {"S": now}})
             updated.append(item["order_id"]["S"])
-        # Those records are out of the pipeline's reach: its checkpoint moves past the stream's last record.
-        arn = clients.dynamodb.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
-        shards = clients.client("dynamodbstreams").describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
-        assert len(shards) == 1  # the emulator's stream has one shard
-        records = list(stream_records(clients, settings))
-        assert [r["eventName"] for r in records[-DELETED - UPDATED:]] == ["REMOVE"] * DELETED + ["MODIFY"] * UPDATED
+        records: list[dict[str, Any]] = []
+
+        def read_all() -> bool:
+            nonlocal iterator
+            resp = streams.get_records(ShardIterator=iterator)
+            records.extend(resp["Records"])
+            iterator = resp["NextShardIterator"]
+            return len(records) >= DELETED + UPDATED and not resp["Records"]
+
+        wait_until(read_all, "the deletes and updates in the stream", timeout=30, interval=0.2)
+        assert [r["eventName"] for r in records] == ["REMOVE"] * DELETED + ["MODIFY"] * UPDATED
         checkpoint = Checkpoint(settings.runner_dir / "pipe.checkpoint.json", scope=arn)
-        checkpoint.advance(shards[0]["ShardId"], records[-1]["dynamodb"]["SequenceNumber"])
+        checkpoint.advance(shard["ShardId"], records[-1]["dynamodb"]["SequenceNumber"])
         checkpoint.save()
         service.start(settings)
         yield settings, deleted, updated
