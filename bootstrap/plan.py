@@ -31,6 +31,9 @@ CREATE, UPDATE, NOOP = "create", "update", "no change"
 CREDENTIAL_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId",
                               "UnrecognizedClientException", "SignatureDoesNotMatch"})
 OBSERVERS = 8  # threads observing resources at once (each waits on the network, not on the CPU)
+# Kinds that refer to no other resource (a role's policy names ARNs as text, which IAM does not check), first in
+# KIND_ORDER: apply creates or updates them at once.
+INDEPENDENT_KINDS = frozenset({"s3_bucket", "dynamodb_table", "kinesis_stream", "iam_role", "log_group"})
 NOT_FOUND_CODES = ("ResourceNotFoundException", "NotFoundException", "EntityNotFoundException", "NoSuchEntity",
                    "NoSuchBucket")
 
@@ -180,30 +183,34 @@ def build_plan(clients: Clients, settings: Settings) -> Plan:
 
 
 def apply(clients: Clients, plan: Plan, console: Console) -> Plan:
-    """Run the pending steps in order; values known only after a step flow into the next ones."""
+    """Run the pending steps in order; values known only after a step flow into the next ones.
+
+    The plan's leading resources of INDEPENDENT_KINDS (buckets, the table, the stream, the roles, the log
+    groups) are applied at once, each in a thread, their lines printed in plan order; the rest one by one.
+    """
     facts: dict[str, Any] = {}
     settling: list[tuple[Any, Resource]] = []
-    for change in plan.changes:
-        res = change.resource
-        handler = handler_for(res.kind, res.local_runner is not None)
-        res = Resource(res.kind, res.name, resolve(res.params, facts), res.local_runner)
-        if change.action == CREATE:
-            console.step(f"create {res.kind} {res.name} {change.served_by}".rstrip())
-            if clients.settings.emulated and hasattr(handler, "start_create"):
-                # A resource that is created, then becomes ready on its own (the Lambda: Pending, then Active)
-                # is waited for once the other steps are done: on the emulated targets nothing uses it before
-                # apply returns (its consumer is the local firehose runner, started after).
-                guarded(clients, res, lambda h=handler, r=res: h.start_create(clients, r))
-                settling.append((handler, res))
-            else:
-                guarded(clients, res, lambda h=handler, r=res: h.create(clients, r))
-        elif change.action == UPDATE:
-            current = guarded(clients, res, lambda h=handler, r=res: h.observe(clients, r))
-            fields = diff(handler.desired(res), current)
-            if fields:
-                console.step(f"update {res.kind} {res.name}: {', '.join(fields)}")
-                guarded(clients, res, lambda h=handler, r=res, f=fields: h.update(clients, r, list(f)))
-        facts.update(guarded(clients, res, lambda h=handler, r=res: h.facts(clients, r)))
+    lead = 0
+    while lead < len(plan.changes) and plan.changes[lead].resource.kind in INDEPENDENT_KINDS:
+        lead += 1
+    with ThreadPoolExecutor(max_workers=OBSERVERS, thread_name_prefix="apply") as pool:
+        steps = []
+        for change in plan.changes[:lead]:
+            lines: list[str] = []
+            steps.append((pool.submit(_step, clients, change, {}, lines), lines))
+        for future, lines in steps:  # in plan order: the lines of each, then its error if it failed
+            exc = future.exception()
+            for line in lines:
+                console.step(line)
+            if exc is not None:
+                raise exc
+            found, settle = future.result()
+            facts.update(found)
+            settling += settle
+    for change in plan.changes[lead:]:
+        found, settle = _step(clients, change, facts, console)
+        facts.update(found)
+        settling += settle
     for handler, res in settling:
         guarded(clients, res, lambda h=handler, r=res: h.wait_ready(clients, r))
     if plan.pending:
@@ -211,6 +218,34 @@ def apply(clients: Clients, plan: Plan, console: Console) -> Plan:
     else:
         console.ok("no changes: every resource already matches the plan")
     return plan
+
+
+def _step(clients: Clients, change: Change, facts: dict[str, Any],
+          say: Console | list[str]) -> tuple[dict[str, Any], list[tuple[Any, Resource]]]:
+    """Apply one change; its lines go to `say` (the console, or a list printed later). Returns its facts and,
+    for a resource that becomes ready on its own, what to wait for once the other steps are done."""
+    res = change.resource
+    handler = handler_for(res.kind, res.local_runner is not None)
+    res = Resource(res.kind, res.name, resolve(res.params, facts), res.local_runner)
+    step = say.append if isinstance(say, list) else say.step
+    settle: list[tuple[Any, Resource]] = []
+    if change.action == CREATE:
+        step(f"create {res.kind} {res.name} {change.served_by}".rstrip())
+        if clients.settings.emulated and hasattr(handler, "start_create"):
+            # A resource that is created, then becomes ready on its own (the Lambda: Pending, then Active) is
+            # waited for once the other steps are done: on the emulated targets nothing uses it before apply
+            # returns (its consumer is the local firehose runner, started after).
+            guarded(clients, res, lambda: handler.start_create(clients, res))
+            settle.append((handler, res))
+        else:
+            guarded(clients, res, lambda: handler.create(clients, res))
+    elif change.action == UPDATE:
+        current = guarded(clients, res, lambda: handler.observe(clients, res))
+        fields = diff(handler.desired(res), current)
+        if fields:
+            step(f"update {res.kind} {res.name}: {', '.join(fields)}")
+            guarded(clients, res, lambda: handler.update(clients, res, list(fields)))
+    return guarded(clients, res, lambda: handler.facts(clients, res)), settle
 
 
 def destroy(clients: Clients, settings: Settings, console: Console, empty_buckets: bool = False) -> int:

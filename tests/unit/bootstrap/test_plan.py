@@ -246,3 +246,35 @@ def test_apply_waits_for_a_pending_lambda_after_the_other_steps_on_the_emulated_
         clients = SimpleNamespace(settings=SimpleNamespace(emulated=emulated))
         plan_module.apply(clients, Plan("t", "r", ACCOUNT, changes), Console(capture=True))  # type: ignore[arg-type]
         assert steps == expected
+
+
+def test_apply_creates_the_independent_kinds_at_once_and_prints_their_lines_in_plan_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+    from types import SimpleNamespace
+
+    from bootstrap import plan as plan_module
+    from bootstrap.plan import Change, Plan
+    from common.console import Console
+
+    together = threading.Barrier(3, timeout=30)  # broken (an error) unless the three run at the same time
+    done: list[str] = []
+
+    class Creating(FakeHandler):
+        def create(self, clients: object, res: Resource) -> None:
+            if res.kind != "lambda_function":
+                together.wait()
+            else:
+                assert len(done) == 3  # after the independent ones
+            done.append(res.name)
+
+    monkeypatch.setattr(plan_module, "handler_for", lambda kind, local: Creating(lambda r: None))
+    changes = tuple(Change(Resource(kind, name, {}), CREATE) for kind, name in (
+        ("s3_bucket", "lake"), ("dynamodb_table", "orders"), ("iam_role", "pipe-role"), ("lambda_function", "fn")))
+    console = Console(capture=True)
+    clients = SimpleNamespace(settings=SimpleNamespace(emulated=False))
+    plan_module.apply(clients, Plan("t", "r", ACCOUNT, changes), console)  # type: ignore[arg-type]
+    assert done[-1] == "fn"
+    steps = [line for line in console.lines if line.lstrip("> ").startswith("create")]
+    assert [line.split()[-1] for line in steps] == ["lake", "orders", "pipe-role", "fn"]
