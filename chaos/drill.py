@@ -61,6 +61,7 @@ class DrillReport:
     changes_lost: int = 0
     duplicates_collapsed: int = 0
     error_records: int = 0
+    error_types: dict[str, int] = field(default_factory=dict)  # error-output type -> objects (why they failed)
     reconciliation: Reconciliation | None = None
 
     @property
@@ -76,7 +77,9 @@ class DrillReport:
             f"changes in the DynamoDB stream: {self.stream_changes:,}; lake rows: {self.lake_rows:,}",
             f"duplicates collapsed: {self.duplicates_collapsed:,}",
             f"changes lost: {self.changes_lost:,}",
-            f"error-output records: {self.error_records:,}",
+            f"error-output records: {self.error_records:,}"
+            + (f" ({', '.join(f'{kind}: {n:,}' for kind, n in sorted(self.error_types.items()))})"
+               if self.error_types else ""),
             "verify: " + ("lake and table agree" if rec and rec.ok else "DIFFERENCES")
             + (f" ({rec.lake_orders:,} orders)" if rec else ""),
         ]
@@ -120,11 +123,16 @@ def stream_records(clients: Clients, settings: Settings) -> Iterator[dict[str, A
             iterator = resp.get("NextShardIterator")
 
 
-def count_error_records(clients: Clients, settings: Settings) -> int:
-    """Error-output objects in the lake bucket (each holds one or more failed records)."""
+def error_output_types(clients: Clients, settings: Settings) -> dict[str, int]:
+    """Error-output objects per type (errors/<error-output-type>/...): which failure put records there."""
     bucket = settings.lake_bucket_for(clients.account_id)
     pages = clients.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="errors/")
-    return sum(len(page.get("Contents", [])) for page in pages)
+    types: dict[str, int] = {}
+    for page in pages:
+        for obj in page.get("Contents", []):
+            kind = obj["Key"].split("/")[1]
+            types[kind] = types.get(kind, 0) + 1
+    return types
 
 
 def run_drill(
@@ -172,5 +180,6 @@ def measure(clients: Clients, settings: Settings, report: DrillReport) -> DrillR
     report.lake_rows = len(lake)
     report.duplicates_collapsed = len(lake) - len(set(lake))
     report.changes_lost = len(stream - set(lake))
-    report.error_records = count_error_records(clients, settings)
+    report.error_types = error_output_types(clients, settings)
+    report.error_records = sum(report.error_types.values())
     return report
