@@ -13,8 +13,9 @@ import importlib.metadata
 import sys
 
 PINNED = "1.5.33"
-# In this order: record_spill wraps what kinesis_reads installs.
-PATCHES = ("stream_persistence", "athena_forward", "kinesis_reads", "record_spill")
+# In this order: record_spill wraps what kinesis_reads installs; model_session first, before any module
+# imports ministack.core.responses._service_model by name.
+PATCHES = ("model_session", "stream_persistence", "athena_forward", "kinesis_reads", "record_spill")
 
 
 def apply_patches() -> list[str]:
