@@ -10,7 +10,8 @@ How a client reaches it (docs/athena.md):
 - or through the emulator: the pinned MiniStack patch `athena_forward` sends every Athena request that
   reaches the emulator to the endpoint that registered itself, so `awslocal athena ...` works too.
 
-This module stays light (no HTTP server, no DuckDB): the CLI imports it for the address and the client.
+This module stays light (no HTTP server, no DuckDB, no boto3 until a client is asked for): the CLI imports
+it for the address and to launch the endpoint, and `make up` launches it before importing boto3.
 The server is `analytics.athena_api.server`, started with `python -m analytics.athena_api` or
 `analytics.athena_api.process.start(settings)`.
 """
@@ -20,13 +21,12 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
-
-from common.aws import DUMMY_CREDENTIALS, Clients
 from common.config import Settings
+
+if TYPE_CHECKING:
+    from common.aws import Clients
 
 # The endpoint listens beside the emulator: PORT=4566 -> 4607 (LocalStack's old Athena port).
 PORT_OFFSET = 41
@@ -50,6 +50,11 @@ def endpoint_url(settings: Settings, port: int | None = None) -> str:
 
 def athena_client(clients: Clients, settings: Settings | None = None, url: str | None = None) -> Any:
     """An Athena client for the target: the project's endpoint on the emulated targets, AWS's on aws."""
+    import boto3
+    from botocore.config import Config
+
+    from common.aws import DUMMY_CREDENTIALS
+
     settings = settings or clients.settings
     if not settings.emulated:
         return clients.athena

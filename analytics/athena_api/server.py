@@ -12,6 +12,10 @@ Errors have Athena's shape: HTTP 400 with `{"__type": "InvalidRequestException",
 Start it with `serve(settings, port)` (blocking, what `python -m analytics.athena_api` runs) or
 `AthenaServer(settings, port).start()` (a background thread; tests), and stop it with `close()`.
 On start it registers with the emulator so `awslocal athena ...` reaches it too; on close it leaves.
+
+The query service (service.py: DuckDB, pyarrow, the query core, boto3) is imported and built on the first
+query action, not at start: importing it costs about a second of CPU, which `make up` would otherwise spend
+while the bootstrap runs on the same cores, and the health check and the proxied actions need none of it.
 """
 
 from __future__ import annotations
@@ -23,14 +27,18 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analytics.athena_api import HEALTH_PATH, ORIGIN_HEADER, athena_port, register_with_emulator
-from analytics.athena_api.service import ApiError, AthenaService
-from common.aws import Clients
+from analytics.athena_api.protocol import QUERY_ACTIONS, ApiError
 from common.config import Settings
+
+if TYPE_CHECKING:
+    from analytics.athena_api.service import AthenaService
+    from common.aws import Clients
 
 log = logging.getLogger("athena_api")
 JSON_TYPE = "application/x-amz-json-1.1"
@@ -74,7 +82,7 @@ class _Handler(BaseHTTPRequestHandler):
         if service != "AmazonAthena" or not action:
             self._error(ApiError("UnknownOperationException", f"unknown operation {target!r}"))
             return
-        if action not in AthenaService.ACTIONS:
+        if action not in QUERY_ACTIONS:
             self._send(*self.server.proxy(headers, raw))
             return
         try:
@@ -100,9 +108,28 @@ class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], settings: Settings, service: AthenaService) -> None:
+    def __init__(self, address: tuple[str, int], settings: Settings,
+                 make_service: Callable[[], AthenaService]) -> None:
         super().__init__(address, _Handler)
-        self.settings, self.service = settings, service
+        self.settings = settings
+        self._make_service = make_service
+        self._service: AthenaService | None = None
+        self._service_lock = threading.Lock()
+
+    @property
+    def service(self) -> AthenaService:
+        """The query service, built by the first query action (requests run one thread each)."""
+        with self._service_lock:
+            if self._service is None:
+                self._service = self._make_service()
+            return self._service
+
+    def close_service(self) -> None:
+        """Stop the query service's running executions and workers, if a query ever built it."""
+        with self._service_lock:
+            service, self._service = self._service, None
+        if service is not None:
+            service.close()
 
     def proxy(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes, str, str | None]:
         """An action the emulator's Athena answers: sent there as it came, its answer returned as it is."""
@@ -128,12 +155,23 @@ class AthenaServer:
                  advertise: str | None = None) -> None:
         self.settings = settings
         self._advertise = advertise  # the address the emulator reaches us at, when not our own (compose)
-        self.service = AthenaService(clients or Clients(settings), settings, workers=workers)
+
+        def make_service() -> AthenaService:
+            from analytics.athena_api.service import AthenaService
+            from common.aws import Clients
+
+            return AthenaService(clients or Clients(settings), settings, workers=workers)
+
         self._http = _HttpServer((host or settings.host, athena_port(settings) if port is None else port),
-                                 settings, self.service)
+                                 settings, make_service)
         self._register = register
         self.registered = False
         self._thread: threading.Thread | None = None
+
+    @property
+    def service(self) -> AthenaService:
+        """The query service (built now if no query has built it yet)."""
+        return self._http.service
 
     @property
     def port(self) -> int:
@@ -164,7 +202,7 @@ class AthenaServer:
             self.registered = False
         self._http.shutdown()
         self._http.server_close()
-        self.service.close()
+        self._http.close_service()
         if self._thread is not None:
             self._thread.join(timeout=10)
 
@@ -191,4 +229,4 @@ def serve(settings: Settings, port: int | None = None, host: str | None = None, 
         if server.registered:
             register_with_emulator(settings.endpoint_url or "", "")
         server._http.server_close()
-        server.service.close()
+        server._http.close_service()

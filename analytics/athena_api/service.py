@@ -49,6 +49,7 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from analytics.athena_api import ORIGIN_HEADER
+from analytics.athena_api.protocol import QUERY_ACTIONS, ApiError, invalid
 from analytics.query import (
     Mirror,
     QueryError,
@@ -73,18 +74,6 @@ HISTORY = 10_000  # executions kept (Athena keeps 45 days)
 ENGINE_VERSION = {"SelectedEngineVersion": "AUTO", "EffectiveEngineVersion": "Athena engine version 3"}
 # AthenaError.ErrorCategory: 1 system, 2 user, 3 other.
 USER_ERROR, SYSTEM_ERROR = 2, 1
-
-
-class ApiError(Exception):
-    """An Athena API error: __type, message, HTTP status, and Athena's extra members."""
-
-    def __init__(self, code: str, message: str, status: int = 400, **extra: Any) -> None:
-        super().__init__(message)
-        self.code, self.message, self.status, self.extra = code, message, status, extra
-
-
-def invalid(message: str, **extra: Any) -> ApiError:
-    return ApiError("InvalidRequestException", message, **extra)
 
 
 @dataclass
@@ -630,17 +619,8 @@ class AthenaService:
                 return execution
             time.sleep(0.02)
 
-    # GetWorkGroup is served (normalised) here; these are the actions this service answers itself.
-    ACTIONS: ClassVar[dict[str, str]] = {
-        "StartQueryExecution": "start_query_execution",
-        "GetQueryExecution": "get_query_execution",
-        "BatchGetQueryExecution": "batch_get_query_execution",
-        "ListQueryExecutions": "list_query_executions",
-        "StopQueryExecution": "stop_query_execution",
-        "GetQueryResults": "get_query_results",
-        "GetQueryRuntimeStatistics": "get_query_runtime_statistics",
-        "GetWorkGroup": "get_work_group",
-    }
+    # The actions this service answers itself (protocol.py, so the HTTP side knows them without this module).
+    ACTIONS: ClassVar[dict[str, str]] = QUERY_ACTIONS
 
     def handle(self, action: str, headers: dict[str, str], params: dict[str, Any]) -> dict[str, Any]:
         method = self.ACTIONS[action]

@@ -3,6 +3,7 @@ in between, leaves no process and no pid file behind (no server: the endpoint is
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -64,3 +65,42 @@ def test_an_endpoint_that_dies_while_starting_is_one_line_and_leaves_no_pid_file
     with pytest.raises(TerminalError, match=r"the Athena endpoint did not start on http://127\.0\.0\.1:"):
         launch.wait(timeout=30)
     assert not process.pid_file(settings, launch.port).exists()
+
+
+# Run in a fresh interpreter: this test process has long imported the query engine.
+LAZY_PROBE = """
+import json, sys, urllib.error, urllib.request
+from analytics.athena_api.server import AthenaServer
+from common.config import load_settings
+
+ENGINE = ("analytics.query", "analytics.athena_api.service", "duckdb", "pyarrow", "pandas", "boto3")
+settings = load_settings(env={}, port=int(sys.argv[1]), state_dir=sys.argv[2])
+with AthenaServer(settings, port=0, register=False) as server:
+    with urllib.request.urlopen(server.url + "/_athena/health", timeout=30) as resp:
+        health = json.loads(resp.read())
+    before = [m for m in ENGINE if m in sys.modules]
+    request = urllib.request.Request(server.url + "/", data=b'{"QueryExecutionId": "nope"}', method="POST",
+                                     headers={"X-Amz-Target": "AmazonAthena.GetQueryExecution",
+                                              "Content-Type": "application/x-amz-json-1.1"})
+    try:
+        urllib.request.urlopen(request, timeout=60)
+        answer = None
+    except urllib.error.HTTPError as exc:
+        answer = json.loads(exc.read())
+    after = [m for m in ENGINE if m in sys.modules]
+print(json.dumps({"health": health, "before": before, "after": after, "answer": answer}))
+"""
+
+
+def test_the_endpoint_answers_its_health_check_before_loading_the_query_engine(tmp_path: Path) -> None:
+    """`make up` waits for the health check while the bootstrap runs: the engine's import (DuckDB, pyarrow,
+    pandas, boto3: about a second of CPU) waits for the first query action, which then answers as before."""
+    done = subprocess.run([sys.executable, "-c", LAZY_PROBE, str(free_port()), str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    probe = json.loads(done.stdout)
+    assert probe["health"]["service"] == "athena"
+    assert probe["before"] == []
+    assert "analytics.athena_api.service" in probe["after"] and "duckdb" in probe["after"]
+    assert probe["answer"]["__type"] == "InvalidRequestException"
+    assert "nope was not found" in probe["answer"]["Message"]
