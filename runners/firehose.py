@@ -40,8 +40,11 @@ Mirrors Kinesis Data Firehose with a Kinesis source, a Lambda processor and dyna
   retry behaviour, sdkref feature-retry-behavior.html, and the Builders' Library article on backoff
   with jitter). AWS documents neither its wait between Lambda retries nor a retry duration for the
   processor (only that one invocation may last up to 5 minutes, data-transformation.html), so
-  NumberOfRetries alone bounds the window. The sleep and the jitter draw are injectable: tests never
-  wait;
+  NumberOfRetries alone bounds the window. One exception: when every attempt found the endpoint itself
+  unreachable (connection refused: the emulator is down or restarting), the pass fails instead, and the
+  loop reads the batch again once it answers (Firehose runs inside AWS, so an outage of the emulated
+  cloud is not its function failing, and nothing goes to the error output for it). The sleep and the
+  jitter draw are injectable: tests never wait;
 - the Lambda's answer is checked (every recordId once, result Ok / Dropped / ProcessingFailed,
   base64 data, metadata.partitionKeys), anything else is processing-failed;
 - failed records go to the error output with the fields and codes AWS documents per error-output
@@ -171,6 +174,10 @@ class InvokeFailure:
     code: str
     message: str
     transient: bool
+    # The endpoint could not be reached at all (connection refused): the emulated cloud itself is down, not the
+    # function. When that outlasts the retries, the pass fails and the batch is read again once it is back,
+    # instead of going to the error output (Firehose runs inside AWS: an outage of AWS is not its Lambda's).
+    unreachable: EndpointConnectionError | None = None
 
 
 def invoke_failure(exc: Exception) -> InvokeFailure:
@@ -187,7 +194,8 @@ def invoke_failure(exc: Exception) -> InvokeFailure:
     if isinstance(exc, ReadTimeoutError):
         return InvokeFailure(FUNCTION_TIMED_OUT, FUNCTION_TIMED_OUT_MESSAGE, True)
     code, _ = invoke_error(type(exc).__name__)
-    return InvokeFailure(code, str(exc)[:200], True)  # the network: the call may not have arrived
+    unreachable = exc if isinstance(exc, EndpointConnectionError) else None
+    return InvokeFailure(code, str(exc)[:200], True, unreachable)  # the network: the call may not have arrived
 
 
 def warm_up_arrow() -> None:
@@ -418,6 +426,8 @@ class FirehoseRunner(ReadsShards):
             if not failure.transient or attempt == attempts:
                 break
             self._sleep(self.retry.delay(attempt - 1, self._draw()))
+        if failure.unreachable is not None:
+            raise failure.unreachable  # the loop retries the pass; the checkpoint never passed these records
         return [Outcome(r, "ProcessingFailed", error_code=failure.code, error_message=failure.message,
                         attempts=attempt) for r in records]
 

@@ -184,6 +184,23 @@ def test_a_transient_invoke_failure_is_retried_with_growing_backoff_and_the_reco
     assert slept == [1.0, 2.0]  # base 1 s doubling, the draw (1.0 here) scaling each: full jitter
 
 
+def test_an_endpoint_unreachable_through_every_retry_fails_the_pass_instead_of_the_records() -> None:
+    """The emulator down (connection refused) is not the function failing: nothing goes to the error output."""
+    lam = FakeLambda(*[EndpointConnectionError(endpoint_url="http://127.0.0.1:4566")] * 4)
+
+    with pytest.raises(EndpointConnectionError):
+        invoke_with(lam, retries=3)
+    assert lam.calls == 4  # the retries were made first: a short outage still ends in Ok (above)
+
+
+def test_a_function_that_keeps_timing_out_still_ends_in_processing_failed() -> None:
+    lam = FakeLambda(*[ReadTimeoutError(endpoint_url="http://127.0.0.1:4566")] * 4)
+
+    outcomes, _ = invoke_with(lam, retries=3)
+
+    assert {o.result for o in outcomes} == {"ProcessingFailed"}
+
+
 def test_backoff_is_full_jitter_capped_at_20_seconds() -> None:
     outcomes, slept = invoke_with(FakeLambda(*["unhandled"] * 7), retries=10, draw=0.5)
 
