@@ -44,12 +44,14 @@ help: ## List every target, one line each
 # file's hash), which `make lock` resolves from pyproject.toml. uv installs them: the one thing the
 # Python's own pip installs is uv itself, hash-checked from requirements/tools.txt. A virtualenv holds
 # exactly its lock (what the lock no longer lists is removed), and a changed lock re-runs its rule.
+# uv creates the virtualenvs too (no pip inside: nothing installs with it), in well under a second where
+# `python -m venv` spends 10 s or more installing pip into each.
 # The runtime (.venv, .venv-emu) is all `make demo` needs; the test and lint tools come on top, and once
 # there (pytest in .venv) they stay: .venv then follows dev.txt, the runtime plus those tools, same versions.
 LOCKS := requirements
 UV := $(VENV_TOOLS)/bin/uv
 define sync_venv
-	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	test -x $(1)/bin/python || $(UV) venv -q --clear --python $(PYTHON) $(1)
 	$(UV) pip sync -q --python $(1)/bin/python --require-hashes $(2)
 endef
 install_project = $(UV) pip install -q --python $(VENV)/bin/python --no-deps -e . && $(UV) pip check -q --python $(VENV)/bin/python
