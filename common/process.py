@@ -47,12 +47,26 @@ def read_pid(path: Path) -> int | None:
 
 
 def alive(pid: int) -> bool:
-    """True when `pid` is a live process this user may signal."""
+    """True when `pid` is a live process this user may signal (an exited one not yet collected is not)."""
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError):
         return False
-    return True
+    return not zombie(pid)
+
+
+def zombie(pid: int) -> bool:
+    """Has `pid` exited, and only waits for its parent to collect it? (Linux /proc; False elsewhere.)
+
+    A process `make up` started outlives its parent, so init collects it when it exits, and some inits
+    (a container's, a microVM's) take a second or more to do so. It holds no lock, port or file by then:
+    waiting for it to vanish only made every stop slower.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:][:1] == b"Z"  # the state follows the name, which may hold ") "
 
 
 def live_pid(path: Path) -> int | None:

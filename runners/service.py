@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -313,17 +314,20 @@ def last_log_line(settings: Settings, name: str, offset: int = 0) -> str:
 
 
 def stop(settings: Settings, kill: bool = False) -> list[str]:
-    """Stop the runners (SIGTERM lets them flush and checkpoint; `kill` is SIGKILL, for fault tests)."""
-    stopped = []
+    """Stop the runners (SIGTERM lets them flush and checkpoint; `kill` is SIGKILL, for fault tests).
+
+    Both are signalled and waited for at once: each one's flush and exit no longer waits behind the other's.
+    """
     with up_lock(settings.state_dir):
+        pids = {}
         for name in RUNNERS:
             old_runner_pid_file(settings.runner_dir, name).unlink(missing_ok=True)
             pid = running(settings, name)
-            if not pid:
-                continue
-            terminate(pid, timeout=30, force=kill)
-            stopped.append(name)
-    return stopped
+            if pid:
+                pids[name] = pid
+        with ThreadPoolExecutor(max_workers=max(len(pids), 1), thread_name_prefix="stop-runner") as pool:
+            list(pool.map(lambda pid: terminate(pid, timeout=30, force=kill), pids.values()))
+    return list(pids)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

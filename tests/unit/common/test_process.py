@@ -29,6 +29,7 @@ from common.process import (
     spawn,
     stop_recorded,
     terminate,
+    zombie,
 )
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
@@ -62,6 +63,36 @@ def test_live_pid_names_only_a_live_process(tmp_path: Path) -> None:
     path.write_text(str(proc.pid))  # reaped: that pid names no process now
     assert not alive(proc.pid)
     assert live_pid(path) is None
+
+
+def test_an_exited_process_not_yet_collected_is_not_alive() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 30
+        while not zombie(proc.pid):  # exited, not yet waited for: a zombie of ours
+            assert time.monotonic() < deadline, "the child never exited"
+            time.sleep(0.01)
+        assert not alive(proc.pid)
+    finally:
+        proc.wait()
+    assert not zombie(os.getpid()) and alive(os.getpid())
+
+
+def test_terminate_returns_once_the_process_exits_even_if_its_parent_never_collects_it() -> None:
+    """A runner outlives the `make up` that started it: whoever collects it may be slow, or (here) never."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys, time\n"
+         "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+         "print(child.pid, flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        assert terminate(child, timeout=5)  # before: the zombie looked alive until the timeout, then False
+        assert zombie(child)  # its parent has still not collected it
+    finally:
+        parent.kill()
+        parent.wait()
 
 
 def test_spawn_appends_to_the_log_and_starts_a_session_of_its_own(tmp_path: Path) -> None:
