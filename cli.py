@@ -226,7 +226,7 @@ def _up(target: str | None, emulator: bool, runners: bool) -> None:
             runner_launch = service.launch(settings) if settings.emulated and runners else None
             phases.mark("emulator and runners launched")
             if embedded:
-                from analytics.athena_api import process as athena  # imports boto3
+                from analytics.athena_api import process as athena  # light: boto3 loads only with a client
 
                 athena_launch = athena.launch(settings)
             from common.aws import Clients
