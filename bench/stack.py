@@ -9,20 +9,20 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
+from analytics.athena_api import PORT_OFFSET
 from bootstrap import emulator
+from common import process
 from common.config import Settings, load_settings, with_overrides
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free loopback port for a stack: its Athena endpoint's port (+41) is free too."""
+    return process.free_port(also=(PORT_OFFSET,))
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -250,3 +251,25 @@ def stop_recorded(pid_file: Path, timeout: float = 10.0) -> bool:
     stopped = terminate(pid, timeout)
     pid_file.unlink(missing_ok=True)  # only once it is gone: the file never names a live one wrongly
     return stopped
+
+
+def free_port(also: Sequence[int] = ()) -> int:
+    """A loopback port free now, with port + each offset in `also` free too: a stack needs its emulator's
+    port and its Athena endpoint's (PORT + 41). For tests and the bench; someone may still take it later."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if all(_bindable(port + offset) for offset in also):
+            return port
+
+
+def _bindable(port: int) -> bool:
+    if port > 65535:
+        return False
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

@@ -8,14 +8,15 @@ and `clients`, so both paths run the same tests.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from analytics.athena_api import PORT_OFFSET
 from bootstrap import emulator
+from common import process
 from common.aws import Clients
 from common.config import Settings, load_settings
 
@@ -23,9 +24,8 @@ MINISTACK_IMAGE = "ministackorg/ministack:1.5.33-full"  # as compose: DuckDB ins
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free loopback port for a stack: its Athena endpoint's port (+41) is free too."""
+    return process.free_port(also=(PORT_OFFSET,))
 
 
 def docker_available() -> bool:

@@ -9,7 +9,6 @@ does against AWS. Role propagation waits are set to zero (moto's roles are usabl
 from __future__ import annotations
 
 import logging
-import socket
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,15 +18,10 @@ import pytest
 from bootstrap.resources import propagation
 from common.aws import Clients
 from common.config import Settings, load_settings
+from tests.conftest import free_port
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's default account
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

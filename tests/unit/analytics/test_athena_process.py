@@ -4,7 +4,6 @@ in between, leaves no process and no pid file behind (no server: the endpoint is
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,12 +14,7 @@ import pytest
 from analytics.athena_api import process
 from common.config import load_settings
 from common.errors import TerminalError
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.conftest import free_port
 
 
 class StandIn:

@@ -6,7 +6,6 @@ import fcntl
 import os
 import re
 import select
-import socket
 import subprocess
 import sys
 import time
@@ -21,12 +20,7 @@ from common.errors import TerminalError
 from common.process import terminate
 from runners import service
 from runners.loop import read_status
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.conftest import free_port
 
 
 @pytest.fixture()
