@@ -37,7 +37,7 @@ from generator.seed import run_seed
 from runners import service
 from runners.checkpoint import Checkpoint
 from runners.crawler import crawl
-from tests.fixtures.stack import named_stack
+from tests.fixtures.stack import changes_of, named_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,29 +64,14 @@ def table_with_history(emulator_settings: Settings, tmp_path_factory: pytest.Tem
 
 
 def stream_end(clients: Clients, settings: Settings, arn: str) -> tuple[str, str]:
-    """The shard and sequence number of the stream's last record. Rather than reading the ~10,000 records of
-    the history (seconds on the emulator), one more change is written (an order's updated_ts touched) and
-    read from a LATEST iterator taken just before it: that record is the last."""
-    streams = clients.client("dynamodbstreams")
-    (shard,) = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]  # the emulator's: one shard
-    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
-                                          ShardIteratorType="LATEST")["ShardIterator"]
+    """The shard and sequence number of the stream's last record: one more change is written (an order's
+    updated_ts touched), and it is the last (tests/fixtures/stack.py `changes_of`)."""
     (item,) = clients.dynamodb.scan(TableName=settings.table_name, Limit=1)["Items"]
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    clients.dynamodb.put_item(TableName=settings.table_name, Item={**item, "updated_ts": {"S": now}})
-    records: list[dict[str, Any]] = []
-
-    def read() -> bool:
-        nonlocal iterator
-        resp = streams.get_records(ShardIterator=iterator)
-        records.extend(resp["Records"])
-        iterator = resp["NextShardIterator"]
-        return bool(records)
-
-    wait_until(read, "the touched order's change in the stream", timeout=30, interval=0.2)
-    (touched,) = records
+    shard, (touched,) = changes_of(clients, arn, lambda: clients.dynamodb.put_item(
+        TableName=settings.table_name, Item={**item, "updated_ts": {"S": now}}), count=1)
     assert touched["eventName"] == "MODIFY" and touched["dynamodb"]["Keys"]["order_id"] == item["order_id"]
-    return shard["ShardId"], touched["dynamodb"]["SequenceNumber"]
+    return shard, touched["dynamodb"]["SequenceNumber"]
 
 
 def lake_rows(clients: Clients, settings: Settings) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from backfill import run_backfill
 from backfill.core import SNAPSHOT, progress_from_json, progress_json
 from backfill.state import checkpoint_path
 from bootstrap.plan import apply, build_plan
-from common.aws import Clients, wait_until
+from common.aws import Clients
 from common.config import Settings
 from common.console import Console
 from common.files import replace_file
@@ -34,7 +34,7 @@ from generator.seed import run_seed
 from runners import service
 from runners.checkpoint import Checkpoint
 from runners.crawler import crawl
-from tests.fixtures.stack import named_stack
+from tests.fixtures.stack import changes_of, named_stack
 
 DELETED = 40  # orders deleted while the stream's records are out of reach
 UPDATED = 10  # and orders changed then, which the snapshot itself brings back
@@ -58,35 +58,24 @@ def lake_ahead_of_table(emulator_settings: Settings,
 
         # Those records will be out of the pipeline's reach: read from a LATEST iterator taken now, they are the
         # stream's last, and its checkpoint moves past them (as if the stream had aged them out).
-        streams = clients.client("dynamodbstreams")
         arn = clients.dynamodb.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
-        (shard,) = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]  # the emulator's: one
-        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
-                                              ShardIteratorType="LATEST")["ShardIterator"]
         items = clients.dynamodb.scan(TableName=settings.table_name, ConsistentRead=True)["Items"]
         items.sort(key=lambda item: item["order_id"]["S"])
         deleted = [item["order_id"]["S"] for item in items[:DELETED]]
-        for order_id in deleted:
-            clients.dynamodb.delete_item(TableName=settings.table_name, Key={"order_id": {"S": order_id}})
-        updated = []
-        for item in items[DELETED:DELETED + UPDATED]:
-            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-            clients.dynamodb.put_item(TableName=settings.table_name,
-                                      Item={**item, "status": {"S": "RETURNED"}, "updated_ts": {"S": now}})
-            updated.append(item["order_id"]["S"])
-        records: list[dict[str, Any]] = []
+        updated = [item["order_id"]["S"] for item in items[DELETED:DELETED + UPDATED]]
 
-        def read_all() -> bool:
-            nonlocal iterator
-            resp = streams.get_records(ShardIterator=iterator)
-            records.extend(resp["Records"])
-            iterator = resp["NextShardIterator"]
-            return len(records) >= DELETED + UPDATED and not resp["Records"]
+        def write() -> None:
+            for order_id in deleted:
+                clients.dynamodb.delete_item(TableName=settings.table_name, Key={"order_id": {"S": order_id}})
+            for item in items[DELETED:DELETED + UPDATED]:
+                now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+                clients.dynamodb.put_item(TableName=settings.table_name,
+                                          Item={**item, "status": {"S": "RETURNED"}, "updated_ts": {"S": now}})
 
-        wait_until(read_all, "the deletes and updates in the stream", timeout=30, interval=0.2)
+        shard, records = changes_of(clients, arn, write, count=DELETED + UPDATED)
         assert [r["eventName"] for r in records] == ["REMOVE"] * DELETED + ["MODIFY"] * UPDATED
         checkpoint = Checkpoint(settings.runner_dir / "pipe.checkpoint.json", scope=arn)
-        checkpoint.advance(shard["ShardId"], records[-1]["dynamodb"]["SequenceNumber"])
+        checkpoint.advance(shard, records[-1]["dynamodb"]["SequenceNumber"])
         checkpoint.save()
         service.start(settings)
         yield settings, deleted, updated
