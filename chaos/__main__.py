@@ -7,8 +7,8 @@ directory under .state/chaos/, and stops everything it started, whatever happens
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
-import socket
 import sys
 import time
 
@@ -17,14 +17,9 @@ from chaos.drill import run_drill
 from common.config import ROOT, load_settings
 from common.console import Console
 from common.errors import PipelineError
+from common.process import free_port
 from common.state_dir import chaos_run_dir, default_state_dir
 from runners import service
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.orders <= 1_000_000 or not 0 <= args.kills <= 1000:
         parser.error("--orders must be 1 to 1,000,000 and --kills 0 to 1,000")
     console = Console()
-    state_dir = chaos_run_dir(default_state_dir(ROOT), time.strftime("%Y%m%d-%H%M%S"))
+    # The second and the pid: two drills started in the same second get a state directory each.
+    state_dir = chaos_run_dir(default_state_dir(ROOT), f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
     settings = load_settings(port=free_port(), state_dir=state_dir, target="embedded",
                              buffer_interval_s=1, processor_interval_s=0)
     try:
