@@ -144,6 +144,25 @@ def retry_call(
     raise AssertionError("unreachable: attempts must be at least 1")
 
 
+# A raw write (common/aws.py Clients.raw_json: the generator's BatchWriteItem, the pipe's PutRecords) is tried
+# as botocore's standard mode tries an SDK call: 5 attempts in all, what it retries, a short full-jitter backoff.
+RAW_CALL_ATTEMPTS = 5
+RAW_CALL_BACKOFF = Backoff(base_s=0.05, cap_s=2.0)
+
+
+def retried_by_standard_mode(exc: BaseException) -> bool:
+    """What botocore's standard mode retries: throttling, a lost connection, the service's 5xx."""
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) if isinstance(exc, ClientError) else 0
+    return is_transient(exc) or status >= 500
+
+
+def retry_as_sdk(fn: Callable[[], T], attempts: int = RAW_CALL_ATTEMPTS,
+                 sleep: Callable[[float], None] = time.sleep) -> T:
+    """`fn` (a raw call) retried as botocore would retry the SDK call it stands for."""
+    return retry_call(fn, attempts=attempts, backoff=RAW_CALL_BACKOFF, retryable=retried_by_standard_mode,
+                      sleep=sleep)
+
+
 def retrying(
     attempts: int = 6, base: float = 0.2, cap: float = 5.0, codes: frozenset[str] = TRANSIENT_CODES,
     reconnect: bool = True,

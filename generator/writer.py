@@ -36,7 +36,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from common.errors import TerminalError, TransientError
-from common.retry import Backoff, error_code, is_transient, retry_call
+from common.retry import RAW_CALL_ATTEMPTS, Backoff, error_code, retry_as_sdk
 from generator.lifecycle import KINDS, Operation
 from generator.lifecycle import attribute_values as attribute_values  # importable from here, as before
 
@@ -50,16 +50,6 @@ def write_request(op: Operation) -> dict[str, Any]:
     return {"PutRequest": {"Item": op.wire if op.wire is not None else attribute_values(op.item)}}
 
 
-RAW_ATTEMPTS = 5  # as botocore's standard mode tries a call (common/aws.py Clients)
-RAW_BACKOFF = Backoff(base_s=0.05, cap_s=2.0)
-
-
-def _worth_retrying(exc: BaseException) -> bool:
-    """What botocore's standard mode would retry: throttling, a lost connection, the service's 5xx."""
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) if isinstance(exc, ClientError) else 0
-    return is_transient(exc) or status >= 500
-
-
 class RawBatchWrites:
     """`batch_write_item` sent and answered as JSON through `Clients.raw_json`, retried as botocore would.
 
@@ -70,15 +60,15 @@ class RawBatchWrites:
     as ClientError with their code; the service still validates every request.
     """
 
-    def __init__(self, clients: Any, attempts: int = RAW_ATTEMPTS, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, clients: Any, attempts: int = RAW_CALL_ATTEMPTS,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._clients, self._attempts, self._sleep = clients, attempts, sleep
         clients.client("dynamodb")  # built once here, not raced for by the writer threads
 
     def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         params = {"RequestItems": RequestItems}
-        return retry_call(lambda: self._clients.raw_json("dynamodb", "BatchWriteItem", params),
-                          attempts=self._attempts, backoff=RAW_BACKOFF, retryable=_worth_retrying,
-                          sleep=self._sleep)
+        return retry_as_sdk(lambda: self._clients.raw_json("dynamodb", "BatchWriteItem", params),
+                            attempts=self._attempts, sleep=self._sleep)
 
 
 # An order has at most one operation of each kind, so a window of as many batches as there are

@@ -86,7 +86,7 @@ from botocore.exceptions import ClientError
 
 from common.aws import Clients
 from common.errors import TerminalError, TransientError
-from common.retry import Backoff, error_code, is_transient, retry_call
+from common.retry import Backoff, error_code, retry_as_sdk
 from runners.checkpoint import Checkpoint
 from runners.loop import Stats, log
 from runners.shards import DYNAMODB_STREAMS_GET_LIMIT as GET_RECORDS_LIMIT
@@ -101,8 +101,6 @@ UNBOUNDED_ATTEMPTS_PER_PASS = 8  # MaximumRetryAttempts -1: then the pass fails 
 PUT_BACKOFF = Backoff(base_s=0.1, cap_s=5.0)  # between attempts of the entries a PutRecords refused
 # A PutRecords refused as a whole because of what it carries: bisected down to the record at fault.
 REFUSED_CALL_CODES = frozenset({"ValidationException", "InvalidArgumentException"})
-RAW_PUT_ATTEMPTS = 5  # a raw PutRecords is tried as botocore's standard mode tries a call (common/aws.py)
-RAW_PUT_BACKOFF = Backoff(base_s=0.05, cap_s=2.0)
 
 RETRY_ATTEMPTS_EXHAUSTED = "RetryAttemptsExhausted"
 RECORD_AGE_EXCEEDED = "RecordAgeExceeded"
@@ -193,12 +191,6 @@ def encode_event(event: dict[str, Any]) -> bytes:
     return _EVENT_ENCODER.encode(event).encode("utf-8")
 
 
-def _worth_retrying(exc: BaseException) -> bool:
-    """What botocore's standard mode retries: throttling, a lost connection, the service's 5xx."""
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) if isinstance(exc, ClientError) else 0
-    return is_transient(exc) or status >= 500
-
-
 def raw_put_records(clients: Any, stream: str, entries: list[dict[str, Any]],
                     sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     """PutRecords as JSON through `Clients.raw_json`: the answer as boto3 gives it, without boto3's walk.
@@ -210,8 +202,7 @@ def raw_put_records(clients: Any, stream: str, entries: list[dict[str, Any]],
     """
     params = {"StreamName": stream, "Records": [
         {"Data": base64.b64encode(e["Data"]).decode("ascii"), "PartitionKey": e["PartitionKey"]} for e in entries]}
-    return retry_call(lambda: clients.raw_json("kinesis", "PutRecords", params), attempts=RAW_PUT_ATTEMPTS,
-                      backoff=RAW_PUT_BACKOFF, retryable=_worth_retrying, sleep=sleep)
+    return retry_as_sdk(lambda: clients.raw_json("kinesis", "PutRecords", params), sleep=sleep)
 
 
 def kinesis_entry(event: dict[str, Any], partition_path: str) -> dict[str, Any]:

@@ -10,7 +10,17 @@ from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConn
 from common.aws import Clients
 from common.config import load_settings
 from common.errors import TerminalError, TransientError
-from common.retry import TERMINAL_CODES, TRANSIENT_CODES, Backoff, is_transient, retry_call, terminal_error
+from common.retry import (
+    RAW_CALL_ATTEMPTS,
+    TERMINAL_CODES,
+    TRANSIENT_CODES,
+    Backoff,
+    is_transient,
+    retried_by_standard_mode,
+    retry_as_sdk,
+    retry_call,
+    terminal_error,
+)
 
 
 def client_error(code: str, operation: str = "GetRecords", message: str = "injected") -> ClientError:
@@ -94,3 +104,18 @@ def test_sdk_clients_are_retried_by_botocore_s_standard_mode_configured_in_one_p
     one = clients.one_attempt("lambda", read_timeout=42)
     assert one.meta.config.retries["total_max_attempts"] == 1 and one.meta.config.read_timeout == 42
     assert clients.one_attempt("lambda", read_timeout=42) is one  # built once
+
+
+def test_a_raw_call_is_retried_as_botocore_standard_mode_would_retry_its_sdk_call() -> None:
+    server_error = ClientError({"Error": {"Code": "InternalFailure", "Message": "x"},
+                                "ResponseMetadata": {"HTTPStatusCode": 500}}, "PutRecords")
+    refused = ClientError({"Error": {"Code": "ValidationException", "Message": "x"},
+                           "ResponseMetadata": {"HTTPStatusCode": 400}}, "PutRecords")
+    assert retried_by_standard_mode(server_error)
+    assert retried_by_standard_mode(client_error("ProvisionedThroughputExceededException"))
+    assert retried_by_standard_mode(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
+    assert not retried_by_standard_mode(refused)
+    calls = mock.Mock(side_effect=[server_error] * (RAW_CALL_ATTEMPTS - 1) + ["ok"])
+    assert retry_as_sdk(calls, sleep=lambda s: None) == "ok" and calls.call_count == RAW_CALL_ATTEMPTS
+    with pytest.raises(ClientError, match="ValidationException"):
+        retry_as_sdk(mock.Mock(side_effect=[refused, "ok"]), sleep=lambda s: None)
