@@ -24,8 +24,6 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from analytics.engine import open_engine
-from analytics.verify import lake_state, reconcile
 from backfill import run_backfill
 from backfill.core import SNAPSHOT, progress_from_json
 from backfill.state import checkpoint_path
@@ -36,8 +34,7 @@ from common.console import Console
 from generator.seed import run_seed
 from runners import service
 from runners.checkpoint import Checkpoint
-from runners.crawler import crawl
-from tests.fixtures.stack import changes_of, named_stack
+from tests.fixtures.stack import changes_of, named_stack, verify_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,15 +87,6 @@ def snapshot_keys(clients: Clients, settings: Settings) -> list[str]:
     return sorted(o["Key"] for page in pages for o in page.get("Contents", []) if "/backfill-" in o["Key"])
 
 
-def verify(clients: Clients, settings: Settings) -> tuple[Any, list[dict[str, Any]]]:
-    """What `make verify` does: crawl, then the lake's current state against a consistent Scan."""
-    crawl(clients, settings, Console(capture=True))
-    with open_engine(clients, settings, Console(capture=True)) as eng:
-        result = reconcile(clients, settings, eng.conn)
-        state = sorted(lake_state(eng.conn), key=lambda r: r["order_id"])
-    return result, state
-
-
 class Writer(threading.Thread):
     """Updates and deletes existing orders without pause until stopped; records when each write landed."""
 
@@ -148,7 +136,7 @@ def test_backfill_while_orders_change_reconciles_exactly(table_with_history: Set
     assert any(t < began for t, _ in in_second) and any(t >= began for t, _ in in_second)
     assert {kind for t, kind in writer.writes if t >= began} == {"update", "delete"}
 
-    reconciliation, _ = verify(clients, settings)
+    reconciliation, _ = verify_stack(clients, settings)
     assert reconciliation.ok, reconciliation.report_lines()
     assert reconciliation.table_orders > 500
     rows = lake_rows(clients, settings)
@@ -178,7 +166,7 @@ def test_a_killed_backfill_resumes_and_a_second_run_changes_nothing(table_with_h
     settings = with_overrides(table_with_history, backfill_page_items=50)  # ~46 pages: a kill lands mid-run
     clients = Clients(settings)
     service.wait_drained(settings, timeout=120)
-    before, state_before = verify(clients, settings)
+    before, state_before = verify_stack(clients, settings)
     assert before.ok, before.report_lines()
     path = checkpoint_path(settings)
 
@@ -216,13 +204,13 @@ def test_a_killed_backfill_resumes_and_a_second_run_changes_nothing(table_with_h
     assert len(run_keys) <= pages  # one object per page at most: nothing was written twice under two names
     assert resumed.rows == before.table_orders  # each item once, though the run was cut in two
 
-    after, state_after = verify(clients, settings)
+    after, state_after = verify_stack(clients, settings)
     assert after.ok, after.report_lines()
     assert state_after == state_before
 
     again = run_backfill(clients, settings, Console(capture=True))
     assert not again.resumed and again.rows == before.table_orders
-    final, state_final = verify(clients, settings)
+    final, state_final = verify_stack(clients, settings)
     assert final.ok, final.report_lines()
     assert state_final == state_before
 

@@ -15,13 +15,10 @@ import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
-from analytics.engine import open_engine
-from analytics.verify import lake_state, reconcile
 from backfill import run_backfill
 from backfill.core import SNAPSHOT, progress_from_json, progress_json
 from backfill.state import checkpoint_path
@@ -33,8 +30,7 @@ from common.files import replace_file
 from generator.seed import run_seed
 from runners import service
 from runners.checkpoint import Checkpoint
-from runners.crawler import crawl
-from tests.fixtures.stack import changes_of, named_stack
+from tests.fixtures.stack import changes_of, named_stack, verify_stack
 
 DELETED = 40  # orders deleted while the stream's records are out of reach
 UPDATED = 10  # and orders changed then, which the snapshot itself brings back
@@ -52,7 +48,7 @@ def lake_ahead_of_table(emulator_settings: Settings,
     try:
         run_seed(clients, settings, orders=300, rate=None, duration=None, seed=29, console=Console(capture=True))
         service.wait_drained(settings, timeout=180)
-        before, _ = verify(clients, settings)
+        before, _ = verify_stack(clients, settings)
         assert before.ok and before.table_orders > DELETED + UPDATED, before.report_lines()
         service.stop(settings)
 
@@ -83,15 +79,6 @@ def lake_ahead_of_table(emulator_settings: Settings,
         service.stop(settings)
 
 
-def verify(clients: Clients, settings: Settings) -> tuple[Any, list[dict[str, Any]]]:
-    """What `make verify` does: crawl, then the lake's current state against a consistent Scan."""
-    crawl(clients, settings, Console(capture=True))
-    with open_engine(clients, settings, Console(capture=True)) as eng:
-        result = reconcile(clients, settings, eng.conn)
-        state = sorted(lake_state(eng.conn), key=lambda r: r["order_id"])
-    return result, state
-
-
 def tombstones(clients: Clients, settings: Settings) -> dict[str, list[str]]:
     """Each tombstone object of the lake -> the orders it marks deleted (snapshot rows with is_deleted)."""
     bucket = settings.lake_bucket_for(clients.account_id)
@@ -113,14 +100,14 @@ def test_orders_deleted_out_of_the_streams_reach_get_tombstones_and_reconcile_ex
     settings, deleted, updated = lake_ahead_of_table
     clients = Clients(settings)
     service.wait_drained(settings, timeout=120)
-    gap, _ = verify(clients, settings)
+    gap, _ = verify_stack(clients, settings)
     assert gap.extra_in_lake == tuple(sorted(deleted)) and not gap.missing_in_lake, gap.report_lines()
     assert {d.order_id for d in gap.differences} == set(updated)
 
     result = run_backfill(clients, settings, Console(capture=True))
     assert result.tombstones == DELETED and result.rows == gap.table_orders
     service.wait_drained(settings, timeout=120)
-    after, state = verify(clients, settings)
+    after, state = verify_stack(clients, settings)
     assert after.ok, after.report_lines()
     assert after.table_orders == gap.table_orders
     written = tombstones(clients, settings)
@@ -139,6 +126,6 @@ def test_orders_deleted_out_of_the_streams_reach_get_tombstones_and_reconcile_ex
     # A second full run: a new snapshot, which finds nothing left to mark deleted.
     again = run_backfill(clients, settings, Console(capture=True))
     assert not again.resumed and again.snapshot_at != result.snapshot_at and again.tombstones == 0
-    final, state_final = verify(clients, settings)
+    final, state_final = verify_stack(clients, settings)
     assert final.ok, final.report_lines()
     assert state_final == state and tombstones(clients, settings) == written
