@@ -587,11 +587,10 @@ class FirehoseRunner(ReadsShards):
     def due_in(self) -> float | None:
         """Seconds before the oldest buffered record's interval ends (None: nothing buffered), so an idle
         loop wakes to invoke or write it on time rather than after its idle sleep."""
-        now = self._clock()
-        due = [self.processor_read[0] + self.config.processor_interval_s] if self.processor else []
-        for buffers in (self.rows, self.errors):
-            due += [b.opened + buffers.interval_s for b in buffers.buffers.values() if b.items]
-        return max(0.0, min(due) - now) if due else None
+        processor = (max(0.0, self.processor_read[0] + self.config.processor_interval_s - self._clock())
+                     if self.processor else None)
+        due = [d for d in (processor, self._buffers_due_in()) if d is not None]
+        return min(due) if due else None
 
     def run_once(self, force: bool = False) -> bool:
         try:
