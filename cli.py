@@ -50,8 +50,6 @@ if TYPE_CHECKING:
 
 app = typer.Typer(no_args_is_help=True, help="Local-first CDC pipeline for sales orders.")
 ENGINES = ("duckdb", "athena")
-# The services the bootstrap's plan and apply call on the emulated targets (`up` loads their models early).
-PLAN_SERVICES = ("sts", "s3", "dynamodb", "kinesis", "iam", "logs", "lambda", "glue", "sqs", "athena")
 TargetOpt = Annotated[str | None, typer.Option("--target", help="embedded | compose | aws (default: $TARGET)")]
 
 
@@ -234,9 +232,9 @@ def _up(target: str | None, emulator: bool, runners: bool) -> None:
             clients = Clients(settings)
             early = threading.Thread(target=ask_account_early, args=(clients, emu_launch), daemon=True)
             early.start()
-            from bootstrap.plan import apply, build_plan
+            from bootstrap.plan import PRELOADED_SERVICES, apply, build_plan
 
-            clients.preload(*PLAN_SERVICES)  # the service models load while the emulator starts
+            clients.preload(*PRELOADED_SERVICES)  # the service models load while the emulator starts
             phases.mark("bootstrap imported, clients built")
             if emu_launch is not None:
                 pid = emu_launch.wait()
