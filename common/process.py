@@ -215,15 +215,17 @@ def up_lock(state_dir: Path, on_wait: Callable[[int | None], None] | None = None
     return exclusive(up_lock_file(state_dir), timeout=timeout, what=UP_WHAT, on_wait=on_wait)
 
 
-def spawn(argv: Sequence[str], log: Path, env: Mapping[str, str], cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def spawn(argv: Sequence[str], log: Path, env: Mapping[str, str], cwd: Path | None = None,
+          stdin: int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
     """Start `argv` in the background, its output appended to `log`, in a session (and group) of its own.
 
     The new session survives the `make up` shell, and makes the process lead a group that `terminate`
-    signals whole (a runner's or the emulator's children go with it).
+    signals whole (a runner's or the emulator's children go with it). `stdin=subprocess.PIPE` gives the
+    caller a line to tell it something later (runners/service.py: when to start reading).
     """
     with log.open("ab") as out:
         return subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=stdin, start_new_session=True)
 
 
 @contextlib.contextmanager

@@ -32,7 +32,7 @@ from typing import IO, TYPE_CHECKING
 
 from common.config import ROOT, Settings, load_settings, writable_state_dir
 from common.errors import ConfigError, PipelineError, TerminalError
-from common.process import hold_for_life, holder, terminate, up_lock
+from common.process import hold_for_life, holder, spawn, terminate, up_lock
 from common.state_dir import (
     checkpoint_file,
     old_runner_pid_file,
@@ -263,11 +263,8 @@ def launch(settings: Settings, env: dict[str, str] | None = None) -> Launch:
 
 
 def _spawn_waiting(name: str, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """common/process.py `spawn`, with a pipe on stdin: the runner's output appended to its log, in a
-    session of its own (it outlives `make up`, and `terminate` stops its group)."""
-    with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "runners.service", name], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.PIPE, start_new_session=True)
+    """The runner in the background (common/process.py `spawn`), with a pipe on stdin for `Launch.go`."""
+    return spawn([sys.executable, "-m", "runners.service", name], log, env, cwd=ROOT, stdin=subprocess.PIPE)
 
 
 def log_file(settings: Settings, name: str) -> Path:
