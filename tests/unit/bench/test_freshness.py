@@ -19,9 +19,11 @@ from bench.pipeline_rate import (
     STAGES,
     Timeline,
     breakdown_table,
+    end_to_end_s,
     freshness_breakdown,
     freshness_floor,
     growth_table,
+    one_trip_note,
     parse_seeded,
     phase_ms,
     record_created,
@@ -58,6 +60,21 @@ def line(key: str, written: float | None, created: float, arrived: float, stored
 def test_freshness_counts_from_the_ack_when_known_and_from_the_stream_record_otherwise() -> None:
     assert line("a", 10.0, 10.01, 10.2, 11.5, 11.6).freshness == 1.5
     assert line("a", None, 10.01, 10.2, 11.51, 11.6).freshness == 1.5
+
+
+def test_end_to_end_counts_from_the_first_change_not_from_the_seed_s_launch() -> None:
+    # `make seed` launched at 100.0, its first write at 101.0 (its own clock starts there), the last object at 110.0
+    full_speed = [line("a", None, 101.2, 101.4, 102.5, 102.6), line("b", None, 101.0, 101.3, 110.0, 110.1)]
+    assert end_to_end_s(full_speed, 110.0, began=100.0) == 9.0
+    paced = [line("a", 100.9, 101.0, 101.3, 110.0, 110.1)]  # the write's ack, when the bench has it
+    assert end_to_end_s(paced, 110.0, began=100.0) == 110.0 - 100.9
+    assert end_to_end_s([], 110.0, began=100.0) == 10.0
+
+
+def test_a_short_run_says_what_one_trip_through_the_pipeline_caps_it_at() -> None:
+    run = {"seed_s": 6.0, "freshness_s": {"p50": 1.5}}
+    assert one_trip_note(run) == "; one trip through the pipeline (1.50s, the freshness p50) caps a 6.0s seed at 0.80x"
+    assert one_trip_note({"seed_s": 6.0, "freshness_s": {}}) == ""
 
 
 def test_the_breakdown_adds_stages_up_and_profiles_the_slowest_changes() -> None:
