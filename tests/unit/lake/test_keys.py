@@ -30,6 +30,23 @@ def test_error_prefix_uses_the_error_type_and_the_arrival_time_in_utc() -> None:
     assert got == "errors/processing-failed/2026/03/07/09/"
 
 
+@pytest.mark.parametrize("template", [
+    "", "plain/text/", "!{partitionKeyFromLambda:year}", "!{partitionKeyFromLambda:year}!{partitionKeyFromLambda:day}",
+    "a!{partitionKeyFromLambda:month}b/!{timestamp:yyyy-MM-dd}/!{unknown:kept}/!{partitionKeyFromLambda:day",
+])
+def test_each_expression_is_replaced_in_place_as_a_regex_pass_would(template: str) -> None:
+    keys = {"year": "2026", "month": "03", "day": "07"}
+    values = {**keys, "yyyy-MM-dd": "2026-03-07"}
+    expected = re.sub(r"!\{(partitionKeyFromLambda|timestamp):([^}]+)\}", lambda m: values[m.group(2)], template)
+    assert evaluate_prefix(template, partition_keys=keys, arrival=ARRIVAL) == expected
+
+
+def test_the_first_failing_expression_is_the_one_reported() -> None:
+    template = "!{partitionKeyFromLambda:year}/!{partitionKeyFromLambda:region}/!{firehose:random-string}/"
+    with pytest.raises(PartitionKeyError, match="'region'"):
+        evaluate_prefix(template, partition_keys={"year": "2026"}, arrival=ARRIVAL)
+
+
 def test_object_names_follow_firehose() -> None:
     name = object_name("sales-orders-firehose", 1, ARRIVAL, ".parquet")
     assert re.fullmatch(r"sales-orders-firehose-1-2026-03-07-09-05-01-[0-9a-f-]{36}\.parquet", name)
