@@ -104,6 +104,24 @@ def available_mb() -> float:
         return 0.0
 
 
+def parse_steal_ticks(text: str) -> int:
+    """Pure: /proc/stat's `cpu` line -> its steal field, the time the host ran others on this machine's CPUs
+    (field 8: user nice system idle iowait irq softirq steal; https://man7.org/linux/man-pages/man5/proc_stat.5.html)."""
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu":
+            return int(fields[8]) if len(fields) > 8 else 0
+    return 0
+
+
+def steal_s() -> float:
+    """CPU seconds stolen from this machine by its host so far, all CPUs together (0 where not reported)."""
+    try:
+        return parse_steal_ticks((PROC / "stat").read_text()) / _ticks_per_second()
+    except FileNotFoundError:
+        return 0.0
+
+
 def rusage_usage(ru: resource.struct_rusage) -> Usage:
     """Pure: a reaped child's rusage -> Usage (ru_maxrss is in kB on Linux; it has no RSS now)."""
     return Usage(0, int(ru.ru_maxrss), ru.ru_utime + ru.ru_stime)

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.procs import steal_s
 from bench.report import Figure, Target
 from bench.stack import free_port
 from common.config import ROOT
@@ -56,11 +57,12 @@ def one_run(target: str, timeout_s: float) -> dict[str, Any]:
         timings = Path(tmp) / "up-timings.json"
         if target == "up":
             env["UP_TIMINGS"] = str(timings)
-        started_at, children = time.time(), _children_cpu_s()
+        started_at, children, stolen = time.time(), _children_cpu_s(), steal_s()
         try:
             seconds, code, tail = timed_make(target, env, timeout_s)
             run: dict[str, Any] = {"seconds": round(seconds, 2), "exit_code": code, "tail": tail}
             if target == "up":
+                run["steal_s"] = round(steal_s() - stolen, 2)
                 run["phases"] = phases(_marks(timings), started_at, seconds)
                 run["cpu_s"] = {"make and the CLI": round(_children_cpu_s() - children, 2),
                                 **stack_cpu_s(state, port)}
@@ -125,6 +127,8 @@ def where_the_time_went(up: dict[str, Any]) -> str:
         lines.append(f"CPU seconds by then, {sum(cpu.values()):.2f} in all (the wall time cannot go below the "
                      "busiest chain, nor below their sum over the CPUs):")
         lines += [f"  {what:<45} {value:6.2f} s" for what, value in cpu.items()]
+    if up.get("steal_s"):  # a busy host makes every process's work take longer, and counts it as theirs
+        lines.append(f"CPU seconds the host took from this machine meanwhile (steal, all CPUs): {up['steal_s']:.2f} s")
     return "\n".join(lines)
 
 

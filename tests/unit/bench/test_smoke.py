@@ -20,7 +20,7 @@ from bench import biglake
 from bench.emulator_profile import Func, ceiling, summarize
 from bench.main import QUICK, parse_sizes, parser, resolve_sizes
 from bench.pipeline_rate import growth_table, projected_rss_mb, row_key, write_key
-from bench.procs import children_of, parse_meminfo_mb, parse_stat, parse_status_kb
+from bench.procs import children_of, parse_meminfo_mb, parse_stat, parse_status_kb, parse_steal_ticks
 from bench.records import epoch_seconds, firehose_events, kinesis_payloads, stream_records
 from bench.report import Figure, Target, document, percentile, percentiles, ratio, rows_match, write
 from bench.write_rate import make_seed_kwargs
@@ -118,6 +118,9 @@ def test_proc_parsing() -> None:
     assert parse_stat(stat) == (17, 300.0)
     assert children_of({2: 1, 3: 2, 4: 1, 5: 9}, 1) == [2, 4, 3]
     assert parse_meminfo_mb("MemTotal:  2048000 kB\nMemAvailable:  1024000 kB\n") == 1000.0
+    proc_stat = "cpu  4545462 11278 434990 1863640 31679 0 24465 58060 0 0\ncpu0 1 2 3 4 5 6 7 99 0 0\n"
+    assert parse_steal_ticks(proc_stat) == 58060  # the all-CPU line, not cpu0's
+    assert parse_steal_ticks("cpu  1 2 3 4\n") == 0  # an old kernel without the field
 
 
 def test_emulator_memory_is_projected_from_the_previous_runs_growth_per_event() -> None:

@@ -23,6 +23,9 @@ def test_a_missed_make_up_is_explained_by_its_phases_and_each_processs_cpu() -> 
     assert any(line.split() == ["plan", "1.40", "s"] for line in text.splitlines())
     assert "CPU seconds by then, 3.50 in all" in text
     assert any(line.split() == ["emulator", "1.50", "s"] for line in text.splitlines())
+    assert "steal" not in text  # none reported
+    stolen = startup.where_the_time_went({**up, "steal_s": 0.8})
+    assert stolen.splitlines()[-1].endswith("(steal, all CPUs): 0.80 s")
 
     missed = Figure("make_up", "make up", 4.2, "s", target=startup.UP_TARGET)
     assert startup.explain(missed, up) == {"make up: where the time went": text}
