@@ -177,19 +177,25 @@ class Run:
 
 
 def run_all(args: argparse.Namespace, sizes: Sizes, sections: list[str], run: Run, work: Path) -> None:
-    """Each section on a fresh emulator of its own (each pipeline size too): no section pays for
-    another's leftovers, since MiniStack keeps stream records, even of deleted tables, for 24 h."""
+    """The chosen sections, in SECTIONS' order, each on a fresh emulator of its own (each pipeline size too): no
+    section pays for another's leftovers, since MiniStack keeps stream records, even of deleted tables, for 24 h."""
     console = run.console
-    if "transform" in sections:
+
+    def startup_section() -> None:
+        run.section("startup", lambda: startup.measure(warm_up=not args.quick))
+
+    def transform_section() -> None:
         run.section("transform", lambda: _one(transform_rate.measure(
             sizes.transform_records, repeats=args.repeats, profile=args.profile), "transform handler (cProfile)"))
-    if "generator" in sections:
+
+    def generator_section() -> None:
         with own_emulator() as (settings, pid):
             run.section("generator", lambda: _one(write_rate.measure(
                 settings, sizes.gen_orders, threads=args.threads, repeats=sizes.gen_repeats, emulator_pid=pid,
                 profile=args.profile), "generator make seed, all threads (cProfile)"))
             run.reading("generator", pid)
-    if "pipeline" in sections:
+
+    def pipeline_section() -> None:
         run.section("pipeline", lambda: pipeline_rate.measure(
             own_emulator, list(sizes.orders), buffer_interval_s=args.buffer_interval, seed=31, poll_s=args.poll,
             fresh_rate=sizes.fresh_rate, fresh_orders=sizes.fresh_orders, timeout_s=args.timeout,
@@ -198,7 +204,8 @@ def run_all(args: argparse.Namespace, sizes: Sizes, sections: list[str], run: Ru
             threads=args.threads))
         for r in run.sections.get("pipeline", {}).get("runs", []):
             run.emulator["phases"].append({"after": f"pipeline {r['orders']:,} orders", **r["emulator_after"]})
-    if "analytics" in sections:
+
+    def analytics_section() -> None:
         with own_emulator() as (settings, pid):
             spec = biglake.LakeSpec(sizes.lake_events, sizes.lake_days, sizes.objects_per_day, sizes.small_files,
                                     sizes.small_rows)
@@ -206,8 +213,12 @@ def run_all(args: argparse.Namespace, sizes: Sizes, sections: list[str], run: Ru
                 settings, pid, spec, work, repeats=args.query_repeats, target_rows=sizes.target_rows,
                 console=console))
             run.reading("analytics", pid)
-    if "startup" in sections:
-        run.section("startup", lambda: startup.measure(warm_up=not args.quick))
+
+    steps = {"startup": startup_section, "transform": transform_section, "generator": generator_section,
+             "pipeline": pipeline_section, "analytics": analytics_section}
+    for name in SECTIONS:
+        if name in sections:
+            steps[name]()
 
 
 def _one(result: tuple[Figure, dict[str, Any], str],
