@@ -14,8 +14,9 @@ Start it with `serve(settings, port)` (blocking, what `python -m analytics.athen
 On start it registers with the emulator so `awslocal athena ...` reaches it too; on close it leaves.
 
 The query service (service.py: DuckDB, pyarrow, the query core, boto3) is imported and built on the first
-query action, not at start: importing it costs about a second of CPU, which `make up` would otherwise spend
-while the bootstrap runs on the same cores, and the health check and the proxied actions need none of it.
+query action other than GetWorkGroup (workgroups.py), not at start: importing it costs about a second of CPU,
+which `make up` would otherwise spend while the bootstrap runs on the same cores, and the health check, the
+proxied actions and the plan's GetWorkGroup need none of it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from analytics.athena_api import HEALTH_PATH, ORIGIN_HEADER, athena_port, register_with_emulator
 from analytics.athena_api.protocol import QUERY_ACTIONS, ApiError
+from analytics.athena_api.workgroups import emulator_athena, get_work_group
 from common.config import Settings
 
 if TYPE_CHECKING:
@@ -93,7 +95,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(ApiError("SerializationException", "the request body is not a JSON object"))
             return
         try:
-            answer = self.server.service.handle(action, headers, params)
+            if action == "GetWorkGroup":  # the emulator's workgroup, completed: no query engine needed (workgroups.py)
+                answer = get_work_group(self.server.emulator_athena, headers, params)
+            else:
+                answer = self.server.service.handle(action, headers, params)
         except ApiError as exc:
             self._error(exc)
             return
@@ -112,6 +117,7 @@ class _HttpServer(ThreadingHTTPServer):
                  make_service: Callable[[], AthenaService]) -> None:
         super().__init__(address, _Handler)
         self.settings = settings
+        self.emulator_athena = emulator_athena(settings)
         self._make_service = make_service
         self._service: AthenaService | None = None
         self._service_lock = threading.Lock()

@@ -35,8 +35,6 @@ import logging
 import threading
 import time
 import traceback
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -48,8 +46,8 @@ import duckdb
 import pyarrow.parquet as pq
 from sqlglot import exp
 
-from analytics.athena_api import ORIGIN_HEADER
 from analytics.athena_api.protocol import QUERY_ACTIONS, ApiError, invalid
+from analytics.athena_api.workgroups import ENGINE_VERSION, EmulatorAthena, emulator_athena, get_work_group
 from analytics.query import (
     Mirror,
     QueryError,
@@ -71,7 +69,6 @@ FINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 MAX_RESULTS = 1000
 LIST_MAX = 50
 HISTORY = 10_000  # executions kept (Athena keeps 45 days)
-ENGINE_VERSION = {"SelectedEngineVersion": "AUTO", "EffectiveEngineVersion": "Athena engine version 3"}
 # AthenaError.ErrorCategory: 1 system, 2 user, 3 other.
 USER_ERROR, SYSTEM_ERROR = 2, 1
 
@@ -206,14 +203,14 @@ class AthenaService:
     """The query executions of one endpoint, run by a small pool of workers over fresh mirrors."""
 
     def __init__(self, clients: Clients, settings: Settings, *, workers: int = 2,
-                 emulator_athena: Callable[[dict[str, str], str, dict[str, Any]], dict[str, Any]] | None = None,
+                 emulator: EmulatorAthena | None = None,
                  mirror_factory: Callable[[], Mirror] | None = None) -> None:
         self.clients, self.settings = clients, settings
         self._executions: dict[str, Execution] = {}
         self._tokens: dict[str, str] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="athena-query")
-        self._emulator_athena = emulator_athena or self._call_emulator
+        self._emulator_athena = emulator or emulator_athena(settings)
         self._mirror_factory = mirror_factory or (lambda: open_mirror(clients, settings))
 
     def close(self) -> None:
@@ -223,42 +220,10 @@ class AthenaService:
             self._cancel(execution, "the Athena endpoint stopped")
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    # --- the emulator's own Athena (workgroups live there) ---------------------------------------
-
-    def _call_emulator(self, headers: dict[str, str], action: str, params: dict[str, Any]) -> dict[str, Any]:
-        """One Athena call answered by the emulator itself (the origin header stops its forwarding)."""
-        sent = {k: v for k, v in headers.items() if k.lower() in ("authorization", "x-amz-date",
-                                                                  "x-amz-security-token")}
-        sent.update({"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"AmazonAthena.{action}",
-                     ORIGIN_HEADER: "1"})
-        request = urllib.request.Request(f"{self.settings.endpoint_url}/", data=json.dumps(params).encode(),
-                                         headers=sent, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as resp:
-                return json.loads(resp.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            body = json.loads(exc.read() or b"{}")
-            code = str(body.get("__type", "InternalServerException")).rsplit("#", 1)[-1]
-            raise ApiError(code, body.get("message") or body.get("Message") or "", exc.code) from None
-        except OSError as exc:
-            raise ApiError("InternalServerException", f"the emulator at {self.settings.endpoint_url} does not "
-                           f"answer ({exc}); `make up` starts it", 500) from None
+    # --- the emulator's own Athena (workgroups live there: workgroups.py) ----------------------------
 
     def get_work_group(self, headers: dict[str, str], params: dict[str, Any]) -> dict[str, Any]:
-        """GetWorkGroup with the Configuration members AWS always returns (MiniStack omits some)."""
-        name = params.get("WorkGroup") or ""
-        group = dict(self._emulator_athena(headers, "GetWorkGroup", {"WorkGroup": name}).get("WorkGroup") or {})
-        if not group:
-            raise invalid(f"WorkGroup {name} is not found.")
-        group.pop("WorkGroupConfiguration", None)
-        configuration = dict(group.get("Configuration") or {})
-        configuration.setdefault("EnforceWorkGroupConfiguration", False)
-        configuration.setdefault("PublishCloudWatchMetricsEnabled", False)
-        configuration.setdefault("RequesterPaysEnabled", False)
-        configuration.setdefault("EngineVersion", ENGINE_VERSION)
-        group["Configuration"] = configuration
-        group.setdefault("State", "ENABLED")
-        return {"WorkGroup": group}
+        return get_work_group(self._emulator_athena, headers, params)
 
     # --- starting ---------------------------------------------------------------------------------
 

@@ -98,3 +98,54 @@ def test_the_endpoint_answers_its_health_check_before_loading_the_query_engine(t
     assert "analytics.athena_api.service" in probe["after"] and "duckdb" in probe["after"]
     assert probe["answer"]["__type"] == "InvalidRequestException"
     assert "nope was not found" in probe["answer"]["Message"]
+
+
+# The emulator's side stands in as a loopback HTTP server answering GetWorkGroup as MiniStack does ("primary",
+# without the Configuration members it omits).
+WORKGROUP_PROBE = """
+import json, sys, threading, urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from analytics.athena_api.server import AthenaServer
+from common.config import load_settings
+
+class Emulator(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = json.dumps({"WorkGroup": {"Name": "primary", "Configuration": {}}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+emulator = ThreadingHTTPServer(("127.0.0.1", 0), Emulator)
+threading.Thread(target=emulator.serve_forever, daemon=True).start()
+ENGINE = ("analytics.query", "analytics.athena_api.service", "duckdb", "pyarrow", "pandas", "boto3")
+settings = load_settings(env={}, port=emulator.server_address[1], state_dir=sys.argv[1])
+with AthenaServer(settings, port=0, register=False) as server:
+    request = urllib.request.Request(server.url + "/", data=b'{"WorkGroup": "primary"}', method="POST",
+                                     headers={"X-Amz-Target": "AmazonAthena.GetWorkGroup",
+                                              "Content-Type": "application/x-amz-json-1.1"})
+    with urllib.request.urlopen(request, timeout=60) as resp:
+        answer = json.loads(resp.read())
+    loaded = [m for m in ENGINE if m in sys.modules]
+emulator.shutdown()
+emulator.server_close()
+print(json.dumps({"answer": answer, "loaded": loaded}))
+"""
+
+
+def test_get_work_group_is_answered_without_loading_the_query_engine(tmp_path: Path) -> None:
+    """`make up`'s plan reads the workgroup while the endpoint starts: the answer (the emulator's workgroup with
+    the Configuration members AWS always returns) needs no DuckDB, and loading it had made that plan 2-5 s."""
+    done = subprocess.run([sys.executable, "-c", WORKGROUP_PROBE, str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    probe = json.loads(done.stdout)
+    assert probe["loaded"] == []
+    configuration = probe["answer"]["WorkGroup"]["Configuration"]
+    assert configuration["EnforceWorkGroupConfiguration"] is False
+    assert configuration["EngineVersion"]["EffectiveEngineVersion"] == "Athena engine version 3"
+    assert probe["answer"]["WorkGroup"]["State"] == "ENABLED"

@@ -276,7 +276,7 @@ def service(tmp_path: Path) -> Any:
         return Mirror(connection, DictCatalog({}), "default")
 
     clients = FakeClients()
-    api = AthenaService(clients, load_settings(env={}), emulator_athena=fake_emulator,  # type: ignore[arg-type]
+    api = AthenaService(clients, load_settings(env={}), emulator=fake_emulator,  # type: ignore[arg-type]
                         mirror_factory=mirror)
     api.s3 = clients.s3  # type: ignore[attr-defined]
     yield api
