@@ -32,9 +32,9 @@ from generator.defaults import DEFAULT_ORDERS, DEFAULT_THREADS
 
 # startup first: a user starts `make up` on a machine at rest. Measured last, after 30-60 minutes of both
 # cores busy and the 5-million-event analytics section, both full runs took 9-11 s where the same figure
-# alone takes 3 s, every process of the stack using several times the CPU for the same work. That points
-# at the machine, not at `make up`; the cause is not established, and the profile now reports the host's
-# steal time so a next slow start can tell.
+# alone takes 3 s. Part of that was `make up`'s: its plan's GetWorkGroup could build the Athena endpoint's
+# query engine (fixed: analytics/athena_api/workgroups.py); every process also used several times its usual
+# CPU for the same work, which points at the machine (the profile now reports the host's steal time).
 SECTIONS = ("startup", "transform", "generator", "pipeline", "analytics")
 
 
