@@ -50,9 +50,12 @@ help: ## List every target, one line each
 # there (pytest in .venv) they stay: .venv then follows dev.txt, the runtime plus those tools, same versions.
 LOCKS := requirements
 UV := $(VENV_TOOLS)/bin/uv
+# --compile-bytecode: uv writes no .pyc files by default, and where PYTHONDONTWRITEBYTECODE is set (container
+# images, CI machines like ours) Python never writes them either, so every process compiled botocore, MiniStack
+# and the rest from source at each start: `make up` took 4.3-5.9 s in a fresh clone, 2.5-2.7 s compiled.
 define sync_venv
 	test -x $(1)/bin/python || $(UV) venv -q --clear --python $(PYTHON) $(1)
-	$(UV) pip sync -q --python $(1)/bin/python --require-hashes $(2)
+	$(UV) pip sync -q --compile-bytecode --python $(1)/bin/python --require-hashes $(2)
 endef
 install_project = $(UV) pip install -q --python $(VENV)/bin/python --no-deps -e . && $(UV) pip check -q --python $(VENV)/bin/python
 
