@@ -30,11 +30,11 @@ from common.config import ROOT
 from common.console import Console
 from generator.defaults import DEFAULT_ORDERS, DEFAULT_THREADS
 
-# startup first: a user starts `make up` on a machine at rest. Measured last, after 30-60 minutes of both
-# cores busy and the 5-million-event analytics section, both full runs took 9-11 s where the same figure
-# alone takes 3 s. Part of that was `make up`'s: its plan's GetWorkGroup could build the Athena endpoint's
-# query engine (fixed: analytics/athena_api/workgroups.py); every process also used several times its usual
-# CPU for the same work, which points at the machine (the profile now reports the host's steal time).
+# startup first: a user starts `make up` on a machine at rest, not after half an hour of both cores busy.
+# (The 9-11 s that the full runs measured last had two causes of `make up`'s own, both fixed: its plan's
+# GetWorkGroup could build the Athena endpoint's query engine, analytics/athena_api/workgroups.py, and a
+# fresh clone's virtualenvs had no bytecode, so every process compiled its libraries at each start, Makefile
+# `sync_venv`.)
 SECTIONS = ("startup", "transform", "generator", "pipeline", "analytics")
 
 
