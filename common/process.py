@@ -57,17 +57,21 @@ def alive(pid: int) -> bool:
 
 
 def zombie(pid: int) -> bool:
-    """Has `pid` exited, and only waits for its parent to collect it? (Linux /proc; False elsewhere.)
+    """Has `pid` exited, every thread of it, and only waits for its parent to collect it? (Linux /proc;
+    False elsewhere.)
 
     A process `make up` started outlives its parent, so init collects it when it exits, and some inits
     (a container's, a microVM's) take a second or more to do so. It holds no lock, port or file by then:
-    waiting for it to vanish only made every stop slower.
+    waiting for it to vanish only made every stop slower. But its main thread shows the zombie state as soon
+    as that thread ends, while the others still run and hold the process's files and locks (a runner's
+    threads, ending one by one at exit): only a zombie with no thread left is gone.
     """
     try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return False
-    return stat[stat.rfind(b")") + 2:][:1] == b"Z"  # the state follows the name, which may hold ") "
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return fields.get("State", "").strip().startswith("Z") and int(fields.get("Threads", "1")) <= 1
 
 
 def live_pid(path: Path) -> int | None:

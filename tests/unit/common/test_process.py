@@ -78,6 +78,43 @@ def test_an_exited_process_not_yet_collected_is_not_alive() -> None:
     assert not zombie(os.getpid()) and alive(os.getpid())
 
 
+# The main thread holds a lock, starts a thread that ends when told, and ends itself (pthread_exit): the process
+# then shows the zombie state while that thread still runs and the lock is still held.
+MAIN_THREAD_ENDS_FIRST = """
+import ctypes, fcntl, os, sys, threading
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+threading.Thread(target=sys.stdin.readline).start()
+print("ready", flush=True)
+ctypes.CDLL(None).pthread_exit(None)
+"""
+
+
+def test_a_process_whose_main_thread_ended_while_another_runs_is_alive(tmp_path: Path) -> None:
+    """A stopping runner's threads end one by one; until the last has, it holds its lock, and a new runner
+    started in its place would find the lock taken (the start then skipped it)."""
+    lock = tmp_path / "runner.lock"
+    proc = subprocess.Popen([sys.executable, "-c", MAIN_THREAD_ENDS_FIRST, str(lock)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        assert proc.stdout.readline() == "ready\n"
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the main thread never ended"
+            time.sleep(0.01)
+        assert holder(lock) is not None  # the other thread still holds the process's files
+        assert not zombie(proc.pid) and alive(proc.pid)
+        proc.stdin.write("end\n")
+        proc.stdin.flush()
+        assert proc.wait(timeout=30) == 0
+        assert holder(lock) is None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_terminate_returns_once_the_process_exits_even_if_its_parent_never_collects_it() -> None:
     """A runner outlives the `make up` that started it: whoever collects it may be slow, or (here) never."""
     parent = subprocess.Popen(
