@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-# GetWorkGroup is served (normalised) here; these are the actions the service answers itself, and the
-# AthenaService method of each.
+# The actions the endpoint answers itself rather than passing them to the emulator, and the AthenaService
+# method of each. GetWorkGroup (the emulator's workgroup, normalised) is answered without building the service
+# (server.py, workgroups.py); the service keeps it for the result settings of each query.
 QUERY_ACTIONS: dict[str, str] = {
     "StartQueryExecution": "start_query_execution",
     "GetQueryExecution": "get_query_execution",
