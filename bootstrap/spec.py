@@ -335,7 +335,7 @@ def _pipe(settings: Settings, arns: Arns, roles: dict[str, str], t: dict[str, st
             "DynamoDBStreamParameters": {
                 "StartingPosition": "TRIM_HORIZON",
                 "BatchSize": settings.pipe_batch_size,
-                "MaximumBatchingWindowInSeconds": 1,
+                "MaximumBatchingWindowInSeconds": settings.pipe_batching_window_s,
                 "MaximumRetryAttempts": settings.pipe_max_retry_attempts,
                 "MaximumRecordAgeInSeconds": settings.pipe_max_record_age_s,
                 "OnPartialBatchItemFailure": "AUTOMATIC_BISECT",

@@ -24,6 +24,9 @@ Delivery follows the stream-source settings of the CreatePipe request
   A call that fails as a whole (endpoint gone, permissions, a throttled call) is the pipe's own
   ("internal") error: retried without limit and never dead-lettered, as AWS does
   (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-pipes-error-troubleshooting.html).
+- A batch goes when it holds BatchSize records, or once MaximumBatchingWindowInSeconds has passed since its
+  first record was read (0: what each read finds), or when a closed shard is read to its end. What waits
+  is held in memory and not checkpointed, so a failed pass or a restart reads it again.
 - A record older than MaximumRecordAgeInSeconds is not sent (condition RecordAgeExceeded).
 - A record no retry can deliver is not retried: over 1 MiB as sent, or a PartitionKey path that is
   missing from it or yields a key outside Kinesis's 1..256 characters (Kinesis refuses such a key
@@ -97,6 +100,7 @@ PUT_RECORDS_MAX = 500  # Kinesis PutRecords: at most 500 records ...
 PUT_RECORDS_MAX_BYTES = 5 * 1024 * 1024  # ... and 5 MiB per call, partition keys included
 KINESIS_RECORD_MAX_BYTES = 1024 * 1024  # per record; counted here with its partition key, to be safe
 PARTITION_KEY_MAX_CHARS = 256  # Kinesis: 1 to 256 Unicode characters
+BATCHING_WINDOW_MAX_S = 300  # MaximumBatchingWindowInSeconds: 0 to 300
 UNBOUNDED_ATTEMPTS_PER_PASS = 8  # MaximumRetryAttempts -1: then the pass fails and re-reads from the checkpoint
 PUT_BACKOFF = Backoff(base_s=0.1, cap_s=5.0)  # between attempts of the entries a PutRecords refused
 # A PutRecords refused as a whole because of what it carries: bisected down to the record at fault.
@@ -107,6 +111,12 @@ RECORD_AGE_EXCEEDED = "RecordAgeExceeded"
 DEAD_LETTER_OUTPUT = "pipe-dead-letter"  # under the lake's ERROR_PREFIX, beside Firehose's error outputs
 
 T = TypeVar("T")
+
+
+@dataclass
+class _Held:
+    records: list[dict[str, Any]]
+    since: float  # when the first of them was read (the pipe's clock)
 
 
 class Undeliverable(Exception):
@@ -392,6 +402,11 @@ class PipeRunner(ReadsShards):
             raise TerminalError(f"the pipe's BatchSize is {self.batch_size}; CreatePipe with a Kinesis target takes "
                                 f"at most {PUT_RECORDS_MAX} (eb-pipes-batching-concurrency.html): set PIPE_BATCH_SIZE "
                                 f"to 1-{PUT_RECORDS_MAX} and run `make up`")
+        self.batching_window_s = int(source_params.get("MaximumBatchingWindowInSeconds", 0))
+        if not 0 <= self.batching_window_s <= BATCHING_WINDOW_MAX_S:
+            raise TerminalError(f"the pipe's MaximumBatchingWindowInSeconds is {self.batching_window_s}; CreatePipe "
+                                f"takes 0 to {BATCHING_WINDOW_MAX_S}: set PIPE_BATCHING_WINDOW_S in that range and "
+                                "run `make up`")
         self.max_retries = int(source_params.get("MaximumRetryAttempts", -1))
         self.max_record_age_s = int(source_params.get("MaximumRecordAgeInSeconds", -1))
         self.dead_letter_arn: str = source_params.get("DeadLetterConfig", {}).get("Arn", "")
@@ -407,6 +422,7 @@ class PipeRunner(ReadsShards):
         self.checkpoint = Checkpoint(checkpoint_path, scope=self.api.scope)
         self.reader = ShardReader(self.api, clients.raw_json, self.checkpoint, self.stats, name=self.name,
                                   start_at=self._start_at, lineage=True)
+        self.held: dict[str, _Held] = {}  # per shard: read, not yet sent, waiting out the batching window
         self.dead_letters: DeadLetters | None = None  # built on first use (tests set their own)
         self.sleep: Callable[[float], None] = time.sleep
         self.clock: Callable[[], float] = time.time
@@ -509,14 +525,24 @@ class PipeRunner(ReadsShards):
                 moved += self._move(shard)
         except Exception:
             self.reader.rewind()  # what was read past the checkpoint is read again: at-least-once, never a gap
+            self.held.clear()  # held records are past the checkpoint too
             raise
         return moved == 0
 
     def _move(self, shard: Shard) -> int:
+        """Read a page; send every full batch, and the rest too once the batching window is over (or the
+        shard is closed and read to its end). What waits is held, not checkpointed. Returns records read."""
         page = self.reader.read(shard.shard_id)
-        records = page.records
-        for start in range(0, len(records), self.batch_size):
-            batch = records[start:start + self.batch_size]
+        now = self.clock()
+        held = self.held.pop(shard.shard_id, None)
+        records = held.records + page.records if held else page.records
+        since = held.since if held else now
+        due = page.ended or now - since >= self.batching_window_s
+        sending = len(records) if due else len(records) - len(records) % self.batch_size
+        if sending < len(records):  # a held remainder is younger than any record sent before it
+            self.held[shard.shard_id] = _Held(records[sending:], since if sending == 0 else now)
+        for start in range(0, sending, self.batch_size):
+            batch = records[start:min(start + self.batch_size, sending)]
             delivered = self._deliver(shard.shard_id, batch)
             last = batch[-1]["dynamodb"]["SequenceNumber"]
             self.checkpoint.advance(shard.shard_id, last)
@@ -526,7 +552,7 @@ class PipeRunner(ReadsShards):
             self.stats.records_out += delivered
         if page.ended:  # a closed shard read to its end, its last page in Kinesis: only now may its children start
             self.reader.finish(shard.shard_id)
-        return len(records)
+        return len(page.records)
 
     def close(self) -> None:
         self.checkpoint.save()

@@ -201,6 +201,7 @@ EVERY_TARGET = [{}, {"TARGET": "compose"}, {"TARGET": "aws"}]
         ({"PIPE_MAX_RETRY_ATTEMPTS": "10001"},
          "PIPE_MAX_RETRY_ATTEMPTS=10001 is out of range; AWS allows -1 to 10,000"),
         ({"PIPE_MAX_RETRY_ATTEMPTS": "-2"}, "PIPE_MAX_RETRY_ATTEMPTS=-2 is out of range; AWS allows -1 to 10,000"),
+        ({"PIPE_BATCHING_WINDOW_S": "301"}, "PIPE_BATCHING_WINDOW_S=301 is out of range; AWS allows 0 to 300"),
         ({"PIPE_MAX_RECORD_AGE_S": "59"},
          "PIPE_MAX_RECORD_AGE_S=59 is out of range; AWS allows -1 (no limit) or 60 to 604,800"),
         ({"PIPE_MAX_RECORD_AGE_S": "604801"},
@@ -224,6 +225,7 @@ def test_the_limits_are_accepted_at_their_bounds() -> None:
     s = load_settings(env={"PIPE_MAX_RETRY_ATTEMPTS": "10000", "PIPE_MAX_RECORD_AGE_S": "60"})
     assert (s.pipe_max_retry_attempts, s.pipe_max_record_age_s) == (10000, 60)
     assert load_settings(env={"PIPE_MAX_RECORD_AGE_S": "604800"}).pipe_max_record_age_s == 604800
+    assert load_settings(env={"PIPE_BATCHING_WINDOW_S": "300"}).pipe_batching_window_s == 300
     # The pipe gives up on a record well before DynamoDB Streams' 24 h retention forgets it.
     default = load_settings(env={})
     assert (default.pipe_max_retry_attempts, default.pipe_max_record_age_s) == (10, 6 * 3600)

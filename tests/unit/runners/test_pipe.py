@@ -247,6 +247,77 @@ def test_a_new_pipe_starts_at_latest_when_asked_but_a_shard_found_later_starts_a
     assert sorted(kinesis.sequences()) == [f"{2:021d}", f"{3:021d}"]
 
 
+# --- MaximumBatchingWindowInSeconds: a partial batch waits, a full one goes -------------------------
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def windowed_pipe(tmp_path: Path, records: list[dict], batch_size: int, window_s: int,
+                  closed: bool = False) -> tuple[PipeRunner, FakeStreams, FakeKinesis, Clock]:
+    streams = FakeStreams(STREAM_A, {SHARD: (closed, records)})
+    kinesis = FakeKinesis()
+    runner = PipeRunner(FakeClients(streams, kinesis), pipe_spec(batch_size=batch_size,
+                                                                 MaximumBatchingWindowInSeconds=window_s),
+                        tmp_path / "pipe.json")
+    runner.clock = clock = Clock()
+    return runner, streams, kinesis, clock
+
+
+def test_a_partial_batch_waits_out_the_batching_window_then_goes_in_one_put(tmp_path: Path) -> None:
+    """AWS's poller gathers records until the batch is full or the window ends: a few records are not sent
+    on the read that found them, and the ones read meanwhile join the same batch."""
+    runner, streams, kinesis, clock = windowed_pipe(tmp_path, [stream_record(1), stream_record(2)], 100, 2)
+    runner.run_once()
+    assert (kinesis.calls, runner.checkpoint.get(SHARD)) == (0, None)  # held, and not checkpointed
+    clock.now += 1.5
+    streams.shards[SHARD][1].append(stream_record(3))
+    runner.run_once()
+    assert kinesis.calls == 0
+    clock.now += 0.5  # two seconds since the first record was read
+    runner.run_once()
+    assert (kinesis.calls, kinesis.sequences()) == (1, [f"{n:021d}" for n in (1, 2, 3)])
+    assert runner.checkpoint.get(SHARD) == f"{3:021d}"
+
+
+def test_full_batches_go_at_once_and_only_the_remainder_waits(tmp_path: Path) -> None:
+    runner, _, kinesis, clock = windowed_pipe(tmp_path, [stream_record(n) for n in (1, 2, 3, 4, 5)], 2, 1)
+    runner.run_once()
+    assert kinesis.sequences() == [f"{n:021d}" for n in (1, 2, 3, 4)]
+    clock.now += 1
+    runner.run_once()
+    assert kinesis.sequences()[-1] == f"{5:021d}"
+
+
+def test_a_closed_shard_s_last_records_go_without_waiting_and_its_children_may_start(tmp_path: Path) -> None:
+    runner, _, kinesis, _ = windowed_pipe(tmp_path, [stream_record(1)], 100, 300, closed=True)
+    runner.run_once()
+    assert kinesis.sequences() == [f"{1:021d}"]
+    assert runner.checkpoint.finished == {SHARD}
+
+
+def test_held_records_are_read_again_after_a_failed_pass_never_lost(tmp_path: Path) -> None:
+    runner, _, kinesis, clock = windowed_pipe(tmp_path, [stream_record(1)], 100, 1)
+    runner.run_once()
+    kinesis.fail_calls = frozenset({1})
+    clock.now += 1
+    with pytest.raises(ClientError):
+        runner.run_once()
+    runner.run_once()  # re-read from the checkpoint: the held record is in this pass's batch
+    clock.now += 1
+    runner.run_once()
+    assert kinesis.sequences() == [f"{1:021d}"]
+
+
+def test_a_batching_window_outside_create_pipe_s_range_is_refused_naming_the_field_and_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(TerminalError, match=r"MaximumBatchingWindowInSeconds is 301.*0 to 300"):
+        windowed_pipe(tmp_path, [], 100, 301)
+
+
 # --- records that cannot be delivered: never a stall, never a drop ----------------------------------
 
 DLQ = "arn:aws:sqs:us-east-1:123456789012:sales-orders-pipe-dlq"

@@ -85,7 +85,7 @@ def test_create_pipe_request(monkeypatch: pytest.MonkeyPatch) -> None:
             "SourceParameters": {"DynamoDBStreamParameters": {
                 "StartingPosition": "TRIM_HORIZON",
                 "BatchSize": 500,
-                "MaximumBatchingWindowInSeconds": 1,
+                "MaximumBatchingWindowInSeconds": 0,
                 "MaximumRetryAttempts": 10,
                 "MaximumRecordAgeInSeconds": 21600,
                 "OnPartialBatchItemFailure": "AUTOMATIC_BISECT",
@@ -110,7 +110,7 @@ def test_pipe_batch_size_comes_from_settings_and_update_drops_what_cannot_change
             "Name": "sales-orders-pipe",
             "RoleArn": f"{ROLE}sales-orders-cdc-pipes",
             "SourceParameters": {"DynamoDBStreamParameters": {
-                "BatchSize": 500, "MaximumBatchingWindowInSeconds": 1, "MaximumRetryAttempts": 10,
+                "BatchSize": 500, "MaximumBatchingWindowInSeconds": 0, "MaximumRetryAttempts": 10,
                 "MaximumRecordAgeInSeconds": 21600, "OnPartialBatchItemFailure": "AUTOMATIC_BISECT",
                 "DeadLetterConfig": {"Arn": PIPE_DLQ}}},
             "Target": f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/sales-orders-cdc",
