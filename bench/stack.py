@@ -14,15 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from analytics.athena_api import PORT_OFFSET
+from analytics.athena_api import free_stack_port as free_port  # importable from here, as before
 from bootstrap import emulator
-from common import process
 from common.config import Settings, load_settings, with_overrides
-
-
-def free_port() -> int:
-    """A free loopback port for a stack: its Athena endpoint's port (+41) is free too."""
-    return process.free_port(also=(PORT_OFFSET,))
 
 
 @contextlib.contextmanager

@@ -14,18 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from analytics.athena_api import PORT_OFFSET
+from analytics.athena_api import free_stack_port as free_port  # importable from here, as before
 from bootstrap import emulator
-from common import process
 from common.aws import Clients
 from common.config import Settings, load_settings
 
 MINISTACK_IMAGE = "ministackorg/ministack:1.5.33-full"  # as compose: DuckDB inside, Athena runs SQL
-
-
-def free_port() -> int:
-    """A free loopback port for a stack: its Athena endpoint's port (+41) is free too."""
-    return process.free_port(also=(PORT_OFFSET,))
 
 
 def docker_available() -> bool:

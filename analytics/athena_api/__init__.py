@@ -24,6 +24,7 @@ import urllib.request
 from typing import TYPE_CHECKING, Any
 
 from common.config import Settings
+from common.process import free_port
 
 if TYPE_CHECKING:
     from common.aws import Clients
@@ -41,6 +42,11 @@ FORWARD_CONFIG_KEY = "athena.LOCAL_QUERY_ENDPOINT"
 def athena_port(settings: Settings) -> int:
     """The endpoint's port for this stack: the emulator's port + 41 (4607 beside 4566)."""
     return settings.port + PORT_OFFSET
+
+
+def free_stack_port() -> int:
+    """A free loopback port for a whole stack (tests, the bench): its Athena endpoint's port is free too."""
+    return free_port(also=(PORT_OFFSET,))
 
 
 def endpoint_url(settings: Settings, port: int | None = None) -> str:
