@@ -25,17 +25,15 @@ import json
 import logging
 import signal
 import threading
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from analytics.athena_api import HEALTH_PATH, ORIGIN_HEADER, athena_port, register_with_emulator
+from analytics.athena_api import HEALTH_PATH, athena_port, register_with_emulator
 from analytics.athena_api.protocol import QUERY_ACTIONS, ApiError
-from analytics.athena_api.workgroups import emulator_athena, get_work_group
+from analytics.athena_api.workgroups import JSON_TYPE, emulator_athena, get_work_group, to_emulator
 from common.config import Settings
 
 if TYPE_CHECKING:
@@ -43,8 +41,6 @@ if TYPE_CHECKING:
     from common.aws import Clients
 
 log = logging.getLogger("athena_api")
-JSON_TYPE = "application/x-amz-json-1.1"
-_HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive", "expect"}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -139,18 +135,7 @@ class _HttpServer(ThreadingHTTPServer):
 
     def proxy(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes, str, str | None]:
         """An action the emulator's Athena answers: sent there as it came, its answer returned as it is."""
-        sent = {k: v for k, v in headers.items() if k not in _HOP_BY_HOP}
-        sent[ORIGIN_HEADER] = "1"
-        request = urllib.request.Request(f"{self.settings.endpoint_url}/", data=body, headers=sent, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as resp:
-                return resp.status, resp.read(), resp.headers.get("Content-Type", JSON_TYPE), None
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read(), exc.headers.get("Content-Type", JSON_TYPE), exc.headers.get("x-amzn-ErrorType")
-        except OSError as exc:
-            message = f"the emulator at {self.settings.endpoint_url} does not answer ({exc}); `make up` starts it"
-            body = json.dumps({"__type": "InternalServerException", "Message": message}).encode()
-            return 500, body, JSON_TYPE, "InternalServerException"
+        return to_emulator(self.settings, headers, body)
 
 
 class AthenaServer:

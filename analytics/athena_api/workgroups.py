@@ -1,5 +1,5 @@
-"""Workgroups live in the emulator's own Athena; the endpoint reads them there for GetWorkGroup and for each
-query's result settings.
+"""The emulator's own Athena, where workgroups live: the one way the endpoint sends it a request (`to_emulator`:
+the actions it proxies, GetWorkGroup, each query's result settings).
 
 Kept apart from service.py (DuckDB, pyarrow, the query core: about a second of CPU to import) so that the
 endpoint answers GetWorkGroup without loading the query engine: `make up`'s plan asks for the workgroup while
@@ -25,26 +25,41 @@ ENGINE_VERSION = {"SelectedEngineVersion": "AUTO", "EffectiveEngineVersion": "At
 EmulatorAthena = Callable[[dict[str, str], str, dict[str, Any]], dict[str, Any]]
 
 
+JSON_TYPE = "application/x-amz-json-1.1"
+_HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive", "expect"}
+
+
+def to_emulator(settings: Settings, headers: dict[str, str], body: bytes) -> tuple[int, bytes, str, str | None]:
+    """One Athena request sent to the emulator's own Athena, as it came (the origin header stops the emulator
+    forwarding it back here): (status, body, content type, AWS error type). An emulator that does not answer
+    is Athena's InternalServerException naming the fix."""
+    sent = {k: v for k, v in headers.items() if k not in _HOP_BY_HOP}
+    sent[ORIGIN_HEADER] = "1"
+    request = urllib.request.Request(f"{settings.endpoint_url}/", data=body, headers=sent, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status, resp.read(), resp.headers.get("Content-Type", JSON_TYPE), None
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), exc.headers.get("Content-Type", JSON_TYPE), exc.headers.get("x-amzn-ErrorType")
+    except OSError as exc:
+        message = f"the emulator at {settings.endpoint_url} does not answer ({exc}); `make up` starts it"
+        return 500, json.dumps({"__type": "InternalServerException", "Message": message}).encode(), JSON_TYPE, \
+            "InternalServerException"
+
+
 def emulator_athena(settings: Settings) -> EmulatorAthena:
-    """Athena calls answered by the emulator itself (the origin header stops its forwarding them back here)."""
+    """Athena calls answered by the emulator itself, signed as the caller's request was."""
 
     def call(headers: dict[str, str], action: str, params: dict[str, Any]) -> dict[str, Any]:
         sent = {k: v for k, v in headers.items() if k.lower() in ("authorization", "x-amz-date",
                                                                   "x-amz-security-token")}
-        sent.update({"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"AmazonAthena.{action}",
-                     ORIGIN_HEADER: "1"})
-        request = urllib.request.Request(f"{settings.endpoint_url}/", data=json.dumps(params).encode(),
-                                         headers=sent, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as resp:
-                return json.loads(resp.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            body = json.loads(exc.read() or b"{}")
-            code = str(body.get("__type", "InternalServerException")).rsplit("#", 1)[-1]
-            raise ApiError(code, body.get("message") or body.get("Message") or "", exc.code) from None
-        except OSError as exc:
-            raise ApiError("InternalServerException", f"the emulator at {settings.endpoint_url} does not "
-                           f"answer ({exc}); `make up` starts it", 500) from None
+        sent.update({"Content-Type": JSON_TYPE, "X-Amz-Target": f"AmazonAthena.{action}"})
+        status, body, _, _ = to_emulator(settings, sent, json.dumps(params).encode())
+        answer = json.loads(body or b"{}")
+        if status >= 300:
+            code = str(answer.get("__type", "InternalServerException")).rsplit("#", 1)[-1]
+            raise ApiError(code, answer.get("message") or answer.get("Message") or "", status)
+        return answer
 
     return call
 
