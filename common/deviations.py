@@ -73,6 +73,20 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "runners/shards.py",
     ),
     Deviation(
+        "Firehose delivery retries",
+        "With dynamic partitioning, Firehose retries delivering to an S3 prefix for RetryOptions.DurationInSeconds "
+        "(300 s in the spec; firehose/latest/APIReference/API_RetryOptions.html), and a failed S3 delivery "
+        "(a missing bucket or a denied write included) is retried, not transformed again (firehose/latest/dev/"
+        "retry.html).",
+        "The firehose runner retries a failed PutObject 6 times (a few seconds); then the pass fails and is read "
+        "again from its checkpoint, so the transform runs again for those records. A missing bucket or a denied "
+        "write stops the runner with a one-line error.",
+        "Nothing is lost either way (at-least-once); the emulator's S3 is in its own process and fails only in "
+        "the fault tests. Only an outage of more than a few seconds shows the difference (transform logs and "
+        "error objects may repeat).",
+        "runners/firehose.py",
+    ),
+    Deviation(
         "Pipe dead letters",
         "A record the pipe cannot deliver goes to the SQS queue (or SNS topic) of DeadLetterConfig as a message "
         "that points into the stream (shard, sequence numbers), not the record.",

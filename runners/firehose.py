@@ -145,7 +145,8 @@ INVOKE_BACKOFF = Backoff(base_s=1.0, cap_s=20.0)
 MIN_WAIT_S = 0.005  # the shortest wait on a running invoke before looking at the buffers again
 # Writing an object: botocore retries each PutObject; on top, Firehose's own delivery retry ("If data delivery
 # to your Amazon S3 bucket fails, Amazon Data Firehose retries to deliver data", basic-deliver.html) keeps
-# the buffers rather than failing the pass, which would read, invoke and convert all of them again.
+# the buffers rather than failing the pass, which would read, invoke and convert all of them again. For these
+# few attempts only, not the spec's RetryOptions.DurationInSeconds: a deviation (common/deviations.py).
 S3_DELIVERY_ATTEMPTS = 6
 S3_DELIVERY_BACKOFF = Backoff(base_s=0.2, cap_s=5.0)
 
