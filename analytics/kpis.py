@@ -1,8 +1,9 @@
 """Run every KPI file, and every file of the `queries/` folder, on DuckDB; plain results for the report.
 
-Each `analytics/sql/kpi_NN_<name>.sql` is Athena SQL; it runs here after `dialect.to_duckdb`
-over the views an Engine created. Results come back in file order (NN), so the report and the
-dashboard are stable from run to run.
+Each `analytics/sql/kpi_NN_<name>.sql` is Athena SQL; it runs here through the one query core
+(analytics/query.py, as `make query` and the Athena endpoint run SQL: Athena's integer division, its
+column names, its function check) over the views an Engine created. Results come back in file order
+(NN), so the report and the dashboard are stable from run to run.
 
 `queries/*.sql` at the repository root are a team's own questions, in the same Athena SQL over the
 same tables and views, run the same way (`run_queries`). A query that fails does not stop the others:
@@ -19,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import sqlglot
-from sqlglot import exp
 
-from analytics.dialect import parse, to_duckdb
+from analytics.query import QueryError
+from analytics.query import run_query as run_athena_sql
 from analytics.views import SQL_DIR, KpiQuery, kpi_queries
 from common.config import ROOT
 from common.errors import TerminalError
@@ -53,14 +53,12 @@ def _first_line(text: str) -> str:
 
 
 def run_kpi(conn: duckdb.DuckDBPyConnection, athena_sql: str, name: str = "query", title: str = "") -> KpiResult:
-    """One Athena statement on DuckDB; a failing query names its KPI."""
+    """One Athena statement through the query core; a failing query names its KPI."""
     try:
-        cursor = conn.execute(to_duckdb(athena_sql))
-        rows = [tuple(row) for row in cursor.fetchall()]
-    except duckdb.Error as exc:
-        raise TerminalError(f"KPI {name} failed on DuckDB: {_first_line(str(exc))}") from None
-    columns = [d[0] for d in cursor.description or []]
-    return KpiResult(name, title or name, columns, rows)
+        result = run_athena_sql(conn, athena_sql)
+    except QueryError as exc:
+        raise TerminalError(f"KPI {name} failed on DuckDB: {exc}") from None
+    return KpiResult(name, title or name, result.columns, result.rows)
 
 
 def run_kpis(conn: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR) -> list[KpiResult]:
@@ -85,20 +83,14 @@ def query_files(directory: Path = QUERIES_DIR) -> list[KpiQuery]:
 
 
 def run_query(conn: duckdb.DuckDBPyConnection, query: KpiQuery, max_rows: int = MAX_QUERY_ROWS) -> KpiResult:
-    """One `queries/` file on DuckDB through the KPIs' transpiler; a failure becomes the result's error line."""
+    """One `queries/` file through the query core, as a KPI runs; a failure becomes the result's error line."""
     try:
         if not query.sql:
             query.path.read_text(encoding="utf-8")  # unreadable (query_files kept ''): raises why
-        tree = parse(query.sql)
-        if not isinstance(tree, exp.Query):
-            raise TerminalError(f"only a query (SELECT, WITH ... SELECT) runs here, not {tree.key.upper()}")
-        cursor = conn.execute(to_duckdb(query.sql))
-        fetched = cursor.fetchmany(max_rows + 1)
-    except (TerminalError, duckdb.Error, sqlglot.errors.SqlglotError, OSError, UnicodeDecodeError) as exc:
+        result = run_athena_sql(conn, query.sql, max_rows=max_rows)
+    except (QueryError, OSError, UnicodeDecodeError) as exc:
         return KpiResult(query.name, query.title, [], [], error=_first_line(str(exc)))
-    columns = [d[0] for d in cursor.description or []]
-    rows = [tuple(row) for row in fetched[:max_rows]]
-    return KpiResult(query.name, query.title, columns, rows, truncated=len(fetched) > max_rows)
+    return KpiResult(query.name, query.title, result.columns, result.rows, truncated=result.truncated)
 
 
 def run_queries(conn: duckdb.DuckDBPyConnection, directory: Path = QUERIES_DIR,

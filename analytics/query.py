@@ -147,6 +147,7 @@ class QueryResult:
     columns: list[str]
     types: list[str]
     rows: list[tuple[Any, ...]] = field(default_factory=list)
+    truncated: bool = False  # more rows than `max_rows` asked for
 
 
 class QueryError(TerminalError):
@@ -592,22 +593,25 @@ def _run(conn_or_engine: Engine | duckdb.DuckDBPyConnection, sql: str, database:
 
 
 def run_query(conn_or_engine: Engine | duckdb.DuckDBPyConnection, sql: str, *, database: str | None = None,
-              catalog: Catalog | None = None, parameters: Sequence[str] | None = None) -> QueryResult:
+              catalog: Catalog | None = None, parameters: Sequence[str] | None = None,
+              max_rows: int | None = None) -> QueryResult:
     """The user's Athena SQL on DuckDB over the catalog's tables and the project's views.
 
     `conn_or_engine`: an Engine (analytics.engine.open_engine: the lake table and the views) or a
     DuckDB connection with whatever tables a test made. `database` is the query's context (Athena's
     QueryExecutionContext.Database; default: the Engine's Glue database); `catalog` resolves other
-    tables the query names (GlueCatalog). Raises QueryError (one line) when the mirror cannot run it.
+    tables the query names (GlueCatalog); `max_rows` keeps at most that many rows (`truncated` says
+    there were more). Raises QueryError (one line) when the mirror cannot run it.
     """
     prepared, relation = _run(conn_or_engine, sql, database, catalog, parameters)
     columns = [c.lower() for c in relation.columns]
     types = [trino_type(t) for t in relation.types]
     try:
-        rows = [tuple(row) for row in relation.fetchall()]
+        fetched = relation.fetchall() if max_rows is None else relation.limit(max_rows + 1).fetchall()
     except duckdb.Error as exc:
         raise _diagnose(exc, prepared) from None
-    return QueryResult(columns, types, rows)
+    rows = [tuple(row) for row in fetched[:max_rows]]
+    return QueryResult(columns, types, rows, truncated=len(fetched) > len(rows))
 
 
 def run_query_arrow(conn_or_engine: Engine | duckdb.DuckDBPyConnection, sql: str, *, database: str | None = None,

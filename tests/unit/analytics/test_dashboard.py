@@ -17,7 +17,7 @@ from rich.console import Console as RichConsole
 from analytics.dashboard import count_axis, render_dashboard, write_dashboard
 from analytics.engine import open_local_engine
 from analytics.health import S3Object, VerifyResult, compute_health, events_table
-from analytics.kpis import QUERIES_DIR, run_queries
+from analytics.kpis import QUERIES_DIR, run_kpi, run_queries
 from analytics.kpis import KpiResult as Kpi
 from analytics.report import (
     MISSING,
@@ -27,6 +27,7 @@ from analytics.report import (
     kpi_table,
     print_report,
 )
+from common.errors import TerminalError
 
 STAMP = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -500,10 +501,26 @@ def test_a_failing_query_is_one_line_in_its_place_and_the_others_run(engine, tmp
     for name in ("b_parse", "c_column", "d_ddl", "e_empty", "f_binary"):
         assert by[name].error and "\n" not in by[name].error and by[name].rows == [], name
     assert "no_such_column" in by["c_column"].error
-    assert by["d_ddl"].error.startswith("only a query")
-    assert by["e_empty"].error == "expected exactly one SQL statement, found 0"
+    assert by["d_ddl"].error.startswith("DROP at line 1, column 1") and "runs queries only" in by["d_ddl"].error
+    assert by["e_empty"].error.startswith("expected exactly one SQL statement, found 0")
     assert "utf-8" in by["f_binary"].error
     assert engine.query("SELECT count(*) FROM sales_daily") == [(3,)]  # the refused DROP changed nothing
+
+
+def test_a_query_file_runs_as_athena_runs_it_through_the_one_query_core(engine, tmp_path: Path) -> None:
+    """Integer division truncates, an unnamed column is _col0 and a function Trino lacks is refused, as
+    `make query` and Athena itself do: the report and the dashboard must not answer otherwise."""
+    (tmp_path / "a_half.sql").write_text("SELECT count(*) / 2 AS half, count(*) FROM sales_orders_current")
+    (tmp_path / "b_duckdb_only.sql").write_text("SELECT strftime(DATE '2024-03-01', '%Y') AS y")
+    half, duckdb_only = run_queries(engine.conn, tmp_path)
+    assert (half.columns, half.rows, half.error) == (["half", "_col1"], [(2, 5)], "")
+    assert duckdb_only.rows == [] and duckdb_only.error.startswith("strftime at line 1, column 8: Athena would reject")
+
+
+def test_a_kpi_runs_as_athena_runs_it(engine) -> None:
+    assert run_kpi(engine.conn, "SELECT 7 / 2 AS half").rows == [(3,)]
+    with pytest.raises(TerminalError, match=r"^KPI k failed on DuckDB: strftime at line 1"):
+        run_kpi(engine.conn, "SELECT strftime(DATE '2024-03-01', '%Y') AS y", "k")
 
 
 def test_a_query_keeps_at_most_max_rows(engine, tmp_path: Path) -> None:
