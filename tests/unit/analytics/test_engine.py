@@ -132,6 +132,21 @@ def test_iso_timestamps_are_read_as_utc_in_any_session_zone() -> None:
     assert conn.execute(sql).fetchall() == [(datetime(2024, 3, 1, 9, 0, 0, 250000),)]
 
 
+@pytest.mark.parametrize(("unit", "start", "end", "whole_units"), [
+    ("day", "2026-11-25 01:00:00", "2026-11-26 00:30:00", 0),  # 23.5 hours: no whole day
+    ("day", "2026-11-26 00:30:00", "2026-11-25 01:00:00", 0),
+    ("second", "2026-11-25 00:00:00.900", "2026-11-25 00:00:01.100", 0),
+    ("hour", "2026-11-25 00:59:00", "2026-11-25 03:00:00", 2),
+    ("hour", "2026-11-25 03:00:00", "2026-11-25 00:59:00", -2),
+    ("millisecond", "2026-11-25 00:00:00.001", "2026-11-25 00:00:01.000", 999),
+])
+def test_date_diff_counts_whole_units_as_trino_does(unit: str, start: str, end: str, whole_units: int) -> None:
+    """https://trino.io/docs/current/functions/datetime.html: date_diff(unit, t1, t2) is t2 - t1 in whole units;
+    DuckDB's own date_diff counts the unit boundaries crossed (1 day from 01:00 to 00:30 the next day)."""
+    sql = to_duckdb(f"SELECT date_diff('{unit}', TIMESTAMP '{start}', TIMESTAMP '{end}') AS d")
+    assert duckdb.connect().execute(sql).fetchall() == [(whole_units,)]
+
+
 def test_invalid_sql_is_one_clear_error() -> None:
     with pytest.raises(TerminalError, match="not valid Athena SQL"):
         to_duckdb("SELECT FROM WHERE (")
