@@ -285,9 +285,10 @@ def parse_response(records: list[SourceRecord], payload: Any) -> list[Outcome]:
     """Check the Lambda's answer against the status model; every record gets exactly one outcome.
 
     Outside the model (https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-status-model.html)
-    a record fails with Firehose's Lambda invocation error: no 'records' list, a result or data that is
-    not the model's: Lambda.JsonProcessingException; its recordId absent: Lambda.MissingRecordId, twice:
-    Lambda.DuplicatedRecordId. Unknown recordIds are ignored.
+    a record fails with Firehose's Lambda invocation error: no 'records' list, a result, data (an Ok needs
+    one) or metadata that is not the model's: Lambda.JsonProcessingException; its recordId absent (or not a
+    string): Lambda.MissingRecordId, twice: Lambda.DuplicatedRecordId. Unknown recordIds are ignored. A
+    malformed answer never raises: it would stop the runner at the same batch on every restart.
     """
     by_id = {r.record_id: r for r in records}
     answered: dict[str, Outcome] = {}
@@ -295,7 +296,8 @@ def parse_response(records: list[SourceRecord], payload: Any) -> list[Outcome]:
     if not isinstance(items, list):
         return [_failed(r, JSON_PROCESSING_EXCEPTION) for r in records]
     for item in items:
-        record = by_id.get(item.get("recordId")) if isinstance(item, dict) else None
+        record_id = item.get("recordId") if isinstance(item, dict) else None
+        record = by_id.get(record_id) if isinstance(record_id, str) else None
         if record is None:
             continue
         repeated = record.record_id in answered
@@ -312,11 +314,14 @@ def _outcome(record: SourceRecord, item: dict[str, Any]) -> Outcome:
                        error_message=PROCESSING_FAILED_STATUS_MESSAGE)
     if result == "Dropped":
         return Outcome(record, result)
+    metadata = item.get("metadata") or {}
+    if "data" not in item or not isinstance(metadata, dict):
+        return _failed(record, JSON_PROCESSING_EXCEPTION)
     try:
-        data = base64.b64decode(item.get("data", ""), validate=True)
+        data = base64.b64decode(item["data"], validate=True)
     except (binascii.Error, TypeError, ValueError):
         return _failed(record, JSON_PROCESSING_EXCEPTION)
-    keys = (item.get("metadata") or {}).get("partitionKeys")
+    keys = metadata.get("partitionKeys")
     return Outcome(record, "Ok", data=data, partition_keys=keys if isinstance(keys, dict) else None)
 
 

@@ -82,6 +82,20 @@ def test_invalid_result_strings_and_bad_base64_fail() -> None:
         ("ProcessingFailed", "Lambda.JsonProcessingException"), ("ProcessingFailed", "Lambda.JsonProcessingException")]
 
 
+def test_a_malformed_answer_fails_its_records_instead_of_stopping_the_runner() -> None:
+    """Outside the status model (data-transformation-status-model.html) a record is a transformation failure:
+    a recordId that is not a string answers no record, metadata that is not an object and an Ok without data
+    fail theirs. Raising here instead stopped the runner at the same batch on every restart."""
+    not_an_id = {**ok(1), "recordId": ["shard-0:1"]}
+    bad_metadata = {**ok(2), "metadata": "year=2026"}
+    no_data = {k: v for k, v in ok(3).items() if k != "data"}
+    outs = parse_response([rec(1), rec(2), rec(3)], {"records": [not_an_id, bad_metadata, no_data]})
+    assert [(o.result, o.error_code) for o in outs] == [
+        ("ProcessingFailed", "Lambda.MissingRecordId"), ("ProcessingFailed", "Lambda.JsonProcessingException"),
+        ("ProcessingFailed", "Lambda.JsonProcessingException")]
+    assert [o.record.data for o in outs] == [b'{"x":1}'] * 3  # each keeps its original payload
+
+
 def test_unknown_record_ids_are_ignored_and_a_repeated_one_fails_its_record() -> None:
     outs = parse_response([rec(1), rec(2)], {"records": [ok(9), ok(1), {**ok(1), "result": "Dropped"}, ok(2)]})
     assert [(o.result, o.error_code) for o in outs] == [
