@@ -27,6 +27,7 @@ class Buffer:
     size: int = 0
     opened: float = 0.0  # monotonic time of the oldest record
     oldest_arrival: datetime | None = None  # drives !{timestamp:...} in the prefix
+    arrivals: list[datetime] = field(default_factory=list)  # each item's own (its error document says it)
 
     def add(self, item: bytes, source: SourceRef, now: float, arrival: datetime) -> None:
         if not self.items:
@@ -34,6 +35,7 @@ class Buffer:
             self.oldest_arrival = arrival
         self.items.append(item)
         self.sources.append(source)
+        self.arrivals.append(arrival)
         self.size += len(item)
 
     def due(self, now: float, size_limit: int, interval_s: float) -> bool:

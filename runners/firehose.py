@@ -496,7 +496,8 @@ class FirehoseRunner(ReadsShards):
                    attempts=S3_DELIVERY_ATTEMPTS, backoff=S3_DELIVERY_BACKOFF, retryable=_retry_delivery,
                    sleep=self._sleep)
 
-    def _flush_rows(self, prefix: str, items: list[bytes], sources: list[SourceRef], oldest: datetime) -> None:
+    def _flush_rows(self, prefix: str, items: list[bytes], sources: list[SourceRef],
+                    arrivals: list[datetime]) -> None:
         now = datetime.now(UTC)
         name = object_name(self.config.delivery_stream, self.config.version_id, now, self.config.file_extension)
         if not self.config.parquet:
@@ -504,23 +505,26 @@ class FirehoseRunner(ReadsShards):
             self._write(prefix + name, body)
             self.stats.records_out += len(items)
             return
-        decoded: list[tuple[dict, bytes, SourceRef]] = []
-        for item, source in zip(items, sources, strict=True):
+        decoded: list[tuple[dict, bytes, SourceRef, datetime]] = []
+        for item, source, arrival in zip(items, sources, arrivals, strict=True):
             try:
                 row = decode_rows([item])[0]
             except ValueError as exc:  # the transform's output is not JSON
-                self._conversion_failed(item, source, oldest, f"not JSON: {exc}")
+                self._conversion_failed(item, source, arrival, f"not JSON: {exc}")
                 continue
             if isinstance(row, dict):
-                decoded.append((row, item, source))
+                decoded.append((row, item, source, arrival))
             else:
-                self._conversion_failed(item, source, oldest, f"a JSON {type(row).__name__}, not an object")
-        rows = [row for row, _, _ in decoded]
+                self._conversion_failed(item, source, arrival, f"a JSON {type(row).__name__}, not an object")
+        if not decoded:  # every record went to the error output: no object, no schema to read
+            return
+        rows = [row for row, _, _, _ in decoded]
         schema = self._conversion_schema(rows)
         try:
             body = encode_parquet(rows, schema)
         except ConversionError:  # rare: find the rows that break the schema, one by one
-            rows = [row for row, item, source in decoded if self._fits_schema(row, item, source, oldest, schema)]
+            rows = [row for row, item, source, arrival in decoded
+                    if self._fits_schema(row, item, source, arrival, schema)]
             body = encode_parquet(rows, schema)
         if rows:
             self._write(prefix + name, body)
@@ -537,21 +541,22 @@ class FirehoseRunner(ReadsShards):
             source = self.table_schema = TableSchema(self.clients.glue, settings.glue_database, settings.glue_table)
         return source.for_rows(rows)
 
-    def _fits_schema(self, row: dict, item: bytes, source: SourceRef, oldest: datetime, schema: pa.Schema) -> bool:
+    def _fits_schema(self, row: dict, item: bytes, source: SourceRef, arrival: datetime, schema: pa.Schema) -> bool:
         try:
             check_row(row, schema)
             return True
         except ConversionError as exc:
-            self._conversion_failed(item, source, oldest, str(exc))
+            self._conversion_failed(item, source, arrival, str(exc))
             return False
 
-    def _conversion_failed(self, item: bytes, source: SourceRef, oldest: datetime, message: str) -> None:
-        """A row Parquet conversion refuses goes to format-conversion-failed with the data it had, in the
-        shape of record-format-conversion-error-handling.html (the Glue table it was read against included)."""
+    def _conversion_failed(self, item: bytes, source: SourceRef, arrival: datetime, message: str) -> None:
+        """A row Parquet conversion refuses goes to format-conversion-failed with the data it had and its own
+        arrival time, in the shape of record-format-conversion-error-handling.html (the Glue table it was read
+        against included)."""
         doc = json_line(format_conversion_failed_record(
-            attempts=1, arrival=oldest, code=CONVERSION_INVALID_SCHEMA, message=message, ended=datetime.now(UTC),
+            attempts=1, arrival=arrival, code=CONVERSION_INVALID_SCHEMA, message=message, ended=datetime.now(UTC),
             raw=item, sequence_number=source[1], subsequence_number=0, table=self._catalog_table()))
-        self.errors.add(FORMAT_CONVERSION_FAILED, doc, source, time.monotonic(), oldest)
+        self.errors.add(FORMAT_CONVERSION_FAILED, doc, source, time.monotonic(), arrival)
 
     def _catalog_table(self) -> dict[str, Any]:
         """The Glue table SchemaConfiguration names (bootstrap/spec.py), in the Lambda's account and region."""
@@ -564,7 +569,7 @@ class FirehoseRunner(ReadsShards):
     def _flush(self, now: float, force: bool) -> int:
         flushed = 0
         for buf in self.rows.take_due(now, force):
-            self._flush_rows(buf.key, buf.items, buf.sources, buf.oldest_arrival or datetime.now(UTC))
+            self._flush_rows(buf.key, buf.items, buf.sources, buf.arrivals)
             for source in buf.sources:
                 self.inflight.done(source)
             flushed += 1

@@ -12,10 +12,11 @@ import base64
 import io
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
@@ -184,6 +185,30 @@ def test_a_format_conversion_failed_record_has_exactly_the_documented_fields() -
     assert (table["databaseName"], table["tableName"], table["region"], table["catalogId"]) == (
         SETTINGS.glue_database, SETTINGS.glue_table, "us-east-1", "000000000000")
     assert "lambdaArn" not in record and "errorCode" not in record
+
+
+class NoColumns:
+    """The Glue table as conversion reads it, without a Glue to ask."""
+
+    def for_rows(self, rows: list[dict]) -> pa.Schema:
+        return pa.schema([])
+
+
+def test_each_format_conversion_failed_record_carries_its_own_arrival_time() -> None:
+    """The document is written per record (record-format-conversion-error-handling.html): two bad rows that
+    arrived 30 s apart in one buffer keep 30 s apart, not the buffer's oldest time twice."""
+    runner = FirehoseRunner(CLIENTS, config(), Path("/nonexistent/ckpt.json"))
+    runner.table_schema = NoColumns()
+    later = ARRIVAL + timedelta(seconds=30)
+    runner.rows.add("orders/year=2026/month=01/day=05/", b"not json", ("shardId-000000000000", "1"), 0.0, ARRIVAL)
+    runner.rows.add("orders/year=2026/month=01/day=05/", b"[1, 2]", ("shardId-000000000000", "2"), 1.0, later)
+    (buffer,) = runner.rows.take_due(1.0, force=True)
+
+    runner._flush_rows(buffer.key, buffer.items, buffer.sources, buffer.arrivals)
+
+    (errors,) = runner.errors.buffers.values()
+    assert [json.loads(line)["arrivalTimestamp"] for line in errors.items] == [
+        int(ARRIVAL.timestamp() * 1000), int(later.timestamp() * 1000)]
 
 
 # --- dynamic partitioning: documented folders only ---------------------------------------------

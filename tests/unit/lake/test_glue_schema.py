@@ -167,9 +167,9 @@ def test_the_firehose_runner_converts_with_the_tables_current_columns() -> None:
     runner.table_schema = TableSchema(glue, "db", "t", clock=lambda: 0.0)
     row = {"order_id": "o1", "event_id": "e1", "coupon_code": "SPRING", "address": {"city": "Lyon"}}
 
-    runner._flush_rows("orders/a/", [json.dumps(row).encode()], [("shard-0", "1")], datetime.now(UTC))
+    runner._flush_rows("orders/a/", [json.dumps(row).encode()], [("shard-0", "1")], [datetime.now(UTC)])
     glue.table = with_column(glue.table, "coupon_code", "string")
-    runner._flush_rows("orders/b/", [json.dumps(row).encode()], [("shard-0", "2")], datetime.now(UTC))
+    runner._flush_rows("orders/b/", [json.dumps(row).encode()], [("shard-0", "2")], [datetime.now(UTC)])
 
     first, second = (pq.read_table(io.BytesIO(runner.s3.objects[k])) for k in sorted(runner.s3.objects))
     assert first.schema == ROW_SCHEMA  # the attributes the table lacks are dropped, as on AWS
