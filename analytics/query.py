@@ -51,6 +51,7 @@ import pyarrow.fs as pafs
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
+from sqlglot.optimizer.scope import traverse_scope
 
 from analytics.catalog import TableInfo, quote_identifier, table_info_from_glue
 from analytics.dialect import SOURCE_DIALECT, to_duckdb
@@ -485,6 +486,76 @@ def attach_tables(conn: duckdb.DuckDBPyConnection, query: exp.Expression, sql: s
         attach_table(conn, found, catalog.dataset(found))
 
 
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between)
+
+
+def _number_type(node: exp.Expression) -> str | None:
+    """Trino's type of a number literal (`2026` integer, `1.5` decimal, `1e3` double); None: not one."""
+    literal = node.this if isinstance(node, exp.Neg) else node
+    if not (isinstance(literal, exp.Literal) and literal.is_number):
+        return None
+    text = literal.name.lower()
+    return "double" if "e" in text else "decimal" if "." in text else "integer"
+
+
+def _compared_numbers(column: exp.Column) -> str | None:
+    """The type of the number literal `column` is compared with (=, <>, <, IN, BETWEEN ...), if any."""
+    parent = column.parent
+    if not isinstance(parent, _COMPARISONS):
+        return None
+    if isinstance(parent, exp.In):
+        others = parent.expressions if parent.this is column else []
+    elif isinstance(parent, exp.Between):
+        others = [parent.args.get("low"), parent.args.get("high")] if parent.this is column else []
+    else:
+        others = [parent.expression if parent.this is column else parent.this]
+    types = [_number_type(o) for o in others if o is not None]
+    return types[0] if types and all(types) else None
+
+
+def _column_types(conn: duckdb.DuckDBPyConnection, table: exp.Table) -> dict[str, str]:
+    """A table's or view's columns and their DuckDB types, as the query sees them ({} if DuckDB cannot say)."""
+    relation = ".".join(quote_identifier(part) for part in (table.db, table.name) if part)
+    try:
+        return {str(row[0]).lower(): str(row[1]).upper() for row in conn.sql(f"DESCRIBE {relation}").fetchall()}
+    except duckdb.Error:
+        return {}
+
+
+def check_comparisons(conn: duckdb.DuckDBPyConnection, query: exp.Expression, sql: str) -> None:
+    """Trino never compares a string with a number: `WHERE year = 2026` on the lake's string partition keys
+    fails on Athena (`Cannot apply operator: varchar = integer`), where DuckDB casts one side and answers
+    (and `month = 1` would even match '01'). A column of a table or view compared with a number literal is
+    checked here; one the query defines itself (a CTE, a subquery) is left to DuckDB.
+    https://trino.io/docs/current/functions/conversion.html (no implicit string-number conversion)."""
+    try:
+        scopes = traverse_scope(query)
+    except Exception:  # sqlglot cannot scope this query: DuckDB answers as it will
+        return
+    types: dict[str, dict[str, str]] = {}
+    for scope in scopes:
+        for column in scope.columns:
+            number = _compared_numbers(column)
+            if number is None:
+                continue
+            if column.table:
+                source = scope.sources.get(column.table)
+            else:
+                source = next(iter(scope.sources.values())) if len(scope.sources) == 1 else None
+            if not isinstance(source, exp.Table):
+                continue
+            relation = source.sql()
+            if relation not in types:
+                types[relation] = _column_types(conn, source)
+            kind = types[relation].get(column.name.lower(), "")
+            if kind.startswith("VARCHAR"):
+                line, col = node_position(column, sql)
+                raise QueryError(f"{column.sql(dialect=SOURCE_DIALECT)}{_where(line, col)} is a string compared "
+                                 f"with a number: Athena would reject it too (Cannot apply operator: varchar = "
+                                 f"{number}); compare it with a string ('...') or CAST it", code="TYPE_MISMATCH",
+                                 construct=column.name, line=line, column=col, athena_accepts=False)
+
+
 def _use_database(conn: duckdb.DuckDBPyConnection, database: str | None) -> None:
     """Athena's session: `/` of two integers is an integer (Trino truncates), and unqualified names find
     the views first (main), then the query's database, as Athena's context does."""
@@ -589,6 +660,7 @@ def _run(conn_or_engine: Engine | duckdb.DuckDBPyConnection, sql: str, database:
     prepared = prepare(sql, parameters)
     attach_tables(conn, prepared.tree, sql, database, catalog)
     _use_database(conn, database)
+    check_comparisons(conn, prepared.tree, sql)
     return prepared, _execute(conn, prepared)
 
 

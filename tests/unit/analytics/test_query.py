@@ -116,6 +116,25 @@ def test_views_and_the_catalog_table_answer_like_the_kpis(lake_engine: Engine) -
         assert (result.columns, result.rows) == kpis[query.name], query.name
 
 
+def test_a_string_partition_key_compared_with_a_number_fails_as_on_athena(lake_engine: Engine) -> None:
+    """The lake's year/month/day are strings in Glue; Trino never compares a string with a number, so Athena
+    rejects `year = 2024` (Cannot apply operator: varchar = integer) where DuckDB would cast and answer."""
+    for sql in ("SELECT count(*) FROM sales_orders_cdc WHERE year = 2024",
+                "SELECT count(*) FROM local.sales_orders_cdc AS t WHERE t.month IN (3, 4)",
+                "SELECT count(*) FROM sales_orders_cdc WHERE day BETWEEN 1 AND 31"):
+        with pytest.raises(QueryError, match=r"Athena would reject it too \(Cannot apply operator: varchar = "
+                                             r"integer\)") as err:
+            run_query(lake_engine, sql)
+        assert (err.value.code, err.value.athena_accepts) == ("TYPE_MISMATCH", False)
+    answered = "SELECT count(*) FROM sales_orders_cdc WHERE year = '2024' AND CAST(month AS integer) = 3"
+    assert run_query(lake_engine, answered).rows == [(18,)]
+    # A column the query defines itself is its own type, as in Trino; numbers compare with numbers.
+    defined = ("WITH t AS (SELECT CAST(year AS integer) AS year FROM sales_orders_cdc) "
+               "SELECT count(*) FROM t WHERE year = 2024")
+    assert run_query(lake_engine, defined).rows == [(18,)]
+    assert run_query(lake_engine, "SELECT count(*) FROM sales_orders_current WHERE quantity > 0").rows
+
+
 class DictCatalog:
     """Glue as a dict of TableInfo; objects read from local directories."""
 
