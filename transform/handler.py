@@ -23,7 +23,9 @@ decimal(12, 2), a time finer than milliseconds) fails its record here, with the 
 the type in the reason, instead of being truncated or rounded by the Parquet conversion. A REMOVE
 needs only its key and the event fields: an old-image attribute of the wrong type becomes null (and
 is logged), so no type problem in an attribute the delete does not need can keep a deleted order
-alive in the lake.
+alive in the lake. Firehose's Parquet conversion reads JSON keys case-insensitively, so an attribute
+`Quantity` is checked (and written) as the lake column quantity, and two attributes that would fill one
+column fail their record (a REMOVE: that column is null) rather than one of them winning silently.
 
 Numbers never pass through float: an N is an int when its text has no fraction, else a Decimal,
 and the encoder writes either one's exact text (json.dumps cannot write a Decimal, so we
@@ -417,10 +419,12 @@ def _check_key(row: dict[str, Any], image_name: str) -> None:
         raise RecordError(f"dynamodb.{image_name}.{KEY_FIELD}: {got}, expected {_KEY_EXPECTED}")
 
 
-def _mismatches(row: dict[str, Any], image_name: str) -> list[tuple[str, str]]:
+def _mismatches(row: dict[str, Any], image_name: str,
+                written: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
     """Check the row's item columns against the contract; integral int64 values are normalised in place.
 
-    Returns (column, reason) for each value its lake column cannot hold exactly; null always fits.
+    Returns (column, reason) for each value its lake column cannot hold exactly; null always fits. The
+    reason names the attribute as the item wrote it (`written`: lake column -> attribute name).
     """
     found = []
     for name, check, expected in _ITEM_CHECKS:
@@ -429,10 +433,34 @@ def _mismatches(row: dict[str, Any], image_name: str) -> list[tuple[str, str]]:
             continue
         checked = check(value)
         if checked is _BAD:
-            found.append((name, f"dynamodb.{image_name}.{name}: got {_show(value)}, expected {expected}"))
+            attribute = (written or {}).get(name, name)
+            found.append((name, f"dynamodb.{image_name}.{attribute}: got {_show(value)}, expected {expected}"))
         elif checked is not value:
             row[name] = checked
     return found
+
+
+_CONTRACT_NAMES = frozenset(name for name, _ in ROW_CONTRACT)
+
+
+def _fold_case(row: dict[str, Any], image_name: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Firehose's JSON-to-Parquet conversion reads keys case-insensitively (OpenXJsonSerDe, CaseInsensitive
+    true by default), so `Quantity` fills the lake column quantity: such an attribute is renamed to the
+    column's name here, in place, so the contract checks it. Returns (lake column -> attribute name as
+    written, (column, reason) for each column two attributes would fill)."""
+    written: dict[str, str] = {}
+    clashes: list[tuple[str, str]] = []
+    for name in [k for k in row if k not in _CONTRACT_NAMES and k.lower() in _CONTRACT_NAMES]:
+        column = name.lower()
+        value = row.pop(name)
+        if column in row:
+            clashes.append((column, f"dynamodb.{image_name}: {name!r} and {written.get(column, column)!r} both "
+                                    f"fill the lake column {column} (Firehose's conversion reads keys "
+                                    "case-insensitively); keep one of them"))
+        else:
+            row[column] = value
+            written[column] = name
+    return written, clashes
 
 
 # --- build_row -------------------------------------------------------------------------------
@@ -472,8 +500,9 @@ def build_row(stream_record: Mapping[str, Any], arrival_ms: int, notes: list[str
                 "(the table's StreamViewType must be NEW_IMAGE or NEW_AND_OLD_IMAGES)"
             )
         row = _strict_image(change, "NewImage")
+        written, clashes = _fold_case(row, "NewImage")
         _check_key(row, "NewImage")
-        bad = _mismatches(row, "NewImage")
+        bad = clashes or _mismatches(row, "NewImage", written)
         if bad:
             raise RecordError(bad[0][1])
 
@@ -517,12 +546,13 @@ def _removed_item(change: Mapping[str, Any], notes: list[str] | None) -> dict[st
         except RecursionError:
             dropped.append(f"dynamodb.OldImage.{name}: nested too deep to unmarshal")
             row[name] = None
+    written, clashes = _fold_case(row, "OldImage")
     key_image = "OldImage"
     if "Keys" in change:
         row.update(_strict_image(change, "Keys"))
         key_image = "Keys"
     _check_key(row, key_image)
-    for name, reason in _mismatches(row, "OldImage"):
+    for name, reason in clashes + _mismatches(row, "OldImage", written):
         row[name] = None
         dropped.append(reason)
     if notes is not None:

@@ -637,6 +637,44 @@ def test_a_remove_lands_even_when_its_old_image_has_values_the_lake_cannot_hold(
     assert sorted(n["nulled"].split(":")[0] for n in explained) == sorted(f"dynamodb.OldImage.{n}" for n in nulled)
 
 
+# --- attribute names: Firehose's conversion reads JSON keys case-insensitively --------------------
+# OpenXJsonSerDe CaseInsensitive is true by default (bootstrap/spec.py keeps it): `Quantity` fills the
+# lake column quantity. https://docs.aws.amazon.com/firehose/latest/APIReference/API_OpenXJsonSerDe.html
+
+
+def test_a_mixed_case_attribute_is_checked_as_the_lake_column_it_fills() -> None:
+    record = firehose_record(insert_with(unit_price=None, Unit_Price={"N": "19.999"}))
+
+    assert failure_reason(record) == f"dynamodb.NewImage.Unit_Price: got 19.999, expected {DECIMAL_12_2}"
+
+
+def test_a_mixed_case_attribute_that_fits_is_written_under_the_lake_column_s_name() -> None:
+    row = row_of(transform_record(firehose_record(insert_with(quantity=None, Quantity={"N": "3"}))))
+
+    assert (row["quantity"], "Quantity" in row) == (3, False)
+
+
+def test_two_attributes_that_fill_one_lake_column_fail_the_record_instead_of_one_winning_silently() -> None:
+    record = firehose_record(insert_with(status={"S": "PAID"}, STATUS={"S": "legacy"}))
+
+    assert failure_reason(record) == (
+        "dynamodb.NewImage: 'STATUS' and 'status' both fill the lake column status (Firehose's conversion reads "
+        "keys case-insensitively); keep one of them")
+
+
+def test_a_remove_lands_when_a_mixed_case_old_attribute_cannot_fill_its_lake_column() -> None:
+    """The delete of an order whose old image has `Quantity: "many"` must still reach the lake."""
+    from lake.encoding import decode_rows, rows_to_table
+
+    record = remove_with(Quantity={"S": "many"}, STATUS={"S": "legacy"})
+
+    output = handler({"invocationId": "inv-1", "records": [firehose_record(record)]}, None)["records"][0]
+
+    assert output["result"] == "Ok"
+    (converted,) = rows_to_table(decode_rows([base64.b64decode(output["data"])])).to_pylist()
+    assert (converted["is_deleted"], converted["quantity"], converted["status"]) == (True, None, None)
+
+
 def test_a_remove_without_a_usable_key_fails() -> None:
     record = fixture("remove_order.json")
     del record["dynamodb"]["Keys"]
