@@ -527,7 +527,8 @@ class PipeRunner(ReadsShards):
             self.reader.rewind()  # what was read past the checkpoint is read again: at-least-once, never a gap
             self.held.clear()  # held records are past the checkpoint too
             raise
-        return moved == 0
+        self.stats.pending = sum(len(h.records) for h in self.held.values())  # `make status`; a drain waits
+        return moved == 0 and not self.held
 
     def _move(self, shard: Shard) -> int:
         """Read a page; send every full batch, and the rest too once the batching window is over (or the

@@ -272,7 +272,7 @@ def test_a_partial_batch_waits_out_the_batching_window_then_goes_in_one_put(tmp_
     """AWS's poller gathers records until the batch is full or the window ends: a few records are not sent
     on the read that found them, and the ones read meanwhile join the same batch."""
     runner, streams, kinesis, clock = windowed_pipe(tmp_path, [stream_record(1), stream_record(2)], 100, 2)
-    runner.run_once()
+    assert (runner.run_once(), runner.stats.pending) == (False, 2)  # not idle: a drain waits for what is held
     assert (kinesis.calls, runner.checkpoint.get(SHARD)) == (0, None)  # held, and not checkpointed
     clock.now += 1.5
     streams.shards[SHARD][1].append(stream_record(3))
@@ -282,6 +282,7 @@ def test_a_partial_batch_waits_out_the_batching_window_then_goes_in_one_put(tmp_
     runner.run_once()
     assert (kinesis.calls, kinesis.sequences()) == (1, [f"{n:021d}" for n in (1, 2, 3)])
     assert runner.checkpoint.get(SHARD) == f"{3:021d}"
+    assert (runner.run_once(), runner.stats.pending) == (True, 0)
 
 
 def test_full_batches_go_at_once_and_only_the_remainder_waits(tmp_path: Path) -> None:
