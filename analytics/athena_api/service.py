@@ -207,7 +207,7 @@ class AthenaService:
                  mirror_factory: Callable[[], Mirror] | None = None) -> None:
         self.clients, self.settings = clients, settings
         self._executions: dict[str, Execution] = {}
-        self._tokens: dict[str, str] = {}
+        self._tokens: dict[str, tuple[str, str]] = {}  # ClientRequestToken -> (execution id, its request as JSON)
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="athena-query")
         self._emulator_athena = emulator or emulator_athena(settings)
@@ -232,10 +232,18 @@ class AthenaService:
         if not isinstance(query, str) or not query.strip():
             raise invalid("QueryString is required and must not be empty")
         token = params.get("ClientRequestToken")
+        request = json.dumps({k: v for k, v in params.items() if k != "ClientRequestToken"}, sort_keys=True)
         if token:
             with self._lock:
-                if token in self._tokens:
-                    return {"QueryExecutionId": self._tokens[token]}
+                if token in self._tokens:  # the same request again: its query, not another one
+                    execution_id, first_request = self._tokens[token]
+                    if request != first_request:
+                        first = json.loads(first_request)
+                        changed = sorted(k for k in {*params, *first} - {"ClientRequestToken"}
+                                         if params.get(k) != first.get(k))
+                        raise invalid(f"ClientRequestToken {token} was used for another request: "
+                                      f"{', '.join(changed)} changed; send a new token for a new query")
+                    return {"QueryExecutionId": execution_id}
         workgroup_name = params.get("WorkGroup") or "primary"
         workgroup = self.get_work_group(headers, {"WorkGroup": workgroup_name})["WorkGroup"]
         if workgroup.get("State", "ENABLED") != "ENABLED":
@@ -260,7 +268,7 @@ class AthenaService:
         with self._lock:
             self._executions[execution_id] = execution
             if token:
-                self._tokens[token] = execution_id
+                self._tokens[token] = (execution_id, request)
             self._forget_old()
         self._pool.submit(self._run, execution)
         return {"QueryExecutionId": execution_id}
@@ -546,21 +554,23 @@ class AthenaService:
         if not 1 <= limit <= MAX_RESULTS:
             raise invalid(f"MaxResults must be between 1 and {MAX_RESULTS}")
         result = execution.result or QueryResult([], [], [])
+        # The rows a SELECT pages through are its column names, then its data rows: MaxResults counts the
+        # header on the first page, and the token is a position in that sequence (never the header twice).
+        header = int(execution.statement_type == "DML" and bool(result.columns))
+        total = header + len(execution.text_rows)
         start = _offset(params.get("NextToken"))
+        end = min(start + limit, total)
         rows: list[dict[str, Any]] = []
-        header = execution.statement_type == "DML" and bool(result.columns)
-        if header and start == 0:  # the first page of a SELECT starts with the column names
+        if header and start == 0:
             rows.append({"Data": [{"VarCharValue": c} for c in result.columns]})
-        take = limit - len(rows)
-        for values in execution.text_rows[start:start + take]:
+        for values in execution.text_rows[max(start - header, 0):max(end - header, 0)]:
             rows.append({"Data": [{} if v is None else {"VarCharValue": v} for v in values]})
         answer: dict[str, Any] = {
             "UpdateCount": execution.update_count,
             "ResultSet": {"Rows": rows, "ResultSetMetadata": {
                 "ColumnInfo": [column_info(c, t) for c, t in zip(result.columns, result.types, strict=True)]}},
         }
-        end = start + take
-        if end < len(execution.text_rows):
+        if end < total:
             answer["NextToken"] = str(end)
         return answer
 

@@ -331,6 +331,23 @@ def test_results_land_exactly_where_reported_and_page_with_a_header_first(servic
     assert "NextToken" not in second
 
 
+def test_one_row_per_page_gives_the_header_then_every_row_once_then_stops(service: Any) -> None:
+    """MaxResults counts the header row on the first page (API_GetQueryResults.html). At MaxResults=1 the
+    header took the only slot and the next token pointed at the header again: PyAthena's arraysize=1 read
+    the column names forever."""
+    query_id = _start(service, "SELECT n FROM orders ORDER BY n")
+    assert service.wait(query_id).state == "SUCCEEDED"
+    pages, token = [], None
+    while len(pages) < 10:
+        request = {"QueryExecutionId": query_id, "MaxResults": 1, **({"NextToken": token} if token else {})}
+        page = service.handle("GetQueryResults", {}, request)
+        pages.append([r["Data"][0]["VarCharValue"] for r in page["ResultSet"]["Rows"]])
+        token = page.get("NextToken")
+        if token is None:
+            break
+    assert pages == [["n"], ["0"], ["1"], ["2"], ["3"], ["4"]]
+
+
 def test_an_enforcing_workgroup_overrides_the_client_location(service: Any) -> None:
     query_id = _start(service, "SELECT 1 AS one", WorkGroup="enforced")
     assert service.wait(query_id).state == "SUCCEEDED"
@@ -375,6 +392,11 @@ def test_a_query_the_mirror_cannot_run_fails_with_the_same_line_as_run_query(ser
 def test_the_same_client_request_token_starts_one_query(service: Any) -> None:
     first = _start(service, "SELECT 1", ClientRequestToken="t" * 32)
     assert _start(service, "SELECT 1", ClientRequestToken="t" * 32) == first
+    # "An error is returned if a parameter, such as QueryString, has changed" (API_StartQueryExecution.html):
+    # never the old query's id for another query.
+    with pytest.raises(ApiError, match=r"ClientRequestToken .* QueryString") as err:
+        _start(service, "SELECT 2", ClientRequestToken="t" * 32)
+    assert err.value.code == "InvalidRequestException"
 
 
 def test_stop_query_execution_interrupts_a_running_query(service: Any) -> None:
