@@ -208,6 +208,7 @@ class AthenaService:
         self.clients, self.settings = clients, settings
         self._executions: dict[str, Execution] = {}
         self._tokens: dict[str, tuple[str, str]] = {}  # ClientRequestToken -> (execution id, its request as JSON)
+        self._buckets: set[str] = set()  # result buckets seen to exist
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="athena-query")
         self._emulator_athena = emulator or emulator_athena(settings)
@@ -252,6 +253,8 @@ class AthenaService:
                        .get("Enabled"))
         output, encryption = ("", None) if managed else \
             self._result_location(workgroup, params.get("ResultConfiguration") or {})
+        if output:
+            self._verify_bucket(output)
         context = params.get("QueryExecutionContext") or {}
         statement = self._parse_or_refuse(query)
         statement_type, substatement = _kinds(statement, query)
@@ -272,6 +275,21 @@ class AthenaService:
             self._forget_old()
         self._pool.submit(self._run, execution)
         return {"QueryExecutionId": execution_id}
+
+    def _verify_bucket(self, output: str) -> None:
+        """Athena checks the result bucket when the query is submitted: a missing one is StartQueryExecution's
+        own InvalidRequestException, not a query id for a query that can only fail. Once per bucket; any other
+        answer lets the query try (writing its result says what went wrong)."""
+        bucket, _ = split_s3(output)
+        if bucket in self._buckets:
+            return
+        try:
+            self.clients.s3.head_bucket(Bucket=bucket)
+        except Exception as exc:
+            if error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
+                raise invalid(f"Unable to verify/create output bucket {bucket}") from None
+            return
+        self._buckets.add(bucket)
 
     @staticmethod
     def _result_location(workgroup: dict[str, Any], client: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:

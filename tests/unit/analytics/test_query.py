@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 import pyarrow.dataset as ds
 import pytest
+from botocore.exceptions import ClientError
 
 from analytics.athena_api.service import ApiError, AthenaService, column_info, csv_text
 from analytics.catalog import TableInfo, local_table_info
@@ -265,6 +266,11 @@ class FakeS3:
     def list_objects_v2(self, **kwargs: Any) -> dict[str, Any]:
         return {"KeyCount": 0}
 
+    def head_bucket(self, Bucket: str) -> dict[str, Any]:
+        if Bucket != "results":
+            raise ClientError({"Error": {"Code": "404", "Message": "Not Found"}}, "HeadBucket")
+        return {}
+
 
 class FakeClients:
     def __init__(self) -> None:
@@ -387,6 +393,15 @@ def test_a_query_the_mirror_cannot_run_fails_with_the_same_line_as_run_query(ser
     batch = service.handle("BatchGetQueryExecution", {}, {"QueryExecutionIds": [query_id, "missing"]})
     assert [e["QueryExecutionId"] for e in batch["QueryExecutions"]] == [query_id]
     assert batch["UnprocessedQueryExecutionIds"][0]["QueryExecutionId"] == "missing"
+
+
+def test_a_missing_result_bucket_is_refused_when_the_query_is_submitted(service: Any) -> None:
+    """Athena checks the result bucket in StartQueryExecution itself (InvalidRequestException "Unable to
+    verify/create output bucket"); a query id for a query that can only fail is not what clients expect."""
+    request = {"QueryString": "SELECT 1", "ResultConfiguration": {"OutputLocation": "s3://no-such-bucket/r/"}}
+    with pytest.raises(ApiError, match="Unable to verify/create output bucket no-such-bucket") as err:
+        service.handle("StartQueryExecution", {}, request)
+    assert err.value.code == "InvalidRequestException"
 
 
 def test_the_same_client_request_token_starts_one_query(service: Any) -> None:
