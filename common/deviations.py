@@ -87,6 +87,17 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "runners/firehose.py",
     ),
     Deviation(
+        "Crawler partitions",
+        "With CrawlerOutput.Partitions.AddOrUpdateBehavior InheritFromTable (the spec's), a crawl updates new and "
+        "existing partitions with the table's metadata (glue/latest/dg/crawler-schema-changes-prevent.html).",
+        "The local crawler builds each new partition's StorageDescriptor from the table's columns and format, and "
+        "leaves existing partitions as they are: after a column is added, older partitions keep the older "
+        "columns in Glue.",
+        "The local mirror of Athena reads the table's columns, never a partition's, so queries are the same; a "
+        "tool that reads partitions from Glue sees the difference.",
+        "runners/crawler.py",
+    ),
+    Deviation(
         "Pipe dead letters",
         "A record the pipe cannot deliver goes to the SQS queue (or SNS topic) of DeadLetterConfig as a message "
         "that points into the stream (shard, sequence numbers), not the record.",

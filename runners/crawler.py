@@ -8,7 +8,8 @@ What AWS's crawler does, and so what this does (emulated targets only; on aws th
   sample of records, typed like Glue's JSON classifier (int/bigint, double, boolean, string,
   array<...>, struct<...>; timestamps stay strings).
   https://docs.aws.amazon.com/glue/latest/dg/add-classifier.html
-- New tables and new partitions are always added; existing partitions are left as they are.
+- New tables and new partitions are always added; existing partitions are left as they are (AWS's
+  InheritFromTable would rewrite them with the table's metadata: a deviation, common/deviations.py).
 - Schema changes follow the crawler's SchemaChangePolicy and Configuration: with
   UPDATE_IN_DATABASE and "Add new columns only" (CrawlerOutput.Tables.AddOrUpdateBehavior =
   MergeNewColumns, our default) new columns are appended and a changed type is reported but not
@@ -19,7 +20,9 @@ What AWS's crawler does, and so what this does (emulated targets only; on aws th
   https://docs.aws.amazon.com/glue/latest/dg/crawler-schema-changes-prevent.html
   https://docs.aws.amazon.com/glue/latest/dg/incremental-crawls.html
 - Objects outside the Hive layout (or named `_*` / `.*`) are not part of the table; neither is
-  anything under the error prefix, which lies outside the include path.
+  anything under the error prefix, which lies outside the include path. An object in the layout that
+  no classifier recognises (neither readable Parquet nor JSON lines) is UNKNOWN: skipped with a
+  warning naming it, and the crawl goes on (a folder of nothing else is no partition).
 - A catalog target (Targets.CatalogTargets) crawls the named table's own Location.
 Deviations: with an S3 target the table is named settings.glue_table (AWS would name it after the
 folder); MiniStack ignores GetPartitions' Expression, so existing partitions are listed and
@@ -334,6 +337,7 @@ class CrawlResult:
     partitions_total: int = 0
     objects_read: int = 0
     ignored_keys: tuple[str, ...] = ()
+    skipped_keys: tuple[str, ...] = ()  # in the layout, but no classifier recognises them (UNKNOWN)
     stale_partitions: tuple[tuple[str, ...], ...] = ()
     notes: tuple[str, ...] = ()
 
@@ -423,13 +427,19 @@ def list_lake(s3: Any, spec: CrawlerSpec) -> tuple[list[CrawledObject], list[str
     return sorted(objects, key=lambda o: o.key), ignored
 
 
-def _object_format(s3: Any, bucket: str, obj: CrawledObject) -> tuple[str, bool]:
+def _object_format(s3: Any, bucket: str, obj: CrawledObject) -> tuple[str, bool] | None:
+    """(format, gzip) by the object's name, else by its first bytes; None: no classifier recognises it."""
     found = format_of(obj.key)
     if found is None:
         found = format_of(obj.key, _get_range(s3, bucket, obj.key, 0, min(obj.size, 16) - 1))
-    if found is None:
-        raise TerminalError(f"s3://{bucket}/{obj.key} is neither Parquet nor JSON lines; move it out of the lake")
     return found
+
+
+def _readable_schema(s3: Any, bucket: str, obj: CrawledObject, fmt: str, compressed: bool) -> Columns | None:
+    try:
+        return read_object_schema(s3, bucket, obj, fmt, compressed)
+    except TerminalError:  # read_object_schema's "not readable": skipped as UNKNOWN, named in the warning
+        return None
 
 
 def _existing_partitions(glue: Any, spec: CrawlerSpec) -> set[tuple[str, ...]]:
@@ -509,7 +519,15 @@ def crawl(clients: Clients, settings: Settings, console: Console | None = None,
         console.warn(f"no data objects under {spec.s3_path}; nothing to crawl")
         return result
 
-    formats = {obj.key: _object_format(s3, spec.bucket, obj) for obj in objects}
+    # An object no classifier recognises (a note, a truncated upload) is UNKNOWN to AWS's crawler, which goes
+    # on (https://docs.aws.amazon.com/glue/latest/dg/add-classifier.html): skipped here, named in a warning.
+    formats = {obj.key: found for obj in objects if (found := _object_format(s3, spec.bucket, obj)) is not None}
+    skipped = [obj.key for obj in objects if obj.key not in formats]
+    objects = [obj for obj in objects if obj.key in formats]
+    if not objects:
+        _warn_skipped(console, spec, skipped)
+        console.warn(f"no data objects under {spec.s3_path}; nothing to crawl")
+        return replace(result, skipped_keys=tuple(skipped))
     kinds = set(formats.values())
     if len({fmt for fmt, _ in kinds}) > 1:
         raise TerminalError(f"{spec.s3_path} mixes Parquet and JSON objects; keep one OUTPUT_FORMAT per lake")
@@ -524,7 +542,19 @@ def crawl(clients: Clients, settings: Settings, console: Console | None = None,
     to_read = [o for o in objects if o.partition in set(new_partitions)] if incremental else objects
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        schemas = list(pool.map(lambda o: (o.key, read_object_schema(s3, spec.bucket, o, *formats[o.key])), to_read))
+        read = list(pool.map(lambda o: (o.key, _readable_schema(s3, spec.bucket, o, *formats[o.key])), to_read))
+    unreadable = {key for key, columns in read if columns is None}
+    if unreadable:  # a partition whose every object was skipped is not one
+        skipped += sorted(unreadable)
+        objects = [o for o in objects if o.key not in unreadable]
+        to_read = [o for o in to_read if o.key not in unreadable]
+        found_partitions = sorted({obj.partition for obj in objects})
+        new_partitions = [p for p in found_partitions if p not in existing_partitions]
+    _warn_skipped(console, spec, skipped)
+    schemas = [(key, columns) for key, columns in read if columns is not None]
+    if not objects:
+        console.warn(f"no data objects under {spec.s3_path}; nothing to crawl")
+        return replace(result, skipped_keys=tuple(sorted(skipped)))
     inferred, object_conflicts = merge_object_schemas(schemas)
     if table is not None and not to_read:  # incremental run without new folders: nothing inferred
         inferred = tuple((c["Name"].lower(), c["Type"].lower()) for c in table["StorageDescriptor"]["Columns"])
@@ -588,6 +618,14 @@ def crawl(clients: Clients, settings: Settings, console: Console | None = None,
         partitions_added=tuple(new_partitions),
         partitions_total=len(existing_partitions | set(found_partitions)),
         objects_read=len(to_read),
+        skipped_keys=tuple(sorted(skipped)),
         stale_partitions=stale,
         notes=tuple(notes),
     )
+
+
+def _warn_skipped(console: Console, spec: CrawlerSpec, skipped: list[str]) -> None:
+    if skipped:
+        console.warn(f"{len(skipped)} object(s) skipped: neither readable Parquet nor JSON lines (AWS's crawler "
+                     f"classifies them UNKNOWN), e.g. s3://{spec.bucket}/{sorted(skipped)[0]}; move them out of "
+                     f"{spec.s3_path}")

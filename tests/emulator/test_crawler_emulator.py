@@ -171,6 +171,29 @@ def test_empty_lake_creates_no_table(emulator_settings: Settings, emulator_clien
 
 
 
+def test_an_object_no_classifier_recognises_is_skipped_and_the_crawl_goes_on(
+    emulator_settings: Settings, emulator_clients: Clients
+) -> None:
+    """AWS's crawler classifies such an object UNKNOWN and the crawl succeeds (add-classifier.html): a note or
+    a truncated upload in one folder must not keep every new day out of the catalog."""
+    settings, spec = _make_env(emulator_settings, emulator_clients, "crawler-junk")
+    s3 = emulator_clients.s3
+    try:
+        write_s3_lake(s3, settings.lake_bucket)
+        junk = {"orders/year=2024/month=03/day=07/notes.txt": b"hello",
+                "orders/year=2024/month=03/day=08/x.parquet": b"PAR1 truncated"}
+        for key, body in junk.items():
+            s3.put_object(Bucket=settings.lake_bucket, Key=key, Body=body)
+        console = Console(capture=True)
+        result = crawl(emulator_clients, settings, console, spec=spec)
+        assert result.table_created and set(_partitions(emulator_clients, spec)) == set(DAYS)
+        assert result.skipped_keys == tuple(sorted(junk))
+        assert any(line.startswith("! 2 object(s) skipped") for line in console.lines)
+    finally:
+        empty_bucket(s3, settings.lake_bucket)
+        drop_database(emulator_clients, settings.glue_database)
+
+
 def test_log_policy_and_incremental_recrawl(emulator_settings: Settings, emulator_clients: Clients) -> None:
     """UpdateBehavior=LOG adds partitions but not columns; CRAWL_NEW_FOLDERS_ONLY reads new folders only."""
     settings, spec = _make_env(emulator_settings, emulator_clients, "crawler-log")
