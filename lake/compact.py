@@ -699,7 +699,9 @@ def _abandon(s3: Any, bucket: str, journal: Journal, written: list[str], committ
     undone: the next run rolls forward. If the commit was sent and the journal is no longer ours,
     we cannot tell whether a takeover rolled our commit forward, so nothing is touched either.
     Otherwise our outputs go first, then our journal (If-Match), so a failure half way leaves a
-    `writing` journal that the next run rolls back: inputs are never touched.
+    `writing` journal that the next run rolls back: inputs are never touched. Our outputs are every one
+    the journal lists, not only those whose upload answered: an upload can land and lose its answer
+    (botocore's retry then meets If-None-Match), and that object would otherwise stay, its rows twice.
     """
     with contextlib.suppress(Exception):
         found = _read_journal(s3, bucket, journal.key)
@@ -708,7 +710,8 @@ def _abandon(s3: Any, bucket: str, journal: Journal, written: list[str], committ
             return
         if committing and not ours:
             return
-        _delete_keys(s3, bucket, written)
+        listed = [str(key) for key in (found[0].get("outputs") or [])] if ours and found is not None else []
+        _delete_keys(s3, bucket, list(dict.fromkeys([*written, *listed])))
         if ours and found is not None:
             _delete_journal(s3, bucket, Journal(journal.key, found[0], found[1]))
 

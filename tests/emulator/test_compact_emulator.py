@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from botocore.exceptions import ClientError
 
 import lake.compact as compact
 from common.aws import Clients
@@ -244,6 +245,26 @@ def test_a_commit_whose_answer_is_lost_is_never_undone(lake: Settings, emulator_
     result = compact.compact_partition(emulator_clients, lake, year=2026, month=1, day=5,
                                        console=Console(capture=True), target_rows=1000, lease_s=0)
     assert result.recovered == "roll-forward"
+    assert event_ids(emulator_clients, bucket) == ORIGINAL
+
+
+def test_an_output_whose_upload_answer_is_lost_is_rolled_back_with_the_others(
+    lake: Settings, emulator_clients: Clients
+) -> None:
+    """The upload lands, its answer does not: botocore's retry then meets If-None-Match (412), and the run fails
+    before the commit. The journal lists that output: it must go with the others, or its rows stay twice."""
+    bucket = lake.lake_bucket
+    lost: list[str] = []
+
+    def lose_an_output_answer(op: str, kwargs: dict[str, Any]) -> None:
+        if op == "put_object" and kwargs["Key"] != JOURNAL and not lost:
+            lost.append(kwargs["Key"])
+            raise ConnectionResetError("the output landed, its answer did not")
+
+    with pytest.raises((ClientError, ConnectionResetError)):  # the retry's 412, or the reset when not retried
+        compact.compact_partition(HookedClients(lake, lose_an_output_answer), lake, year=2026, month=1, day=5,
+                                  console=Console(capture=True), target_rows=1000)
+    assert lost and lost[0] not in keys(emulator_clients, bucket, DAY)
     assert event_ids(emulator_clients, bucket) == ORIGINAL
 
 
