@@ -222,8 +222,8 @@ query: install ## Your own Athena SQL on the lake: SQL="SELECT ..." or FILE=path
 sql: install ## An interactive Athena SQL prompt over the lake (history, completion)
 	$(CLI) sql
 
-compact: install ## Rewrite many small lake objects into few large Parquet files (DAY=YYYY-MM-DD, TARGET_ROWS=n)
-	$(CLI) compact $(if $(DAY),--day $(DAY),) $(if $(TARGET_ROWS),--target-rows $(TARGET_ROWS),)
+compact: install ## Rewrite many small lake objects into few large Parquet files (DAY=YYYY-MM-DD, TARGET_ROWS=n, GRACE=s)
+	$(CLI) compact $(if $(DAY),--day $(DAY),) $(if $(TARGET_ROWS),--target-rows $(TARGET_ROWS),) $(if $(GRACE),--grace $(GRACE),)
 
 deploy-aws: $(VENV)/.installed ## Deploy to real AWS: print the plan (account, caller, region, names), confirm unless AUTO_APPROVE=1, apply
 	$(CLI) deploy-aws

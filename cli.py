@@ -626,7 +626,8 @@ def compact(
     more_than: Annotated[str, typer.Option(metavar="INTEGER",
                                            help="compact partitions holding more small objects than this")] = "10",
     grace: Annotated[str, typer.Option(metavar="FLOAT",
-                                       help="seconds between writing the new files and deleting the old")] = "0",
+                                       help="seconds between writing the new files and deleting the old: longer "
+                                            "than a reader takes to list the day")] = "0",
     target_rows: Annotated[str | None, typer.Option(metavar="INTEGER",
                                                     help="rows per compacted file [default: 1,000,000]")] = None,
 ) -> None:

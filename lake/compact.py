@@ -56,6 +56,12 @@ The guarantee, precisely:
 - In-flight readers: S3 has no snapshot reads, so a query that listed the partition before step 7
   and opens an input after it gets NoSuchKey and must be retried; `grace_s` (longer than your
   longest query) avoids that at the price of a longer duplicate window.
+- "Never fewer" holds for a listing that is one instant, or ends before step 7. A LIST returns 1,000
+  keys a page; a reader still paging through a partition of more objects when the inputs go misses
+  the inputs of its later pages, and the outputs too (`compacted-...` sorts before Firehose's
+  `<stream>-...` names, so before the page it is on). Athena enumerates splits page by page: give
+  such partitions a `grace_s` longer than a listing of the partition (`--grace`), and run compaction
+  when no query reads the day. The local mirror lists every page first, so it sees NoSuchKey instead.
 - A crash leaves the journal; the next run on that partition (after `lease_s`) finishes or
   undoes the work the journal describes.
 - Two runs: the journal's compare-and-swap decides. A live run keeps its journal younger than a
