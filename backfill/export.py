@@ -190,10 +190,11 @@ def run_exports(clients: Clients, settings: Settings, out: LakeOut, store: Progr
                 continue
             converted = convert_file(_read(clients, bucket, key), at, int(time.time() * 1000))
             pages = chunks(converted.rows, settings.backfill_page_items)
-            for page, rows in enumerate(pages):
-                out.write_page(at, number, page, rows, converted.failed if page == 0 else [])
-            store.update_segment(index, number, Segment(next_page=len(pages), done=True, items=len(converted.rows),
-                                                        failed=len(converted.failed)))
+            unfit = sum(out.write_page(at, number, page, rows, converted.failed if page == 0 else [])
+                        for page, rows in enumerate(pages))
+            store.update_segment(index, number, Segment(next_page=len(pages), done=True,
+                                                        items=len(converted.rows) - unfit,
+                                                        failed=len(converted.failed) + unfit))
             on_items(len(converted.rows) + len(converted.failed))
             step = store.progress.steps[index]
 

@@ -53,10 +53,11 @@ def run_segment(clients: Clients, settings: Settings, out: LakeOut, store: Progr
         page = scan_page(clients, settings, segment, step.total_segments, state.start_key)
         items = page.get("Items", [])
         converted = convert_items(items, at, int(time.time() * 1000), snapshot=snapshot_id(at))
-        out.write_page(at, segment, state.next_page, converted.rows, converted.failed)
+        unfit = out.write_page(at, segment, state.next_page, converted.rows, converted.failed)
         last = page.get("LastEvaluatedKey")
         state = Segment(next_page=state.next_page + 1, start_key=last, done=not last,
-                        items=state.items + len(converted.rows), failed=state.failed + len(converted.failed))
+                        items=state.items + len(converted.rows) - unfit,
+                        failed=state.failed + len(converted.failed) + unfit)
         store.update_segment(step_index, segment, state)
         on_items(len(items))
 

@@ -80,12 +80,20 @@ def refused_keys(clients: Clients, bucket: str, settings: Settings, at: datetime
         for obj in page.get("Contents", []):
             body = clients.s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode("utf-8")
             for line in body.splitlines():
-                key = _item_key(json.loads(line).get("item")) if line.strip() else ""
+                key = _refused_key(json.loads(line)) if line.strip() else ""
                 if key is None:
                     return None
                 if key:
                     keys.add(key)
     return keys
+
+
+def _refused_key(entry: Any) -> str | None:
+    """The key of a refused item ({"item": DynamoDB JSON}) or of a row the table could not hold ({"row": ...})."""
+    if isinstance(entry, Mapping) and isinstance(entry.get("row"), Mapping):
+        key = entry["row"].get(KEY)
+        return key if isinstance(key, str) and key else None
+    return _item_key(entry.get("item") if isinstance(entry, Mapping) else None)
 
 
 def _item_key(item: Any) -> str | None:
