@@ -255,7 +255,9 @@ def export_windows(since: datetime, until: datetime) -> list[tuple[datetime, dat
         raise TerminalError(f"SINCE={iso(since)} is less than 15 minutes before the table's latest restorable "
                             f"time ({iso(until)}); AWS's incremental export covers 15 minutes at least: "
                             "give an earlier SINCE, or run `make backfill` without SINCE")
-    count = math.ceil(span / EXPORT_MAX_WINDOW)
+    # The middle edges are whole seconds: flooring one moves it back by less than a second, so each window is
+    # cut a second short of the maximum, and none grows past 24 h once its start has moved back.
+    count = math.ceil(span / (EXPORT_MAX_WINDOW - timedelta(seconds=1)))
     step = span / count
     edges = [since, *(floor_second(since + step * i) for i in range(1, count)), until]
     return list(itertools.pairwise(edges))

@@ -288,6 +288,16 @@ def test_a_gap_is_cut_into_incremental_windows_of_at_most_a_day() -> None:
         export_windows(since, since + timedelta(minutes=14))
 
 
+@pytest.mark.parametrize("short", [timedelta(microseconds=1), timedelta(milliseconds=300), timedelta(seconds=1)])
+def test_no_window_passes_a_day_when_its_edges_are_floored_to_the_second(short: timedelta) -> None:
+    """A gap just short of two days: the middle edge floored to the second lengthened the last window past
+    24 h, which ExportTableToPointInTime refuses, on every resume (the windows are saved)."""
+    since = datetime(2026, 11, 20, tzinfo=UTC)
+    windows = export_windows(since, since + timedelta(hours=48) - short)
+    assert all(b - a <= timedelta(hours=24) for a, b in windows), windows
+    assert all(a.microsecond == 0 for a, _ in windows[1:])
+
+
 def test_since_parses_iso_utc_and_a_bad_value_names_the_option() -> None:
     assert parse_time("SINCE", "2026-11-24T03:00:00Z") == datetime(2026, 11, 24, 3, tzinfo=UTC)
     assert parse_time("SINCE", "2026-11-24 05:00+02:00") == datetime(2026, 11, 24, 3, tzinfo=UTC)
