@@ -87,10 +87,15 @@ def raw_event(doc: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+def row_prefix(row: dict[str, Any], config: FirehoseConfig, written: datetime) -> str:
+    """The partition a converted row is written to: its event day's, as the transform partitions it."""
+    return evaluate_prefix(config.prefix, partition_keys=partition_keys(str(row["event_ts"])), arrival=written)
+
+
 def row_key(row: dict[str, Any], config: FirehoseConfig, written: datetime) -> str:
-    """The object key a converted row is written to: its event day's partition, Firehose's name."""
-    prefix = evaluate_prefix(config.prefix, partition_keys=partition_keys(str(row["event_ts"])), arrival=written)
-    return prefix + object_name(config.delivery_stream, config.version_id, written, config.file_extension)
+    """An object key for a converted row: its partition, then a Firehose name (a new one at each call)."""
+    return row_prefix(row, config, written) + object_name(config.delivery_stream, config.version_id, written,
+                                                          config.file_extension)
 
 
 class Redriver:
@@ -176,11 +181,13 @@ class Redriver:
         """Rows that failed conversion, converted with the Glue table's columns of today (the fix is often a
         column added to the table), one object per partition, as the firehose runner converts."""
         written = datetime.now(UTC)
-        by_key: dict[str, list[dict[str, Any]]] = {}
+        by_prefix: dict[str, list[dict[str, Any]]] = {}
         for row in decode_rows(lines):
-            by_key.setdefault(row_key(row, self.config, written), []).append(row)
-        bodies = {key: encode_parquet(rows, self.table_schema.for_rows(rows))  # all convert, or none is written
-                  for key, rows in by_key.items()}
+            by_prefix.setdefault(row_prefix(row, self.config, written), []).append(row)
+        name = object_name(self.config.delivery_stream, self.config.version_id, written, self.config.file_extension)
+        # All convert, or none is written.
+        bodies = {prefix + name: encode_parquet(rows, self.table_schema.for_rows(rows))
+                  for prefix, rows in by_prefix.items()}
         for key, body in bodies.items():
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
         return len(lines)

@@ -160,15 +160,15 @@ def test_a_row_that_failed_conversion_is_redriven_with_the_tables_columns_of_tod
     pipe_spec = json.loads(spec_file(settings.runner_dir, "pipe").read_text())
     config = parse_config(json.loads(spec_file(settings.runner_dir, "delivery_stream").read_text()))
     add_column(clients, settings, "coupon_code", "string")
-    row = {"order_id": "o-coupon", "status": "PLACED", "coupon_code": "SAVE10", "event_type": "INSERT",
-           "event_id": "ev-coupon", "sequence_number": "9" * 30, "event_ts": "2026-01-05T10:00:00.000Z",
-           "is_deleted": False}
-    doc = {"rawData": base64.b64encode(json.dumps(row).encode()).decode()}
+    rows = [{"order_id": f"o-coupon-{n}", "status": "PLACED", "coupon_code": f"SAVE{n}", "event_type": "INSERT",
+             "event_id": f"ev-coupon-{n}", "sequence_number": "9" * 30, "event_ts": "2026-01-05T10:00:00.000Z",
+             "is_deleted": False} for n in (10, 20)]
+    docs = [{"rawData": base64.b64encode(json.dumps(row).encode()).decode()} for row in rows]
     clients.s3.put_object(Bucket="rd-lake", Key="errors/format-conversion-failed/2026/01/05/10/rd-coupon",
-                          Body=json.dumps(doc).encode() + b"\n")
+                          Body=b"".join(json.dumps(doc).encode() + b"\n" for doc in docs))
 
     result = Redriver(clients, pipe_spec, config).run()
-    assert (result.records["format-conversion-failed"], result.left) == (1, [])
-    (key,) = keys(clients, "orders/year=2026/month=01/day=05/")
+    assert (result.records["format-conversion-failed"], result.left) == (2, [])
+    (key,) = keys(clients, "orders/year=2026/month=01/day=05/")  # one object per partition, as Firehose writes
     table = pq.read_table(io.BytesIO(clients.s3.get_object(Bucket="rd-lake", Key=key)["Body"].read()))
-    assert table.column("coupon_code").to_pylist() == ["SAVE10"]
+    assert table.column("coupon_code").to_pylist() == ["SAVE10", "SAVE20"]
