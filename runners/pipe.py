@@ -316,7 +316,12 @@ def events_to_redrive(message: dict[str, Any], read_range: ReadRange | None = No
 
 def read_stream_range(streams: Any, stream_arn: str, shard_id: str, first: str, last: str,
                       max_empty_pages: int = 5) -> list[dict[str, Any]]:
-    """The records first..last (inclusive) of one shard, in wire form, from a DynamoDB Streams client."""
+    """The records first..last (inclusive) of one shard, in wire form, from a DynamoDB Streams client.
+
+    All of them or an error: DynamoDB Streams may answer empty pages before later records, so a read that
+    has not reached `last` after `max_empty_pages` empty pages (or at the shard's end) raises, and the dead
+    letter that points at the range stays for the next redrive rather than be replayed in part.
+    """
     try:
         iterator = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard_id,
                                               ShardIteratorType="AT_SEQUENCE_NUMBER",
@@ -333,11 +338,17 @@ def read_stream_range(streams: Any, stream_arn: str, shard_id: str, first: str, 
         records = [wire_form(r) for r in page.get("Records", [])]
         empty = 0 if records else empty + 1
         for record in records:
-            if int(record["dynamodb"]["SequenceNumber"]) > int(last):
+            sequence = int(record["dynamodb"]["SequenceNumber"])
+            if sequence > int(last):
                 return found
             found.append(record)
+            if sequence == int(last):
+                return found
         iterator = page.get("NextShardIterator")
-    return found
+    reached = found[-1]["dynamodb"]["SequenceNumber"] if found else "nothing"
+    why = "the shard ended" if not iterator else f"{max_empty_pages} empty pages in a row"
+    raise TransientError(f"shard {shard_id}: read up to {reached} of {first}..{last} ({why}); the dead letter "
+                         "stays, run `make redrive` again")
 
 
 def dead_letter_prefix(error_prefix: str) -> str:

@@ -23,6 +23,7 @@ from runners.pipe import (
     kinesis_entry,
     pipe_event,
     raw_put_records,
+    read_stream_range,
     stream_name_from_arn,
     wire_form,
 )
@@ -507,6 +508,35 @@ def test_an_aws_dead_letter_carries_only_pointers_and_redrive_reads_the_records_
     assert asked == [(STREAM_A, SHARD, f"{7:021d}", f"{7:021d}")]
     with pytest.raises(TerminalError, match="24 h"):
         events_to_redrive(aws_message)
+
+
+class PagedStreams:
+    """GetShardIterator / GetRecords of one open shard, served in pages as given (an empty page included)."""
+
+    def __init__(self, pages: list[list[dict]]) -> None:
+        self.pages, self.reads = pages, 0
+
+    def get_shard_iterator(self, **_: object) -> dict:
+        return {"ShardIterator": "0"}
+
+    def get_records(self, ShardIterator: str, Limit: int) -> dict:
+        self.reads += 1
+        at = int(ShardIterator)
+        page = self.pages[at] if at < len(self.pages) else []
+        return {"Records": page, "NextShardIterator": str(at + 1)}
+
+
+def test_a_dead_letter_s_range_is_read_to_its_last_record_or_not_at_all() -> None:
+    """DynamoDB Streams may answer empty pages before a shard's later records: a range read that gave up then
+    returned what it had, and the redrive deleted the queue message with the rest of the range unsent."""
+    records = [stream_record(n) for n in (1, 2, 3)]
+    streams = PagedStreams([[records[0]], [], [records[1], records[2]]])
+    assert read_stream_range(streams, STREAM_A, SHARD, f"{1:021d}", f"{2:021d}") == [wire_form(records[0]),
+                                                                                       wire_form(records[1])]
+    assert streams.reads == 3  # stopped at the range's last record, not at the page after it
+    stalled = PagedStreams([[records[0]]])  # nothing more, however often it is read
+    with pytest.raises(TransientError, match=rf"read up to {1:021d} of {1:021d}\.\.{3:021d}"):
+        read_stream_range(stalled, STREAM_A, SHARD, f"{1:021d}", f"{3:021d}")
 
 
 def test_a_call_kinesis_rejects_for_one_record_is_bisected_until_that_record_alone_goes_to_the_dead_letter(
