@@ -102,7 +102,7 @@ from botocore.exceptions import ClientError
 from common.aws import Clients, error_code, retrying
 from common.config import Settings
 from common.console import Console
-from common.errors import ConfigError, TerminalError
+from common.errors import ConfigError, PipelineError, TerminalError
 from lake.partitions import Partition, day_partition
 
 DEFAULT_TARGET_ROWS = 1_000_000  # ~60-100 MB of Parquet per file for this schema
@@ -558,7 +558,11 @@ def _build_outputs(s3: Any, bucket: str, fmt: str, inputs: tuple[LakeObject, ...
 
         for obj in inputs:
             tick()
-            table = pq.read_table(io.BytesIO(_read_input(s3, bucket, obj)))
+            try:
+                table = pq.read_table(io.BytesIO(_read_input(s3, bucket, obj)))
+            except pa.ArrowException as exc:
+                raise TerminalError(f"s3://{bucket}/{obj.key} is not readable Parquet "
+                                    f"({str(exc).splitlines()[0]}); move it out of the partition") from None
             rows += table.num_rows
             emit(batcher.add(table))
         emit(batcher.finish())
@@ -749,9 +753,15 @@ def compact_all(
         console.info(f"no partition of s3://{bucket}/{settings.lake_prefix} has more than {more_than} small objects")
         return []
     console.step(f"compacting {len(parts)} partition(s) of s3://{bucket}/{settings.lake_prefix}")
-    return [
-        compact_partition(clients, settings, year=p.year, month=p.month, day=p.day, console=console,
-                          target_rows=target_rows, large_bytes=large_bytes, grace_s=grace_s, lease_s=lease_s,
-                          clock=clock)
-        for p in parts
-    ]
+    results, failed = [], []
+    for p in parts:  # one partition that cannot be compacted does not keep the others from it
+        try:
+            results.append(compact_partition(clients, settings, year=p.year, month=p.month, day=p.day,
+                                             console=console, target_rows=target_rows, large_bytes=large_bytes,
+                                             grace_s=grace_s, lease_s=lease_s, clock=clock))
+        except PipelineError as exc:
+            failed.append(f"{p} ({str(exc).splitlines()[0]})")
+            console.warn(f"{p}: not compacted: {str(exc).splitlines()[0]}")
+    if failed:
+        raise TerminalError(f"{len(failed)} partition(s) could not be compacted: {'; '.join(failed)}")
+    return results

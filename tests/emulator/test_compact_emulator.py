@@ -20,6 +20,7 @@ import lake.compact as compact
 from common.aws import Clients
 from common.config import Settings, with_overrides
 from common.console import Console
+from common.errors import TerminalError
 from lake.schema import ROW_SCHEMA
 
 DAY = "orders/year=2026/month=01/day=05/"
@@ -266,6 +267,21 @@ def test_an_output_whose_upload_answer_is_lost_is_rolled_back_with_the_others(
                                   console=Console(capture=True), target_rows=1000)
     assert lost and lost[0] not in keys(emulator_clients, bucket, DAY)
     assert event_ids(emulator_clients, bucket) == ORIGINAL
+
+
+def test_a_partition_that_cannot_be_compacted_does_not_keep_the_later_ones_from_it(
+    lake: Settings, emulator_clients: Clients
+) -> None:
+    """An unreadable object stopped compact_all at its partition on every run: the days after it never got
+    compacted. Each partition is tried; the run then fails naming the ones that could not be."""
+    bucket, early = lake.lake_bucket, "orders/year=2026/month=01/day=04/"
+    for n in range(6):
+        emulator_clients.s3.put_object(Bucket=bucket, Key=early + firehose_name(n), Body=b"PAR1 not parquet")
+    with pytest.raises(TerminalError, match=r"^1 partition\(s\) could not be compacted: 2026-01-04 \("):
+        compact.compact_all(emulator_clients, lake, console=Console(capture=True), more_than=5, target_rows=1000)
+    assert event_ids(emulator_clients, bucket) == ORIGINAL
+    assert not [k for k in keys(emulator_clients, bucket, DAY) if "sales-orders-firehose" in k]  # day 5 was done
+    assert len(keys(emulator_clients, bucket, early)) == 6  # nothing of day 4 was touched
 
 
 def test_compact_all_picks_partitions_with_more_than_n_objects(lake: Settings, emulator_clients: Clients) -> None:
