@@ -4,7 +4,9 @@ Their describe calls return many derived fields, so instead of comparing each on
 we sent is hashed into a `spec-sha` tag: a changed spec means an update, an equal one means none.
 Each waits for the service's own notion of ready (pipe RUNNING, delivery stream ACTIVE) and
 turns a failed state into one line with AWS's reason; a role created moments ago is given time
-to propagate first (propagation.py).
+to propagate first (propagation.py). A resource left in a failed state is a change whatever its
+tag says (the tag is written before the outcome is known), so the next deploy repairs it: one whose
+creation failed is deleted and created again, any other is updated.
 https://docs.aws.amazon.com/eventbridge/latest/pipes-reference/API_CreatePipe.html
 https://docs.aws.amazon.com/firehose/latest/APIReference/API_CreateDeliveryStream.html
 https://docs.aws.amazon.com/glue/latest/webapi/API_CreateCrawler.html
@@ -28,6 +30,13 @@ from common.errors import TerminalError
 SPEC_TAG = "spec-sha"
 PIPE_READY = ("RUNNING", "STOPPED")
 FIREHOSE_FAILED = ("CREATING_FAILED", "DELETING_FAILED")
+# UpdateDestination keeps every field it is not given (API_UpdateDestination.html): what the spec no longer
+# asks for is turned off explicitly, or the stream goes on encrypting with a key its role may no longer use.
+DESTINATION_OFF = {
+    "EncryptionConfiguration": {"NoEncryptionConfig": "NoEncryption"},
+    "DataFormatConversionConfiguration": {"Enabled": False},
+    "FileExtension": "",
+}
 
 
 def spec_hash(params: dict[str, Any]) -> str:
@@ -55,6 +64,9 @@ class Pipe(NoFacts):
         pipe = self._describe(clients, res.name)
         if pipe is None:
             return None
+        state = pipe.get("CurrentState", "")
+        if state.endswith("_FAILED"):  # never the desired hash: the plan shows it, apply repairs it
+            return {SPEC_TAG: f"{state}: {pipe.get('StateReason', 'no reason given')}"}
         return {SPEC_TAG: pipe.get("Tags", {}).get(SPEC_TAG)}
 
     def tags(self, clients: Clients, res: Resource) -> dict[str, str]:
@@ -69,6 +81,10 @@ class Pipe(NoFacts):
         self._wait(clients, res.name)
 
     def update(self, clients: Clients, res: Resource, changed: list[str]) -> None:
+        if (self._describe(clients, res.name) or {}).get("CurrentState") == "CREATE_FAILED":
+            self.delete(clients, res)
+            self.create(clients, res)
+            return
         p = update_pipe_request(res.params)
         wait_for_role(clients, p["RoleArn"])
         clients.pipes.update_pipe(**p)
@@ -105,8 +121,11 @@ class DeliveryStream(NoFacts):
             raise
 
     def observe(self, clients: Clients, res: Resource) -> State | None:
-        if self._describe(clients, res.name) is None:
+        desc = self._describe(clients, res.name)
+        if desc is None:
             return None
+        if desc.get("DeliveryStreamStatus") in FIREHOSE_FAILED:  # never the desired hash: apply repairs it
+            return {SPEC_TAG: desc["DeliveryStreamStatus"]}
         return {SPEC_TAG: self.tags(clients, res).get(SPEC_TAG)}
 
     def tags(self, clients: Clients, res: Resource) -> dict[str, str]:
@@ -124,7 +143,13 @@ class DeliveryStream(NoFacts):
 
     def update(self, clients: Clients, res: Resource, changed: list[str]) -> None:
         desc = self._describe(clients, res.name) or {}
-        destination = res.params["ExtendedS3DestinationConfiguration"]
+        if desc.get("DeliveryStreamStatus") in FIREHOSE_FAILED:  # a failed stream can only be deleted
+            self.delete(clients, res)
+            self.create(clients, res)
+            return
+        current = desc["Destinations"][0].get("ExtendedS3DestinationDescription", {})
+        destination = {**{k: v for k, v in DESTINATION_OFF.items() if k in current},
+                       **res.params["ExtendedS3DestinationConfiguration"]}
         wait_for_role(clients, destination["RoleARN"])
         clients.firehose.update_destination(
             DeliveryStreamName=res.name,
