@@ -147,7 +147,7 @@ def measure(settings: Settings, orders: int = DEFAULT_ORDERS, threads: int = DEF
     config, seed = kwargs["config"], kwargs["seed"]
     # run_seed picks its start when called (the history ends now); the same seed gives the same
     # orders, keys and steps from any start, so the reference's batches are the generator's.
-    ops = list(simulate(seed, orders, default_start(orders, config), config, build_catalog(seed)))
+    ops = list(simulate(seed, orders, default_start(orders, config, seed=seed), config, build_catalog(seed)))
     per_thread = shard_batches(ops, threads)
     ref_batches = sum(len(batches) for batches in per_thread)
     runs: dict[str, list[dict[str, float]]] = {"reference": [], "generator": []}

@@ -103,11 +103,23 @@ class LifecycleConfig:
             if not 1 <= low <= high:
                 raise ValueError(f"LifecycleConfig.delays_ms[{kind!r}] must satisfy 1 <= low <= high")
 
-    def span_ms(self, orders: int) -> int:
-        """Roughly how much simulated time `orders` orders cover (arrivals plus a median tail)."""
-        tail = sum((low + high) // 2 for kind, (low, high) in self.delays_ms.items()
-                   if kind in ("paid", "shipped", "delivered"))
-        return int(orders * self.mean_gap_ms) + tail
+    def longest_lifecycle_ms(self) -> int:
+        """An upper bound of one order's lifecycle: every step's longest delay, one after the other."""
+        return sum(high for _, high in self.delays_ms.values())
+
+
+def arrival_gaps(seed: int, config: LifecycleConfig) -> Iterator[int]:
+    """The gaps between order arrivals (ms), from a random stream of their own: the history's exact span is
+    known before the first order is simulated (history_span_ms), so no timestamp lands after now."""
+    rng = random.Random(f"arrivals/{seed}")
+    rate = 1 / config.mean_gap_ms
+    while True:
+        yield int(rng.expovariate(rate))
+
+
+def history_span_ms(seed: int, orders: int, config: LifecycleConfig) -> int:
+    """At most how long `orders` orders of `seed` last: their arrivals, then the longest lifecycle."""
+    return sum(itertools.islice(arrival_gaps(seed, config), max(orders - 1, 0))) + config.longest_lifecycle_ms()
 
 
 Wire = dict[str, dict[str, str]]
@@ -279,6 +291,7 @@ def simulate(
     config = config or LifecycleConfig()
     catalog = catalog or build_catalog(seed)
     rng = random.Random(f"orders/{seed}")
+    gaps = arrival_gaps(seed, config)
     start_ms = to_epoch_ms(start)
     heap: list[tuple[int, int, _OpenOrder]] = []
     next_arrival, opened = start_ms, 0
@@ -287,7 +300,7 @@ def simulate(
             order = _open(rng, catalog, config, next_arrival)
             heapq.heappush(heap, (next_arrival, opened, order))
             opened += 1
-            next_arrival += int(rng.expovariate(1 / config.mean_gap_ms))
+            next_arrival += next(gaps)
             continue
         at_ms, index, order = heapq.heappop(heap)
         kind, _ = order.steps.popleft()

@@ -26,7 +26,7 @@ from common.aws import Clients, error_code, retrying
 from common.config import Settings
 from common.console import Console
 from common.errors import ConfigError, TerminalError
-from generator.lifecycle import KINDS, Item, LifecycleConfig, Operation, apply_operation, simulate
+from generator.lifecycle import KINDS, Item, LifecycleConfig, Operation, apply_operation, history_span_ms, simulate
 from generator.model import build_catalog
 from generator.pacing import TokenBucket
 from generator.writer import BatchWriter, RawBatchWrites
@@ -100,10 +100,11 @@ def history_config(days: float, orders: int) -> LifecycleConfig:
     return LifecycleConfig(mean_gap_ms=days * 86_400_000 / orders)
 
 
-def default_start(orders: int, config: LifecycleConfig, now: datetime | None = None) -> datetime:
-    """A start so that the simulated history ends about now (no timestamps far in the future)."""
+def default_start(orders: int, config: LifecycleConfig, now: datetime | None = None, *, seed: int) -> datetime:
+    """A start so that the simulated history of `seed` ends by now: never a timestamp in the future (its
+    arrivals are summed exactly, its last lifecycle taken at its longest)."""
     now = now or datetime.now(UTC)
-    return now - timedelta(milliseconds=config.span_ms(orders))
+    return now - timedelta(milliseconds=history_span_ms(seed, orders, config))
 
 
 def check_table(clients: Clients, table: str, console: Console) -> None:
@@ -167,7 +168,7 @@ def run_seed(
     """Place `orders` orders and play their lifecycles into `settings.table_name`."""
     validate_seed_args(orders, rate, duration, seed, threads)
     config = config or LifecycleConfig()
-    start = start or default_start(orders, config)
+    start = start or default_start(orders, config, seed=seed)
     table = settings.table_name
     check_table(clients, table, console)
     catalog = build_catalog(seed)  # before the clock starts: it is not part of the rate

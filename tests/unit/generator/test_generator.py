@@ -27,7 +27,7 @@ from generator.lifecycle import (
 )
 from generator.model import CATEGORIES, build_catalog, order_total
 from generator.pacing import TokenBucket
-from generator.seed import history_config, run_seed, validate_seed_args, writer_client
+from generator.seed import default_start, history_config, run_seed, validate_seed_args, writer_client
 from generator.writer import (
     BatchPlanner,
     BatchWriter,
@@ -501,3 +501,16 @@ def test_the_simulators_wire_form_is_the_item_converted() -> None:
         expected = None if o.item is None else attribute_values(o.item)
         assert o.wire == expected and (o.wire is None or list(o.wire) == list(expected or {}))
         assert write_request(o) == write_request(Operation(o.kind, o.order_id, o.ts, o.item))
+
+
+@pytest.mark.parametrize("seed", [9, 42, 47])
+def test_the_simulated_history_never_reaches_past_now(seed: int) -> None:
+    """The start was set from the average span of the arrivals, which vary by hours at DAYS=14: about half
+    the seeds wrote timestamps up to 19 h in the future (SEED=47), and the daily KPIs showed tomorrow."""
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    config = history_config(14, 2000)
+    start = default_start(2000, config, now, seed=seed)
+    last = max(max(o.item["updated_ts"], o.item["order_ts"]) for o in simulate(seed, 2000, start, config)
+               if o.item is not None)
+    assert str(last) <= now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert (now - start).total_seconds() < 14.6 * 86_400  # still about DAYS of history
