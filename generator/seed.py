@@ -191,10 +191,10 @@ def run_seed(
                 stopped_by = _should_stop(op, stop, bucket, writer, clock, deadline)
                 if stopped_by is not None:
                     break
-                writer.submit(op)
-                apply_operation(state, op)
+                apply_operation(state, op)  # first: an interrupted submit has the op in hand, close() writes it
                 counts[op.kind] += 1
                 sent += 1
+                writer.submit(op)
                 if op.kind == "placed":
                     placing = max(clock() - began, 1e-9)
                 if op.kind == "placed" or sent % 500 == 0:

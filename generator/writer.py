@@ -209,6 +209,9 @@ class BatchWriter:
             raise ValueError("threads must be between 1 and 16")
         self._client, self._table, self._sleep = client, table, sleep
         self._planners = [BatchPlanner(batch_size) for _ in range(threads)]
+        # Per shard, batches out of the planner but not yet in the queue: a put interrupted by a second Ctrl-C
+        # leaves its batch here, first in line, so close() never writes a later step without an earlier one.
+        self._backlog: list[deque[list[Operation]]] = [deque() for _ in range(threads)]
         self._queues: list[queue.Queue[list[Operation] | None]] = [
             queue.Queue(maxsize=queue_depth) for _ in range(threads)
         ]
@@ -227,15 +230,15 @@ class BatchWriter:
     def submit(self, op: Operation) -> None:
         self._raise_error()
         shard = shard_of(op.order_id, len(self._planners))
-        for batch in self._planners[shard].add(op):
-            self._queues[shard].put(batch)
+        self._backlog[shard].extend(self._planners[shard].add(op))
+        self._send(shard)
 
     def flush(self, wait: bool = True, older_than: float = 0.0) -> None:
         """Send partial batches (only those started `older_than` seconds ago or earlier, and the
         batches before them)."""
-        for planner, q in zip(self._planners, self._queues, strict=True):
-            for batch in planner.take(older_than):
-                q.put(batch)
+        for shard, planner in enumerate(self._planners):
+            self._backlog[shard].extend(planner.take(older_than))
+            self._send(shard)
         if wait:
             for q in self._queues:
                 q.join()
@@ -259,6 +262,17 @@ class BatchWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _send(self, shard: int) -> None:
+        """Hand the shard's waiting batches to its worker, oldest first (put may block: backpressure)."""
+        backlog = self._backlog[shard]
+        while backlog:
+            batch = backlog.popleft()
+            try:
+                self._queues[shard].put(batch)
+            except BaseException:  # interrupted while waiting for room: still first in line
+                backlog.appendleft(batch)
+                raise
 
     def _raise_error(self) -> None:
         if self._error is not None:

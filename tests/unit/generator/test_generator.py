@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import re
 import signal
 import threading
@@ -298,6 +299,35 @@ def test_batch_writer_keeps_per_key_order_across_threads(ops: list[Operation], d
         # The deferred requests were sent twice (first attempt dropped them); keep the last copy order.
         dedup = [r for i, r in enumerate(sent[order_id]) if r not in sent[order_id][i + 1:]]
         assert dedup == [write_request(o) for o in steps]
+
+
+def interrupt_first_put(q: queue.Queue) -> None:
+    """The queue's first put raises KeyboardInterrupt, as a second Ctrl-C during a blocked put does."""
+    put = q.put
+    state = {"interrupted": False}
+
+    def interrupted_once(item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if not state["interrupted"] and item is not None:
+            state["interrupted"] = True
+            raise KeyboardInterrupt
+        put(item, block, timeout)
+
+    q.put = interrupted_once  # type: ignore[method-assign]
+
+
+def test_an_interrupt_while_a_batch_waits_for_its_queue_loses_no_batch(ops: list[Operation]) -> None:
+    """The ready batches had left the planner before the put: the interrupted one was lost, and close() then
+    wrote the later ones, so an order could show DELIVERED with no SHIPPED before it."""
+    stream = ops[:600]
+    fake = FakeDynamo()
+    writer = BatchWriter(fake, "t", threads=1, sleep=lambda s: None)
+    interrupt_first_put(writer._queues[0])
+    with pytest.raises(KeyboardInterrupt):
+        for o in stream:
+            writer.submit(o)
+    writer.close()
+    assert fake.table == wire(final_state(stream[:stream.index(o) + 1]))  # the interrupted op's batch included
+    assert writer.writes == stream.index(o) + 1
 
 
 def test_partial_batches_are_sent_only_once_old_enough() -> None:
