@@ -551,6 +551,10 @@ def _removed_item(change: Mapping[str, Any], notes: list[str] | None) -> dict[st
     if "Keys" in change:
         row.update(_strict_image(change, "Keys"))
         key_image = "Keys"
+    for name, reason in clashes:
+        if name == KEY_FIELD and key_image == "OldImage":  # no Keys to settle which one is the key
+            raise RecordError(reason)
+    clashes = [(name, reason) for name, reason in clashes if name != KEY_FIELD]  # the stream's Keys decide it
     _check_key(row, key_image)
     for name, reason in clashes + _mismatches(row, "OldImage", written):
         row[name] = None

@@ -675,6 +675,16 @@ def test_a_remove_lands_when_a_mixed_case_old_attribute_cannot_fill_its_lake_col
     assert (converted["is_deleted"], converted["quantity"], converted["status"]) == (True, None, None)
 
 
+def test_a_remove_whose_old_image_holds_its_key_twice_keeps_the_stream_s_key() -> None:
+    """`ORDER_ID` beside `order_id` in the old image clash, but a REMOVE's key comes from the stream's Keys:
+    the clash must not null it (a delete with no key would reach no order)."""
+    record = remove_with(ORDER_ID={"S": "someone-else"})
+
+    row = row_of(transform_record(firehose_record(record)))
+
+    assert (row["order_id"], row["is_deleted"]) == ("ord-1b2d4e6f", True)
+
+
 def test_a_remove_without_a_usable_key_fails() -> None:
     record = fixture("remove_order.json")
     del record["dynamodb"]["Keys"]
