@@ -627,7 +627,7 @@ def compact(
                                            help="compact partitions holding more small objects than this")] = "10",
     grace: Annotated[str, typer.Option(metavar="FLOAT",
                                        help="seconds between writing the new files and deleting the old: longer "
-                                            "than a reader takes to list the day")] = "0",
+                                            "than your longest query, so none meets a deleted file")] = "0",
     target_rows: Annotated[str | None, typer.Option(metavar="INTEGER",
                                                     help="rows per compacted file [default: 1,000,000]")] = None,
 ) -> None:

@@ -35,10 +35,10 @@ The protocol, for the partition <lake prefix>year=YYYY/month=MM/day=DD/:
     (the firehose runner keeps writing) are never read, never deleted.
  3. Read every input with If-Match: <listed ETag>: exactly the listed bytes, or stop.
  4. Journal -> `writing`, with the inputs (key, ETag) and the output keys (If-Match).
- 5. PUT the outputs, `compacted-<UTC stamp>-<run id>-<NNNN>-<rows>rows<ext>` in the same
-    partition, If-None-Match: *. Rows are copied as they are: same columns, same multiplicity
-    (sorted by event time inside a file). A compacted file already holding `target_rows` rows
-    is "settled": later runs leave it alone instead of rewriting it.
+ 5. PUT the outputs, `~compacted-<UTC stamp>-<run id>-<NNNN>-<rows>rows<ext>` in the same
+    partition, If-None-Match: * (`~` sorts them after every input: see "never fewer" below). Rows
+    are copied as they are: same columns, same multiplicity (sorted by event time inside a file). A
+    compacted file already holding `target_rows` rows is "settled": later runs leave it alone.
  6. Journal -> `committed` (If-Match). This single PUT is the decision: a crash before it rolls
     back (the outputs are deleted), a crash after it rolls forward (the inputs are deleted).
  7. After `grace_s`, DeleteObjects exactly the inputs (each with its listed ETag: an object rewritten
@@ -56,12 +56,11 @@ The guarantee, precisely:
 - In-flight readers: S3 has no snapshot reads, so a query that listed the partition before step 7
   and opens an input after it gets NoSuchKey and must be retried; `grace_s` (longer than your
   longest query) avoids that at the price of a longer duplicate window.
-- "Never fewer" holds for a listing that is one instant, or ends before step 7. A LIST returns 1,000
-  keys a page; a reader still paging through a partition of more objects when the inputs go misses
-  the inputs of its later pages, and the outputs too (`compacted-...` sorts before Firehose's
-  `<stream>-...` names, so before the page it is on). Athena enumerates splits page by page: give
-  such partitions a `grace_s` longer than a listing of the partition (`--grace`), and run compaction
-  when no query reads the day. The local mirror lists every page first, so it sees NoSuchKey instead.
+- "Never fewer" holds for a reader that pages through the listing too. A LIST returns 1,000 keys a
+  page, in key order; a reader still paging through a partition when the inputs go finds the
+  outputs on a later page, since `~compacted-...` sorts after every Firehose name (`<stream>-...`),
+  backfill page and older compacted file: it may see rows twice (the window above), never fewer.
+  The inputs it listed before and opens after step 7 are NoSuchKey (in-flight readers, above).
 - A crash leaves the journal; the next run on that partition (after `lease_s`) finishes or
   undoes the work the journal describes.
 - Two runs: the journal's compare-and-swap decides. A live run keeps its journal younger than a
@@ -113,7 +112,7 @@ JOURNAL_ROOT = "_compaction/"
 DELETE_BATCH = 1000  # DeleteObjects' limit
 OBJECT_FORMATS = ("parquet", "jsonl.gz", "jsonl")  # a lake object's format, told by its name
 EXTENSIONS = {"parquet": ".parquet", "jsonl.gz": ".gz", "jsonl": ""}
-_COMPACTED = re.compile(r"^compacted-.*-(\d+)rows(?:\.parquet|\.gz)?$")
+_COMPACTED = re.compile(r"^~?compacted-.*-(\d+)rows(?:\.parquet|\.gz)?$")  # without ~: older runs
 _LOST = ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409", "404")
 
 
@@ -244,13 +243,15 @@ def output_count(total_rows: int, target_rows: int) -> int:
 
 
 def output_key(prefix: str, stamp: datetime, run_id: str, index: int, rows: int, fmt: str) -> str:
-    """compacted-<UTC stamp>-<run id>-<NNNN>-<rows>rows<ext>: never a Firehose name, never hidden.
+    """~compacted-<UTC stamp>-<run id>-<NNNN>-<rows>rows<ext>: never a Firehose name, never hidden.
 
-    The row count is in the name because a LIST is all the planner sees: a compacted file that is
-    already full is left alone instead of being rewritten on every run.
+    `~` sorts after every character of a delivery stream's name ([a-zA-Z0-9_.-]), so the outputs come after
+    every input in a listing: a reader paging through the partition when the inputs go meets them on a later
+    page (it would miss both, were they listed first). The row count is in the name because a LIST is all the
+    planner sees: a compacted file that is already full is left alone instead of being rewritten on every run.
     """
     stamp_text = f"{stamp.astimezone(UTC):%Y-%m-%d-%H-%M-%S}"
-    return f"{prefix}compacted-{stamp_text}-{run_id}-{index:04d}-{rows}rows{EXTENSIONS[fmt]}"
+    return f"{prefix}~compacted-{stamp_text}-{run_id}-{index:04d}-{rows}rows{EXTENSIONS[fmt]}"
 
 
 def compacted_rows(key: str) -> int | None:

@@ -355,7 +355,7 @@ def second_run_crashing_in_writing(lake: Settings, clock: FakeClock) -> tuple[co
     """A second run that takes the stale journal over, starts its own compaction and dies right after its first
     output PUT, leaving its `writing` journal: (its result if it got that far, its run id)."""
     def die_after_first_output(op: str, kwargs: dict[str, Any]) -> None:
-        if op == "put_object" and "/compacted-" in kwargs["Key"] and kwargs["Key"] not in first_outputs:
+        if op == "put_object" and "/~compacted-" in kwargs["Key"] and kwargs["Key"] not in first_outputs:
             raise Crash
 
     clients = HookedClients(lake, die_after_first_output)
@@ -413,7 +413,7 @@ def test_a_live_run_renews_its_lease_at_each_step(lake: Settings, emulator_clien
         return real_read(s3, bucket_, obj)
 
     def slow_put(op: str, kwargs: dict[str, Any]) -> None:
-        if slow == "writes" and op == "put_object" and "/compacted-" in kwargs["Key"]:
+        if slow == "writes" and op == "put_object" and "/~compacted-" in kwargs["Key"]:
             step()
 
     monkeypatch.setattr(compact, "_read_input", slow_read)
@@ -500,7 +500,7 @@ def test_a_run_that_lost_its_lease_before_the_commit_writes_nothing_more(
 
     def suspended_between_outputs(op: str, kwargs: dict[str, Any]) -> None:
         first_ops.extend(mutations(op, kwargs))
-        if op == "put_object" and "/compacted-" in kwargs["Key"] and not seconds:
+        if op == "put_object" and "/~compacted-" in kwargs["Key"] and not seconds:
             clock.t += 2 * LEASE
             seconds.append(run(emulator_clients, lake, clock))
             first_ops.clear()

@@ -142,13 +142,25 @@ def test_chunk_sizes_rejects_a_zero_target() -> None:
 def test_output_key_is_distinct_from_firehose_names_visible_and_carries_its_rows() -> None:
     stamp = datetime(2026, 1, 5, 23, 59, 7, tzinfo=UTC)
     key = output_key(P, stamp, "ab12cd34", 3, 25000, "parquet")
-    assert key == P + "compacted-2026-01-05-23-59-07-ab12cd34-0003-25000rows.parquet"
+    assert key == P + "~compacted-2026-01-05-23-59-07-ab12cd34-0003-25000rows.parquet"
     assert object_format(key) == "parquet"
     assert compacted_rows(key) == 25000
     gz = output_key(P, stamp, "ab12cd34", 1, 7, "jsonl.gz")
     assert gz.endswith("-0001-7rows.gz") and compacted_rows(gz) == 7 and object_format(gz) == "jsonl.gz"
     assert object_format(output_key(P, stamp, "ab12cd34", 1, 7, "jsonl")) == "jsonl"
     assert compacted_rows(P + "sales-orders-firehose-1-2026-01-05-10-00-00-1a2b.parquet") is None
+    assert compacted_rows(P + "compacted-2026-01-05-23-59-07-ab12cd34-0003-25000rows.parquet") == 25000  # older runs
+
+
+def test_outputs_sort_after_every_input_a_listing_can_meet() -> None:
+    """A LIST pages 1,000 keys at a time in key order: a reader on a later page when the inputs go must meet
+    the outputs there, so they sort after any Firehose name (a delivery stream's name is [a-zA-Z0-9_.-]),
+    a backfill page and an older compacted file."""
+    key = output_key(P, datetime(2026, 1, 5, tzinfo=UTC), "ab12cd34", 1, 10, "parquet")
+    for other in ("sales-orders-firehose-1-2026-01-05-10-00-00-1a2b.parquet", "zzzz-1-2026-01-05-10-00-00-x.gz",
+                  "ZZ-1-2026.parquet", "9-1-2026.parquet", "backfill-20260105T000000Z-s0001-p000001.parquet",
+                  "compacted-2026-01-05-23-59-07-ab12cd34-0003-25000rows.parquet"):
+        assert key > P + other, other
 
 
 def test_full_compacted_files_are_settled_and_not_rewritten() -> None:
