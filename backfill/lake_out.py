@@ -17,7 +17,7 @@ from backfill.core import failed_key, object_key, tombstone_key
 from common.aws import Clients
 from common.config import Settings
 from common.errors import TerminalError
-from lake.encoding import ConversionError, check_row, encode_jsonl_gzip, encode_parquet
+from lake.encoding import encode_fitting, encode_jsonl_gzip
 from lake.glue_schema import TableSchema
 from transform.handler import encode_row
 
@@ -65,18 +65,8 @@ class LakeOut:
             return encode_jsonl_gzip([encode_row(row).encode("utf-8") + b"\n" for row in rows]), []
         with self._lock:  # TableSchema caches what it read from Glue: one worker asks at a time
             schema = self._schema.for_rows(rows)
-        try:
-            return encode_parquet(rows, schema), []
-        except ConversionError:  # rare: find the rows at fault, one by one
-            fit: list[Mapping[str, Any]] = []
-            unfit: list[tuple[Mapping[str, Any], str]] = []
-            for row in rows:
-                try:
-                    check_row(row, schema)
-                    fit.append(row)
-                except ConversionError as exc:
-                    unfit.append((row, str(exc)))
-            return (encode_parquet(fit, schema) if fit else None), unfit
+        body, unfit = encode_fitting(rows, schema)
+        return body, [(rows[index], reason) for index, reason in unfit]
 
     def _put(self, key: str, body: bytes) -> None:
         """botocore retries it (standard mode, common/aws.py): one policy, never a loop of our own around it."""

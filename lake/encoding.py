@@ -250,6 +250,24 @@ def encode_parquet(rows: Sequence[Mapping[str, object]], schema: pa.Schema = ROW
     return sink.getvalue()
 
 
+def encode_fitting(rows: Sequence[Mapping[str, object]],
+                   schema: pa.Schema = ROW_SCHEMA) -> tuple[bytes | None, list[tuple[int, str]]]:
+    """Parquet of the rows that fit `schema` (None when none does), and (index, reason) of each that does not,
+    as Firehose sets a row aside on its own: all rows at once, row by row only when one fails (rare)."""
+    try:
+        return encode_parquet(rows, schema), []
+    except ConversionError:
+        unfit = []
+        for index, row in enumerate(rows):
+            try:
+                check_row(row, schema)
+            except ConversionError as exc:
+                unfit.append((index, str(exc)))
+        refused = {index for index, _ in unfit}
+        fit = [row for index, row in enumerate(rows) if index not in refused]
+        return (encode_parquet(fit, schema) if fit else None), unfit
+
+
 def encode_jsonl_gzip(lines: Sequence[bytes]) -> bytes:
     """Lines already carry their delimiter (AppendDelimiterToRecord), so they are joined as is."""
     return gzip.compress(b"".join(lines), compresslevel=6)

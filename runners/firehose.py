@@ -96,7 +96,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from common.aws import Clients
 from common.retry import TRANSIENT_CODES, Backoff, error_code, retry_call
-from lake.encoding import ConversionError, check_row, decode_rows, encode_jsonl_gzip, encode_parquet
+from lake.encoding import decode_rows, encode_fitting, encode_jsonl_gzip
 from lake.glue_schema import TableSchema
 from lake.keys import PartitionKeyError, evaluate_prefix, object_name
 from runners.buffers import BufferSet, InFlight, SourceRef
@@ -519,16 +519,13 @@ class FirehoseRunner(ReadsShards):
         if not decoded:  # every record went to the error output: no object, no schema to read
             return
         rows = [row for row, _, _, _ in decoded]
-        schema = self._conversion_schema(rows)
-        try:
-            body = encode_parquet(rows, schema)
-        except ConversionError:  # rare: find the rows that break the schema, one by one
-            rows = [row for row, item, source, arrival in decoded
-                    if self._fits_schema(row, item, source, arrival, schema)]
-            body = encode_parquet(rows, schema)
-        if rows:
+        body, unfit = encode_fitting(rows, self._conversion_schema(rows))
+        for index, reason in unfit:
+            _, item, source, arrival = decoded[index]
+            self._conversion_failed(item, source, arrival, reason)
+        if body is not None:
             self._write(prefix + name, body)
-            self.stats.records_out += len(rows)
+            self.stats.records_out += len(rows) - len(unfit)
 
     def _conversion_schema(self, rows: list[dict]) -> pa.Schema:
         """The Glue table's columns as of now, as Firehose's conversion reads them (SchemaConfiguration,
@@ -540,14 +537,6 @@ class FirehoseRunner(ReadsShards):
             settings = self.clients.settings  # the table SchemaConfiguration names (bootstrap/spec.py)
             source = self.table_schema = TableSchema(self.clients.glue, settings.glue_database, settings.glue_table)
         return source.for_rows(rows)
-
-    def _fits_schema(self, row: dict, item: bytes, source: SourceRef, arrival: datetime, schema: pa.Schema) -> bool:
-        try:
-            check_row(row, schema)
-            return True
-        except ConversionError as exc:
-            self._conversion_failed(item, source, arrival, str(exc))
-            return False
 
     def _conversion_failed(self, item: bytes, source: SourceRef, arrival: datetime, message: str) -> None:
         """A row Parquet conversion refuses goes to format-conversion-failed with the data it had and its own
