@@ -207,7 +207,7 @@ class AthenaService:
                  mirror_factory: Callable[[], Mirror] | None = None) -> None:
         self.clients, self.settings = clients, settings
         self._executions: dict[str, Execution] = {}
-        self._tokens: dict[str, tuple[str, str]] = {}  # ClientRequestToken -> (execution id, its request as JSON)
+        self._tokens: dict[str, tuple[str, dict[str, Any]]] = {}  # ClientRequestToken -> (execution id, request)
         self._buckets: set[str] = set()  # result buckets seen to exist
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="athena-query")
@@ -233,15 +233,13 @@ class AthenaService:
         if not isinstance(query, str) or not query.strip():
             raise invalid("QueryString is required and must not be empty")
         token = params.get("ClientRequestToken")
-        request = json.dumps({k: v for k, v in params.items() if k != "ClientRequestToken"}, sort_keys=True)
+        request = {k: v for k, v in params.items() if k != "ClientRequestToken"}
         if token:
             with self._lock:
                 if token in self._tokens:  # the same request again: its query, not another one
-                    execution_id, first_request = self._tokens[token]
-                    if request != first_request:
-                        first = json.loads(first_request)
-                        changed = sorted(k for k in {*params, *first} - {"ClientRequestToken"}
-                                         if params.get(k) != first.get(k))
+                    execution_id, first = self._tokens[token]
+                    if request != first:
+                        changed = sorted(k for k in {*request, *first} if request.get(k) != first.get(k))
                         raise invalid(f"ClientRequestToken {token} was used for another request: "
                                       f"{', '.join(changed)} changed; send a new token for a new query")
                     return {"QueryExecutionId": execution_id}
