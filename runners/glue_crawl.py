@@ -34,8 +34,7 @@ def run_managed_crawler(glue: Any, name: str, console: Console, *, timeout: floa
     """Run the Glue crawler `name` once from READY (after the run in progress, if any) and wait for it; a crawl
     that did not succeed is a TerminalError naming why."""
     console.step(f"waiting for the Glue crawler {name}")
-    if crawler_state(glue, name) != "READY":
-        wait_ready(glue, name, timeout, interval)
+    wait_ready(glue, name, timeout, interval)  # at once when READY; else the run in progress ends first
     glue.start_crawler(Name=name)
     last = wait_ready(glue, name, timeout, interval).get("LastCrawl") or {}
     status = last.get("Status", "SUCCEEDED")
@@ -60,8 +59,3 @@ def wait_ready(glue: Any, name: str, timeout: float, interval: float) -> dict[st
 
     wait_until(ready, f"crawler {name} to finish", timeout=timeout, interval=interval)
     return latest
-
-
-def crawler_state(glue: Any, name: str) -> str:
-    """READY, RUNNING or STOPPING (GetCrawler's Crawler.State)."""
-    return glue.get_crawler(Name=name)["Crawler"]["State"]
