@@ -18,6 +18,7 @@ from runners.pipe import (
     chunk_entries,
     dead_letter_key,
     dead_letter_message,
+    encode_event,
     events_to_redrive,
     json_path,
     kinesis_entry,
@@ -54,6 +55,16 @@ def test_pipe_event_is_the_stream_record_in_wire_form() -> None:
     assert event["dynamodb"]["NewImage"]["tags"] == {"BS": ["YQ=="]}
     assert event["eventSourceARN"] == "arn:aws:dynamodb:us-east-1:1:table/t/stream/x"
     json.dumps(event)  # serialisable as is
+
+
+def test_the_event_sent_is_the_bytes_the_json_module_writes_compact_in_utf8() -> None:
+    """encode_event uses orjson for speed; what reaches Kinesis is what json.dumps writes, to the byte."""
+    record = wire_form(boto_record())
+    record["dynamodb"]["NewImage"]["note"] = {"S": 'é "q" \\ \x00\x1f\x7f \u2028 \U0001F600 </'}
+    record["dynamodb"]["ApproximateCreationDateTime"] = 1767571200.123
+    record["dynamodb"]["SizeBytes"] = 2**63 - 1
+    event = pipe_event(record, "arn:aws:dynamodb:us-east-1:1:table/t/stream/x")
+    assert encode_event(event) == json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def test_partition_key_comes_from_the_json_path() -> None:
