@@ -176,17 +176,22 @@ def _log_statement(arns: Arns, group: str) -> Document:
     )
 
 
+# The key each service is documented to send when it assumes a role on this account's behalf (confused
+# deputy): the Pipes user guide and Firehose's "Grant Firehose access" page show these conditions. A
+# condition on a key the request lacks denies it, so a service with no such page gets none: Lambda (an
+# execution role) and Glue (its guide's role has no condition; with one, CreateCrawler could fail with
+# "Service is unable to assume role"). Roles cannot be passed to another account's service, and each role's
+# permissions name this stack's resources only. Only a real deploy can confirm these (README, Deploying to AWS).
+_ASSUME_CONDITION_KEYS = {"pipes": "aws:SourceAccount", "firehose": "sts:ExternalId"}
+
+
 def trust_policy(service: str, arns: Arns) -> Document:
-    """Who may assume the role: one service principal, limited to this account (confused deputy)."""
-    principal = f"{service}.amazonaws.com"
-    condition: Document = {"StringEquals": {"aws:SourceAccount": arns.account}}
-    if service == "firehose":
-        condition = {"StringEquals": {"sts:ExternalId": arns.account}}
-    if service == "lambda":
-        condition = {}
-    statement: Document = {"Effect": "Allow", "Principal": {"Service": principal}, "Action": "sts:AssumeRole"}
-    if condition:
-        statement["Condition"] = condition
+    """Who may assume the role: one service principal, limited to this account where the service says how."""
+    statement: Document = {"Effect": "Allow", "Principal": {"Service": f"{service}.amazonaws.com"},
+                           "Action": "sts:AssumeRole"}
+    key = _ASSUME_CONDITION_KEYS.get(service)
+    if key:
+        statement["Condition"] = {"StringEquals": {key: arns.account}}
     return _policy(statement)
 
 
