@@ -98,6 +98,7 @@ class Execution:
     update_count: int = 0
     manifest_location: str = ""
     managed: bool = False  # the workgroup keeps results itself (ManagedQueryResultsConfiguration): none in S3
+    token: str | None = None  # its ClientRequestToken, forgotten with it
     mirror: Mirror | None = None
 
     def describe(self) -> dict[str, Any]:
@@ -265,7 +266,7 @@ class AthenaService:
             database=context.get("Database") or "default", catalog=context.get("Catalog") or "awsdatacatalog",
             output_location=f"{output.rstrip('/')}/{execution_id}{suffix}" if output else "",
             statement_type=statement_type, substatement_type=substatement,
-            parameters=params.get("ExecutionParameters"), encryption=encryption, managed=managed)
+            parameters=params.get("ExecutionParameters"), encryption=encryption, managed=managed, token=token)
         with self._lock:
             self._executions[execution_id] = execution
             if token:
@@ -321,7 +322,9 @@ class AthenaService:
             oldest = next(iter(self._executions))
             if self._executions[oldest].state not in FINAL:
                 break
-            del self._executions[oldest]
+            forgotten = self._executions.pop(oldest)
+            if forgotten.token:
+                self._tokens.pop(forgotten.token, None)
 
     # --- running ----------------------------------------------------------------------------------
 

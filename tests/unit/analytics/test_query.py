@@ -414,6 +414,20 @@ def test_the_same_client_request_token_starts_one_query(service: Any) -> None:
     assert err.value.code == "InvalidRequestException"
 
 
+def test_a_token_lives_as_long_as_its_query_is_kept(service: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token is forgotten with its execution (HISTORY): tokens grew without bound, and a retried token
+    answered an id that GetQueryExecution no longer knew."""
+    monkeypatch.setattr("analytics.athena_api.service.HISTORY", 2)
+    ids = []
+    for n in range(4):
+        ids.append(_start(service, f"SELECT {n}", ClientRequestToken=f"token-{n}".ljust(32, "x")))
+        assert service.wait(ids[-1]).state == "SUCCEEDED"
+    assert len(service._tokens) <= 2
+    again = _start(service, "SELECT 0", ClientRequestToken="token-0".ljust(32, "x"))
+    assert again != ids[0]
+    assert service.handle("GetQueryExecution", {}, {"QueryExecutionId": again})["QueryExecution"]["Query"] == "SELECT 0"
+
+
 def test_stop_query_execution_interrupts_a_running_query(service: Any) -> None:
     query_id = _start(service, "SELECT count(*) AS n FROM UNNEST(sequence(1, 100000)) AS a(x) "
                                "CROSS JOIN UNNEST(sequence(1, 100000)) AS b(y) WHERE (x * y) % 7 = 3")
