@@ -202,6 +202,9 @@ def lambda_policy(arns: Arns) -> Document:
 def pipes_policy(arns: Arns) -> Document:
     """Read the table's stream, write the Kinesis stream, send dead letters, write the pipe's own log group.
 
+    The four stream actions, ListStreams included, on the table's stream ARN: as DynamoDB's own example
+    grants them (amazondynamodb/latest/developerguide/iam-policy-read-stream-only.html).
+
     eb-pipes-permissions.html (DynamoDB execution role permissions): "To send records of failed
     batches to the pipe dead-letter queue, your pipe execution role needs ... sqs:SendMessage".
     eb-pipes-logs.html: the pipe delivers its log records with its execution role, so the role may
