@@ -421,7 +421,7 @@ def _firehose(
         "BucketARN": arns.bucket(lake),
         "Prefix": lake_prefix_expression(settings),
         "ErrorOutputPrefix": error_prefix_expression(settings),
-        "BufferingHints": {"SizeInMBs": int(settings.buffer_size_mb),
+        "BufferingHints": {"SizeInMBs": settings.buffer_size_mb,
                            "IntervalInSeconds": settings.flush_interval_s},
         "CompressionFormat": "UNCOMPRESSED" if parquet else "GZIP",
         "ProcessingConfiguration": {"Enabled": True, "Processors": processors},

@@ -36,8 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 #   (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-pipes-batching-concurrency.html).
 # PIPE_MAX_RETRY_ATTEMPTS (-1: without limit), PIPE_BATCHING_WINDOW_S and PIPE_MAX_RECORD_AGE_S:
 #   https://docs.aws.amazon.com/eventbridge/latest/pipes-reference/API_PipeSourceDynamoDBStreamParameters.html
+# The local Athena endpoint listens beside the emulator: PORT=4566 -> 4607 (LocalStack's old Athena port).
+ATHENA_PORT_OFFSET = 41
 RANGES: dict[str, tuple[float, float]] = {
-    "port": (1, 65535),
+    "port": (1, 65535 - ATHENA_PORT_OFFSET),
     "shard_count": (1, 500),
     "buffer_size_mb": (1, 128),
     "buffer_interval_s": (0, 900),
@@ -59,6 +61,7 @@ RANGES: dict[str, tuple[float, float]] = {
 }
 # Why a range is narrower than the API field's own, said after the range.
 RANGE_REASONS = {
+    "port": f"the Athena endpoint listens on PORT+{ATHENA_PORT_OFFSET}",
     "lambda_timeout_s": "Firehose stops a transform invocation after 5 minutes",
     "pipe_batch_size": "a pipe's batch may not exceed what its Kinesis target takes",
 }
@@ -114,7 +117,7 @@ class Settings:
     pipe_max_retry_attempts: int = 10
     pipe_max_record_age_s: int = 6 * 3600
     delivery_stream: str = "sales-orders-firehose"
-    buffer_size_mb: float = 64
+    buffer_size_mb: int = 64  # SizeInMBs is an integer
     buffer_interval_s: int = -1  # -1: 60 s (AWS's minimum with dynamic partitioning), 5 s when local-fast
     processor_buffer_mb: float = 1
     processor_interval_s: int = -1  # -1: 60 s (AWS's default), 1 s when local-fast
@@ -344,7 +347,8 @@ def validate(s: Settings) -> Settings:
             continue
         if not lo <= value <= hi:
             reason = f" ({RANGE_REASONS[name]})" if name in RANGE_REASONS else ""
-            raise ConfigError(f"{name.upper()}={value:g} is out of range; AWS allows {_num(lo)} to {_num(hi)}{reason}")
+            allows = "use" if name == "port" else "AWS allows"  # the one range that is not an AWS limit
+            raise ConfigError(f"{name.upper()}={value:g} is out of range; {allows} {_num(lo)} to {_num(hi)}{reason}")
     age_lo, age_hi = PIPE_RECORD_AGE_RANGE
     if s.pipe_max_record_age_s != -1 and not age_lo <= s.pipe_max_record_age_s <= age_hi:
         raise ConfigError(f"PIPE_MAX_RECORD_AGE_S={s.pipe_max_record_age_s} is out of range; AWS allows -1 (no limit) "
@@ -364,6 +368,9 @@ def validate(s: Settings) -> Settings:
                 f"{name.upper()}={value!r} is not a valid S3 bucket name; use 3-63 lowercase letters, "
                 "digits, dots or hyphens (and not starting with 'iceberg')"
             )
+    if s.lake_bucket and s.lake_bucket == s.results_bucket:
+        raise ConfigError(f"RESULTS_BUCKET={s.results_bucket!r} is LAKE_BUCKET too; the results bucket expires its "
+                          "objects after RESULTS_EXPIRATION_DAYS, so give it a bucket of its own")
     for name in ("table_name", "stream_name", "lambda_name", "pipe_name", "delivery_stream",
                  "glue_database", "glue_table", "crawler_name", "workgroup", "project"):
         if not _NAME_RE.match(getattr(s, name)):

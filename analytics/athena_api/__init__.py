@@ -23,14 +23,13 @@ import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
-from common.config import Settings
+from common.config import ATHENA_PORT_OFFSET, Settings
 from common.process import free_port
 
 if TYPE_CHECKING:
     from common.aws import Clients
 
-# The endpoint listens beside the emulator: PORT=4566 -> 4607 (LocalStack's old Athena port).
-PORT_OFFSET = 41
+PORT_OFFSET = ATHENA_PORT_OFFSET  # the endpoint listens beside the emulator (common/config.py)
 HEALTH_PATH = "/_athena/health"
 # Requests the endpoint sends to the emulator's own Athena carry this header, so the emulator's
 # forwarding patch answers them itself instead of sending them back (bootstrap/emulator_patches).

@@ -84,7 +84,7 @@ def one_line(result: Result) -> str:
         (["plan"], b"shard_count = [\n", "is not valid TOML (Invalid value (at end of document)); fix it or unset"),
         (["up"], b"table_name = '\xff\xfe'\n", "is not UTF-8 text"),
         (["plan"], b"shard_count = 1.9\n", "error: SHARD_COUNT=1.9 is not valid; set it to a whole number from 1 to"),
-        (["up"], b"port = true\n", "error: PORT=True is not valid; set it to a whole number from 1 to 65,535"),
+        (["up"], b"port = true\n", "error: PORT=True is not valid; set it to a whole number from 1 to 65,494"),
     ],
 )
 def test_a_bad_config_file_is_one_line(args: list[str], toml: bytes, line: str, monkeypatch: pytest.MonkeyPatch,

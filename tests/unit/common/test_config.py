@@ -47,6 +47,13 @@ def test_environment_beats_file_and_overrides_beat_environment(tmp_path: Path) -
         ({"ERROR_PREFIX": "orders/"}, "ERROR_PREFIX must not overlap LAKE_PREFIX"),
         ({"OUTPUT_FORMAT": "csv"}, "OUTPUT_FORMAT='csv' is unknown; use one of parquet, jsonl"),
         ({"ENDPOINT": "http://ministack:4566"}, "ENDPOINT is only for TARGET=compose"),
+        # The results bucket expires every object: one bucket for both would delete the lake.
+        ({"LAKE_BUCKET": "abc-lake", "RESULTS_BUCKET": "abc-lake"},
+         "RESULTS_BUCKET='abc-lake' is LAKE_BUCKET too; the results bucket expires its objects"),
+        # SizeInMBs is an integer: 64.9 used to become 64 without a word.
+        ({"BUFFER_SIZE_MB": "64.9"}, "BUFFER_SIZE_MB='64.9' is not valid; set it to a whole number from 1 to 128"),
+        # The Athena endpoint listens on PORT+41, which must be a port too.
+        ({"PORT": "65535"}, "PORT=65535 is out of range; use 1 to 65,494 (the Athena endpoint listens on PORT+41)"),
     ],
 )
 def test_bad_values_name_the_setting_and_the_fix(env: dict[str, str], message: str) -> None:
@@ -81,9 +88,9 @@ def test_bucket_names_default_to_the_account() -> None:
     ("toml", "message"),
     [
         ("shard_count = 1.9\n", "SHARD_COUNT=1.9 is not valid; set it to a whole number from 1 to 500"),
-        ("port = true\n", "PORT=True is not valid; set it to a whole number from 1 to 65,535"),
+        ("port = true\n", "PORT=True is not valid; set it to a whole number from 1 to 65,494"),
         ('shard_count = "2"\n', "SHARD_COUNT='2' is not valid; set it to a whole number from 1 to 500"),
-        ("buffer_size_mb = false\n", "BUFFER_SIZE_MB=False is not valid; set it to a number from 1 to 128"),
+        ("buffer_size_mb = false\n", "BUFFER_SIZE_MB=False is not valid; set it to a whole number from 1 to 128"),
         ("partition_projection = 1\n", "PARTITION_PROJECTION=1 is not valid; set it to true or false"),
         ("table_name = 5\n", "TABLE_NAME=5 is not valid; set it to a string"),
         ("state_dir = 5\n", "STATE_DIR=5 is not valid; set it to a path"),
@@ -100,10 +107,10 @@ def test_toml_values_have_strict_types(tmp_path: Path, toml: str, message: str) 
 
 def test_toml_whole_floats_and_ints_for_floats_are_accepted(tmp_path: Path) -> None:
     cfg = tmp_path / "pipeline.toml"
-    cfg.write_text("shard_count = 2.0\nbuffer_size_mb = 64\npartition_projection = true\n")
+    cfg.write_text("shard_count = 2.0\nprocessor_buffer_mb = 1\npartition_projection = true\n")
     s = load_settings(env={"PIPELINE_CONFIG": str(cfg)})
-    assert (s.shard_count, s.buffer_size_mb, s.partition_projection) == (2, 64.0, True)
-    assert type(s.shard_count) is int and type(s.buffer_size_mb) is float
+    assert (s.shard_count, s.processor_buffer_mb, s.partition_projection) == (2, 1.0, True)
+    assert type(s.shard_count) is int and type(s.processor_buffer_mb) is float
 
 
 @pytest.mark.parametrize(
@@ -113,8 +120,8 @@ def test_toml_whole_floats_and_ints_for_floats_are_accepted(tmp_path: Path) -> N
         ({"SHARD_COUNT": " 2"}, "SHARD_COUNT=' 2' is not valid; set it to a whole number from 1 to 500"),
         ({"SHARD_COUNT": "1.0"}, "SHARD_COUNT='1.0' is not valid; set it to a whole number from 1 to 500"),
         ({"PORT": "\u0664\u0665\u0666"}, "PORT='\u0664\u0665\u0666' is not valid; set it to a whole number"),
-        ({"BUFFER_SIZE_MB": "nan"}, "BUFFER_SIZE_MB='nan' is not valid; set it to a number from 1 to 128"),
-        ({"BUFFER_SIZE_MB": "inf"}, "BUFFER_SIZE_MB='inf' is not valid; set it to a number from 1 to 128"),
+        ({"PROCESSOR_BUFFER_MB": "nan"}, "PROCESSOR_BUFFER_MB='nan' is not valid; set it to a number from 0.2 to 3"),
+        ({"PROCESSOR_BUFFER_MB": "inf"}, "PROCESSOR_BUFFER_MB='inf' is not valid; set it to a number from 0.2 to 3"),
         ({"PARTITION_PROJECTION": "maybe"}, "PARTITION_PROJECTION='maybe' is not valid; set it to 1 or 0"),
     ],
 )
@@ -125,9 +132,9 @@ def test_environment_strings_parse_strictly(env: dict[str, str], message: str) -
 
 
 def test_environment_numbers_and_switches_that_are_meant() -> None:
-    s = load_settings(env={"SHARD_COUNT": "3", "BUFFER_SIZE_MB": "1.5", "BUFFER_INTERVAL_S": "-1",
+    s = load_settings(env={"SHARD_COUNT": "3", "PROCESSOR_BUFFER_MB": "1.5", "BUFFER_INTERVAL_S": "-1",
                            "PARTITION_PROJECTION": "Yes"})
-    assert (s.shard_count, s.buffer_size_mb, s.buffer_interval_s, s.partition_projection) == (3, 1.5, -1, True)
+    assert (s.shard_count, s.processor_buffer_mb, s.buffer_interval_s, s.partition_projection) == (3, 1.5, -1, True)
     assert load_settings(env={"PARTITION_PROJECTION": "0"}).partition_projection is False
 
 
