@@ -217,6 +217,9 @@ def _up(target: str | None, emulator: bool, runners: bool) -> None:
     phases = Phases()
     phases.mark("cli imported")
     settings, console = settings_for(target), Console()
+    if not settings.emulated:  # no confirmation here: the real account is deploy-aws's, which asks
+        raise PipelineError("make up starts the local stack; on TARGET=aws, make deploy-aws plans the pipeline, "
+                            "asks, then applies it")
     writable_state_dir(settings)
     embedded = settings.target == "embedded" and emulator
     with up_lock(settings, console):  # a concurrent `make up`/`make down` waits here, then finds all up

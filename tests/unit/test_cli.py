@@ -200,3 +200,18 @@ def test_a_crawl_reads_as_a_sentence_not_a_repr() -> None:
                          partitions_added=(("2026", "01", "05"),), partitions_total=3, objects_read=7)
     assert result.summary() == ("crawled db.t: table created, 2 column(s) added; 3 partition(s), 1 new; "
                                 "7 object(s) read")
+
+
+def test_up_on_aws_refuses_and_points_to_deploy_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`make up TARGET=aws` used to plan and apply on the real account with no confirmation (deploy-aws asks)."""
+    import bootstrap.plan
+    import common.aws
+
+    def never(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("make up must not reach AWS")
+
+    monkeypatch.setattr(common.aws, "Clients", never)
+    monkeypatch.setattr(bootstrap.plan, "apply", never)
+    line = one_line(invoke(["up", "--target", "aws"], {}, monkeypatch, tmp_path))
+    assert line == ("error: make up starts the local stack; on TARGET=aws, make deploy-aws plans the pipeline, "
+                    "asks, then applies it")
