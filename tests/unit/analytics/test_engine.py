@@ -460,7 +460,9 @@ def test_an_empty_lake_gives_empty_kpis(tmp_path: Path) -> None:
     with open_local_engine(tmp_path) as local:
         results = {r.name: r.rows for r in run_kpis(local.conn)}
     assert results["daily_revenue"] == []
-    assert results["avg_order_value"] == [(None, None, None)]
+    # Counts are 0 on an empty lake (the dashboard's tiles read "0", not "-"); a rate has no value.
+    assert results["avg_order_value"] == [(0, 0, None)]
+    assert results["cancellation_return_rates"] == [(0, 0, 0, None, None)]
     assert results["cdc_freshness"] == [(0, None, None, None)]
 
 
