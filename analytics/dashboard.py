@@ -64,6 +64,7 @@ class ChartSpec:
     label: str
     value: str
     second: str = ""  # combo: the line's column
+    key: str = ""  # the column that tells apart rows whose labels are the same (two customers named alike)
 
 
 CHARTS = MappingProxyType(
@@ -71,8 +72,8 @@ CHARTS = MappingProxyType(
         "daily_revenue": ChartSpec("combo", "day", "revenue", "orders"),
         "revenue_by_category": ChartSpec("hbars", "category", "revenue"),
         "revenue_by_region": ChartSpec("hbars", "customer_region", "revenue"),
-        "top_products": ChartSpec("hbars", "product_name", "revenue"),
-        "top_customers": ChartSpec("hbars", "customer_name", "revenue"),
+        "top_products": ChartSpec("hbars", "product_name", "revenue", key="product_id"),
+        "top_customers": ChartSpec("hbars", "customer_name", "revenue", key="customer_id"),
         "status_funnel": ChartSpec("funnel", "stage", "orders"),
     }
 )
@@ -169,9 +170,27 @@ def _column(result: KpiLike, name: str) -> list[Any]:
     return [row[index] if index < len(row) else None for row in result.rows]
 
 
-def combo_figure(result: KpiLike, spec: ChartSpec) -> go.Figure:
-    """Bars of `value` per label (e.g. revenue per day) and a line of `second` (orders) on a right axis."""
+def chart_labels(result: KpiLike, spec: ChartSpec) -> list[str]:
+    """Each row's label as the chart shows it, one per row.
+
+    Escaped, because Plotly reads <b>, <br> and entities in text as markup; and where two rows share a label,
+    followed by their `spec.key` (a customer id), because a category axis draws one bar per distinct label.
+    """
     labels = [_label_text(spec.label, v) for v in _column(result, spec.label)]
+    if spec.key in result.columns and len(set(labels)) < len(labels):
+        shared = {label for label in labels if labels.count(label) > 1}
+        keys = _column(result, spec.key)
+        labels = [f"{label} ({_label_text(spec.key, key)})" if label in shared else label
+                  for label, key in zip(labels, keys, strict=True)]
+    return [html.escape(label, quote=False) for label in labels]
+
+
+def combo_figure(result: KpiLike, spec: ChartSpec) -> go.Figure:
+    """Bars of `value` per label (e.g. revenue per day) and a line of `second` (orders) on a right axis.
+
+    Days are placed on a date axis, so a day without orders (no row) leaves its gap."""
+    labels = chart_labels(result, spec)
+    dated = all(isinstance(v, date) for v in _column(result, spec.label))
     values, seconds = _column(result, spec.value), _column(result, spec.second)
     return go.Figure(
         data=[
@@ -183,7 +202,7 @@ def combo_figure(result: KpiLike, spec: ChartSpec) -> go.Figure:
         ],
         layout=_layout(
             320, showlegend=True, hovermode="x unified",
-            xaxis={"type": "category", "nticks": 12},
+            xaxis={"type": "date" if dated else "category", "nticks": 12},
             yaxis={"title": {"text": column_label(spec.value)}},
             yaxis2={"title": {"text": column_label(spec.second)}, "overlaying": "y", "side": "right",
                     "tickmode": "auto", "showgrid": False, "zeroline": False, "automargin": True,
@@ -194,7 +213,7 @@ def combo_figure(result: KpiLike, spec: ChartSpec) -> go.Figure:
 
 def hbar_figure(result: KpiLike, spec: ChartSpec) -> go.Figure:
     """Horizontal bars, one per row in row order, each with its formatted value."""
-    labels = [_label_text(spec.label, v) for v in _column(result, spec.label)]
+    labels = chart_labels(result, spec)
     values = _column(result, spec.value)
     shown = [format_value(spec.value, v) for v in values]
     return go.Figure(
@@ -208,7 +227,7 @@ def hbar_figure(result: KpiLike, spec: ChartSpec) -> go.Figure:
 
 def funnel_figure(result: KpiLike, spec: ChartSpec) -> go.Figure:
     """Stages narrowing in row order, each with its count and its share of the first stage."""
-    labels = [_label_text(spec.label, v) for v in _column(result, spec.label)]
+    labels = chart_labels(result, spec)
     values = _column(result, spec.value)
     colours = [FUNNEL[min(i, len(FUNNEL) - 1)] for i in range(len(labels))]
     return go.Figure(

@@ -209,7 +209,7 @@ def test_bar_and_funnel_charts_carry_one_value_per_row() -> None:
     figures = specs(page())
     category = figures["revenue_by_category"]["data"][0]
     assert (category["orientation"], category["x"], category["y"], category["text"]) == (
-        "h", [200.0, 100.0], ['Books <new> & "more"', "Toys"], ["200.00", "100.00"])
+        "h", [200.0, 100.0], ['Books &lt;new&gt; &amp; "more"', "Toys"], ["200.00", "100.00"])  # shown as typed
     assert figures["revenue_by_region"]["data"][0]["x"] == [10.5]
     assert figures["top_products"]["data"][0]["x"] == [90.0, 30.0, 0.0]
     assert figures["top_products"]["layout"]["yaxis"]["autorange"] == "reversed"  # first row on top
@@ -220,6 +220,35 @@ def test_bar_and_funnel_charts_carry_one_value_per_row() -> None:
                             "status_funnel"}
     for name in figures:  # each figure sits right after its placeholder
         assert f'<div class="chart" id="chart-{name}" data-chart="{name}"' in page()
+
+
+def test_names_are_shown_as_typed_not_read_as_plotly_markup() -> None:
+    """Plotly reads <b>, <br> and entities in text as markup: a name must be escaped to be shown as typed."""
+    kpi = Kpi("top_customers", "Top customers", ["customer_id", "customer_name", "orders", "revenue"],
+              [("C-1", "<b>Bold</b> Ltd", 1, Decimal("3.00")), ("C-2", "A<br>B", 1, Decimal("2.00")),
+               ("C-3", "Tom &amp; Jerry", 1, Decimal("1.00"))])
+    labels = specs(render_dashboard([kpi], generated_at=STAMP))["top_customers"]["data"][0]["y"]
+    assert labels == ["&lt;b&gt;Bold&lt;/b&gt; Ltd", "A&lt;br&gt;B", "Tom &amp;amp; Jerry"]
+
+
+def test_rows_that_share_a_name_keep_a_bar_each() -> None:
+    """A category axis draws one bar per distinct label: two customers named alike were one bar, the second
+    hidden behind the first, while the table below listed both."""
+    kpi = Kpi("top_customers", "Top customers", ["customer_id", "customer_name", "orders", "revenue"],
+              [("C-1", "Jessica Smith", 3, Decimal("900.00")), ("C-3", "Jessica Smith", 2, Decimal("400.00")),
+               ("C-2", "Ann Lee", 1, Decimal("10.00"))])
+    bars = specs(render_dashboard([kpi], generated_at=STAMP))["top_customers"]["data"][0]
+    assert bars["y"] == ["Jessica Smith (C-1)", "Jessica Smith (C-3)", "Ann Lee"]
+    assert bars["x"] == [900.0, 400.0, 10.0]
+
+
+def test_a_day_without_orders_keeps_its_place_on_the_revenue_axis() -> None:
+    """Days with no orders have no row; on a category axis 03-01, 03-02, 03-04 stood evenly spaced."""
+    kpi = Kpi("daily_revenue", "Revenue by day", ["day", "orders", "revenue", "avg_order_value"],
+              [(date(2024, 3, d), 1, Decimal("5.00"), Decimal("5.00")) for d in (1, 2, 4)])
+    fig = specs(render_dashboard([kpi], generated_at=STAMP))["daily_revenue"]
+    assert fig["layout"]["xaxis"]["type"] == "date"
+    assert fig["data"][0]["x"] == ["2024-03-01", "2024-03-02", "2024-03-04"]
 
 
 def test_an_empty_kpi_gets_a_note_and_no_chart() -> None:
@@ -248,7 +277,7 @@ def test_a_label_cannot_close_the_script_that_carries_its_chart() -> None:
     evil = "</script><script>alert(1)</script>"
     html_text = render_dashboard([Kpi("top_products", "Top", ["product_name", "revenue"], [(evil, 1)])],
                                  generated_at=STAMP)
-    assert specs(html_text)["top_products"]["data"][0]["y"] == [evil]
+    assert specs(html_text)["top_products"]["data"][0]["y"] == ["&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;"]
     assert "alert(1)</script>" not in html_text
 
 
