@@ -574,7 +574,10 @@ def query(
         raise PipelineError(f"--format {fmt!r} is unknown; use {', '.join(RESULT_FORMATS)}")
     if file is not None and not file.is_file():
         raise PipelineError(f"--file {file} does not exist; give the path of a .sql file")
-    text = file.read_text(encoding="utf-8") if file is not None else str(sql)
+    try:
+        text = file.read_text(encoding="utf-8") if file is not None else str(sql)
+    except UnicodeDecodeError:
+        raise PipelineError(f"--file {file} is not UTF-8 text; save it as UTF-8") from None
     settings, console = settings_for(target), Console()
     clients = clients_for(settings)
     if engine == "athena":
@@ -600,7 +603,7 @@ def sql(target: TargetOpt = None) -> None:
     from analytics.query import open_mirror, result_table
 
     settings, console = settings_for(target), Console()
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    writable_state_dir(settings)  # its history file lives there
     with open_mirror(clients_for(settings), settings, console) as mirror:
         session: PromptSession[str] = PromptSession(
             history=FileHistory(str(sql_history_file(settings.state_dir))),

@@ -69,10 +69,10 @@ def parse_time(flag: str, text: str) -> datetime:
     raw = text.strip()
     try:
         moment = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw)
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: a zone that moves it past year 1 or 9999
         raise TerminalError(f"{flag}={text!r} is not a time; write it as ISO-8601 UTC, "
                             "e.g. 2026-11-24T03:00:00Z") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def iso(moment: datetime) -> str:

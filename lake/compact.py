@@ -138,23 +138,30 @@ def partition(year: int | str, month: int | str, day: int | str) -> Partition:
     for name, value, width, low, high in (("year", year, 4, 1, 9999), ("month", month, 2, 1, 12),
                                           ("day", day, 2, 1, 31)):
         text = str(value).strip()
-        if isinstance(value, bool) or not text.isdigit() or not low <= int(text) <= high:
-            raise ConfigError(f"--{name} must be a number from {low} to {high}, got {value!r}")
+        if isinstance(value, bool) or not _ascii_digits(text) or not low <= int(text) <= high:
+            raise ConfigError(f"{name} must be a number from {low} to {high}, got {value!r}")
         values[name] = text.zfill(width)
     try:
         datetime(int(values["year"]), int(values["month"]), int(values["day"]))
     except ValueError:
-        raise ConfigError(f"{values['year']}-{values['month']}-{values['day']} is not a calendar day; "
-                          "fix --day") from None
+        raise ConfigError(f"{values['year']}-{values['month']}-{values['day']} is not a calendar day") from None
     return Partition(values["year"], values["month"], values["day"])
 
 
+def _ascii_digits(text: str) -> bool:
+    """0-9 only: str.isdigit() also takes superscripts and other scripts' digits, which name no partition."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_day(text: str) -> Partition:
-    """`--day 2026-01-05` -> its Partition; one clear line for anything else."""
+    """`--day 2026-01-05` -> its Partition; one clear line, naming --day, for anything else."""
     parts = str(text).strip().split("-")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+    if len(parts) != 3 or not all(_ascii_digits(p) for p in parts):
         raise ConfigError(f"--day must be a UTC day written YYYY-MM-DD, got {text!r}")
-    return partition(*parts)
+    try:
+        return partition(*parts)
+    except ConfigError as exc:
+        raise ConfigError(f"--day {text!r}: {exc}; write a UTC day as YYYY-MM-DD") from None
 
 
 def validate_compact_args(*, more_than: Any, grace_s: Any, target_rows: Any) -> None:

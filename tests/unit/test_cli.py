@@ -29,7 +29,9 @@ from tests.conftest import free_port
         (["compact", "--target-rows", "0"], {}, "error: --target-rows must be a positive whole number of rows per"),
         (["compact", "--more-than", "-1"], {}, "error: --more-than must be a whole number of objects, 0 or more"),
         (["compact", "--grace", "-2"], {}, "error: --grace must be a number of seconds from 0 to 3600, got -2.0"),
-        (["compact", "--day", "2026-13-01"], {}, "error: --month must be a number from 1 to 12, got '13'"),
+        (["compact", "--day", "2026-13-01"], {}, "error: --day '2026-13-01': month must be a number from 1 to 12"),
+        (["backfill", "--since", "0001-01-01T00:00:00+01:00"], {},
+         "error: SINCE='0001-01-01T00:00:00+01:00' is not a time"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(args: list[str], env: dict[str, str], line: str,
@@ -96,7 +98,7 @@ def test_a_bad_config_file_is_one_line(args: list[str], toml: bytes, line: str, 
     assert not (tmp_path / "state").exists()
 
 
-@pytest.mark.parametrize("command", [["up"], ["down"], ["apply"], ["runner", "pipe"]])
+@pytest.mark.parametrize("command", [["up"], ["down"], ["apply"], ["runner", "pipe"], ["sql"]])
 def test_an_unwritable_state_dir_is_one_line(command: list[str], monkeypatch: pytest.MonkeyPatch,
                                              tmp_path: Path) -> None:
     taken = tmp_path / "state"
@@ -215,3 +217,10 @@ def test_up_on_aws_refuses_and_points_to_deploy_aws(monkeypatch: pytest.MonkeyPa
     line = one_line(invoke(["up", "--target", "aws"], {}, monkeypatch, tmp_path))
     assert line == ("error: make up starts the local stack; on TARGET=aws, make deploy-aws plans the pipeline, "
                     "asks, then applies it")
+
+
+def test_a_query_file_that_is_not_utf8_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.sql"
+    bad.write_bytes(b"SELECT '\xff'")
+    line = one_line(invoke(["query", "--file", str(bad)], {}, monkeypatch, tmp_path))
+    assert line == f"error: --file {bad} is not UTF-8 text; save it as UTF-8"

@@ -54,10 +54,11 @@ def test_partition_pads_and_names_its_prefix_and_journal() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ((2026, 13, 1), "--month must be a number from 1 to 12, got 13"),
-        ((2026, 1, "x"), "--day must be a number from 1 to 31, got 'x'"),
-        ((0, 1, 1), "--year must be a number from 1 to 9999, got 0"),
-        ((2026, 2, 30), "2026-02-30 is not a calendar day; fix --day"),
+        ((2026, 13, 1), "month must be a number from 1 to 12, got 13"),
+        ((2026, 1, "x"), "day must be a number from 1 to 31, got 'x'"),
+        ((0, 1, 1), "year must be a number from 1 to 9999, got 0"),
+        ((2026, 1, "0\u00b2"), "day must be a number from 1 to 31, got '0\u00b2'"),  # isdigit() took it
+        ((2026, 2, 30), "2026-02-30 is not a calendar day"),
     ],
 )
 def test_partition_rejects_bad_days_in_one_line(args: tuple, message: str) -> None:
@@ -70,8 +71,14 @@ def test_parse_day_reads_iso_days_only() -> None:
     assert parse_day("2026-01-05") == Partition("2026", "01", "05")
     with pytest.raises(ConfigError, match="--day must be a UTC day written YYYY-MM-DD, got '05/01/2026'"):
         parse_day("05/01/2026")
-    with pytest.raises(ConfigError, match="--month must be a number from 1 to 12, got '13'"):
+    # The CLI has one flag, --day: the error names it, not a --month that does not exist.
+    with pytest.raises(ConfigError) as info:
         parse_day("2026-13-01")
+    assert str(info.value) == ("--day '2026-13-01': month must be a number from 1 to 12, got '13'; "
+                               "write a UTC day as YYYY-MM-DD")
+    for odd in ("2026-01-0\u00b2", "\uff12\uff10\uff12\uff16-01-05"):  # superscript, full-width digits
+        with pytest.raises(ConfigError, match="--day must be a UTC day written YYYY-MM-DD"):
+            parse_day(odd)
 
 
 @pytest.mark.parametrize(
