@@ -193,6 +193,7 @@ def _num(value: float) -> str:
 
 
 _INT_RE = re.compile(r"-?[0-9]+")
+_REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")  # us-east-1, us-gov-west-1, ap-southeast-5
 _FLOAT_RE = re.compile(r"-?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -227,7 +228,7 @@ def _coerce(name: str, raw: Any, kind: type, from_env: bool) -> Any:
         elif kind is str:
             value = text
         elif kind is Path:
-            value = Path(text).expanduser()
+            value = _path(name, text)
     elif kind is bool:
         value = raw if isinstance(raw, bool) else None
     elif isinstance(raw, bool):
@@ -241,10 +242,20 @@ def _coerce(name: str, raw: Any, kind: type, from_env: bool) -> Any:
     elif kind is str and isinstance(raw, str):
         value = raw
     elif kind is Path and isinstance(raw, str | Path):
-        value = Path(raw).expanduser()
+        value = _path(name, str(raw))
     if value is None:
         raise ConfigError(f"{name.upper()}={raw!r} is not valid; set it to {_noun(name, kind, from_env)}")
     return value
+
+
+def _path(name: str, text: str) -> Path | None:
+    """A path setting, `~` expanded; None (refused) when empty, which would mean the current directory."""
+    if not text.strip():
+        return None
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # ~user of no such user
+        raise ConfigError(f"{name.upper()}={text!r} names the home of an unknown user; set an absolute path") from None
 
 
 _KINDS: dict[str, type] = {"int": int, "float": float, "str": str, "Path": Path, "bool": bool}
@@ -359,6 +370,8 @@ def validate(s: Settings) -> Settings:
         raise ConfigError(f"{refused[0]}; raise it{fix}")
     if s.endpoint and s.target != "compose":
         raise ConfigError("ENDPOINT is only for TARGET=compose (the runner container); unset it")
+    if not _REGION_RE.fullmatch(s.region):
+        raise ConfigError(f"AWS_REGION={s.region!r} is not an AWS Region; use one like us-east-1")
     if s.emulated and s.host not in ("127.0.0.1", "localhost"):
         raise ConfigError(f"HOST={s.host!r}: the emulator binds to loopback only; use 127.0.0.1")
     for name in ("lake_bucket", "results_bucket"):

@@ -54,6 +54,10 @@ def test_environment_beats_file_and_overrides_beat_environment(tmp_path: Path) -
         ({"BUFFER_SIZE_MB": "64.9"}, "BUFFER_SIZE_MB='64.9' is not valid; set it to a whole number from 1 to 128"),
         # The Athena endpoint listens on PORT+41, which must be a port too.
         ({"PORT": "65535"}, "PORT=65535 is out of range; use 1 to 65,494 (the Athena endpoint listens on PORT+41)"),
+        # expanduser() raised RuntimeError: a traceback of 78 lines.
+        ({"STATE_DIR": "~nouserxyz/s"},
+         "STATE_DIR='~nouserxyz/s' names the home of an unknown user; set an absolute path"),
+        ({"AWS_REGION": "us east 1"}, "AWS_REGION='us east 1' is not an AWS Region; use one like us-east-1"),
     ],
 )
 def test_bad_values_name_the_setting_and_the_fix(env: dict[str, str], message: str) -> None:
@@ -94,6 +98,9 @@ def test_bucket_names_default_to_the_account() -> None:
         ("partition_projection = 1\n", "PARTITION_PROJECTION=1 is not valid; set it to true or false"),
         ("table_name = 5\n", "TABLE_NAME=5 is not valid; set it to a string"),
         ("state_dir = 5\n", "STATE_DIR=5 is not valid; set it to a path"),
+        # "" was Path('.'): the state would have gone into whatever directory the command ran in.
+        ('state_dir = ""\n', "STATE_DIR='' is not valid; set it to a path"),
+        ('region = ""\n', "AWS_REGION='' is not an AWS Region; use one like us-east-1"),
         ("[shard_count]\nx = 1\n", "SHARD_COUNT={'x': 1} is not valid; set it to a whole number from 1 to 500"),
     ],
 )
