@@ -193,7 +193,7 @@ def _num(value: float) -> str:
 
 
 _INT_RE = re.compile(r"-?[0-9]+")
-_REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")  # us-east-1, us-gov-west-1, ap-southeast-5
+_REGION_RE = re.compile(r"[a-z]{2,}(-[a-z]+)+-[0-9]+")  # us-east-1, us-gov-west-1, eusc-de-east-1
 _FLOAT_RE = re.compile(r"-?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
