@@ -148,7 +148,7 @@ destroy: install ## Delete every resource of the pipeline (add EMPTY=1 to delete
 	$(CLI) destroy $(if $(filter 1,$(EMPTY)),--empty-buckets,)
 
 seed: install ## Stream orders and their lifecycle changes into DynamoDB (ORDERS, RATE, DURATION, SEED, DAYS)
-	$(CLI) seed --orders $(ORDERS) --seed $(SEED) --days $(DAYS) $(if $(RATE),--rate $(RATE),) $(if $(DURATION),--duration $(DURATION),)
+	$(CLI) seed --orders "$(ORDERS)" --seed "$(SEED)" --days "$(DAYS)" $(if $(RATE),--rate $(RATE),) $(if $(DURATION),--duration $(DURATION),)
 
 drain: install ## Wait until the runners have delivered everything to the lake
 	$(IN_RUNNER) drain

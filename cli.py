@@ -567,6 +567,8 @@ def query(
     """Run your own Athena SQL on the lake's tables and views (ENGINE=athena: through the Athena API)."""
     from analytics.query import RESULT_FORMATS, format_result, query_lake, result_table
 
+    if sql is not None and not sql.strip():  # `make query` without SQL= or FILE= sends an empty one
+        sql = None
     if (sql is None) == (file is None):
         raise PipelineError("give the SQL (SQL=...) or a file (FILE=path.sql), one of the two")
     check_engine(engine)
@@ -646,7 +648,7 @@ def compact(
     grace = number_or_text(grace, float)
     target_rows = DEFAULT_TARGET_ROWS if target_rows is None else number_or_text(target_rows, int)
     validate_compact_args(more_than=more_than, grace_s=grace, target_rows=target_rows)
-    part = parse_day(day) if day else None  # bad flags fail before anything is touched
+    part = parse_day(day) if day is not None else None  # bad flags fail before anything is touched ("" too)
     settings, console = settings_for(target), Console()
     clients = clients_for(settings)
     if part:
@@ -675,7 +677,7 @@ def backfill(
     from backfill import run_backfill
     from backfill.core import parse_time
 
-    moment = parse_time("SINCE", since) if since else None
+    moment = parse_time("SINCE", since) if since is not None else None  # "" is refused, not "the whole table"
     count = parse_option("SEGMENTS", segments, int, 1, 1000) if segments is not None else None
     settings, console = settings_for(target), Console()
     clients = clients_for(settings)

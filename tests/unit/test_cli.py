@@ -32,6 +32,11 @@ from tests.conftest import free_port
         (["compact", "--day", "2026-13-01"], {}, "error: --day '2026-13-01': month must be a number from 1 to 12"),
         (["backfill", "--since", "0001-01-01T00:00:00+01:00"], {},
          "error: SINCE='0001-01-01T00:00:00+01:00' is not a time"),
+        # An empty value is a value: it used to mean "not given" (every day, the whole table).
+        (["backfill", "--since", ""], {}, "error: SINCE='' is not a time"),
+        (["compact", "--day", ""], {}, "error: --day must be a UTC day written YYYY-MM-DD, got ''"),
+        # `make query` with neither SQL nor FILE passes an empty SQL.
+        (["query", ""], {}, "error: give the SQL (SQL=...) or a file (FILE=path.sql), one of the two"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(args: list[str], env: dict[str, str], line: str,

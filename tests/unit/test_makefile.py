@@ -160,3 +160,9 @@ def test_the_runtime_lock_holds_no_test_tools() -> None:
 
 def test_the_readme_says_how_to_regenerate_the_locks() -> None:
     assert "make lock" in (ROOT / "README.md").read_text()
+
+
+def test_an_empty_make_variable_reaches_the_cli_as_an_empty_value() -> None:
+    """`make seed ORDERS=` sent `--orders --seed 42`: a usage box about an extra argument 42, never naming ORDERS."""
+    recipe = make("-n", "seed", "ORDERS=", "SEED=", "DAYS=").stdout
+    assert '--orders "" --seed "" --days ""' in recipe
