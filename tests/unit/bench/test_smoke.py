@@ -173,7 +173,7 @@ def test_the_generator_figure_runs_make_seed_exactly_as_a_user_does(monkeypatch:
 
     recipe = re.search(r"^seed:.*\n\t(.+)$", (ROOT / "Makefile").read_text(), flags=re.M)
     assert recipe is not None
-    assert recipe.group(1).startswith("$(CLI) seed --orders $(ORDERS) --seed $(SEED) --days $(DAYS) $(if $(RATE)")
+    assert recipe.group(1).startswith('$(CLI) seed --orders "$(ORDERS)" --seed "$(SEED)" --days "$(DAYS)" $(if $(RATE)')
     make = make_defaults()
     assert make["RATE"] == "" and make.get("DURATION", "") == ""
     calls: list[dict[str, Any]] = []
