@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from common.config import Settings
+from common.config import ROLE_SERVICES, Settings
 
 Document = dict[str, Any]
 
@@ -157,7 +157,7 @@ def managed_log_groups(settings: Settings) -> dict[str, str]:
 
 
 def role_names(settings: Settings) -> dict[str, str]:
-    return {svc: f"{settings.project}-{svc}" for svc in ("lambda", "pipes", "firehose", "glue")}
+    return {svc: f"{settings.project}-{svc}" for svc in ROLE_SERVICES}
 
 
 def _statement(sid: str, actions: list[str], resources: list[str]) -> Document:

@@ -78,8 +78,24 @@ AWS_DYNAMIC_PARTITIONING_MIN_INTERVAL_S = 60
 LOCAL_FAST_FLUSH_S = 5  # the emulated targets' flush interval with LOCAL_FAST_BUFFERS=1 (BUFFER_INTERVAL_S=-1)
 LOCAL_FAST_INVOKE_S = 1  # and their processor interval (PROCESSOR_INTERVAL_S=-1), which AWS allows too
 
-_BUCKET_RE = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# S3 general purpose bucket names (s3/latest/userguide/bucketnamingrules.html): 3-63 characters, no two dots in a
+# row, not shaped like an IP address, none of AWS's reserved prefixes and suffixes.
+_BUCKET_RE = re.compile(r"^(?!xn--|sthree-|amzn-s3-demo-)(?!.*\.\.)(?![0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$)"
+                        r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# Names whose service is narrower than the common rule above: (pattern, what the error says).
+_NAME_RULES = {
+    "table_name": (re.compile(r"^[A-Za-z0-9_.-]{3,255}$"), "a DynamoDB table name has 3 to 255 letters, digits, _ . -"),
+    "lambda_name": (re.compile(r"^[A-Za-z0-9_-]{1,64}$"), "a Lambda function name has 1 to 64 letters, digits, _ -"),
+}
+# The services the pipeline's roles are for: each role is named <PROJECT>-<service> (bootstrap/iam.py), and IAM
+# takes role names of up to 64 characters.
+ROLE_SERVICES = ("lambda", "pipes", "firehose", "glue")
+IAM_ROLE_NAME_MAX = 64
+# CloudWatch Logs PutRetentionPolicy takes only these (logs/latest/APIReference/API_PutRetentionPolicy.html).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                      3288, 3653)
 
 
 @dataclass(frozen=True)
@@ -376,20 +392,28 @@ def validate(s: Settings) -> Settings:
         raise ConfigError(f"HOST={s.host!r}: the emulator binds to loopback only; use 127.0.0.1")
     for name in ("lake_bucket", "results_bucket"):
         value = getattr(s, name)
-        if value and (not _BUCKET_RE.match(value) or value.startswith("iceberg")):
+        if value and (not _BUCKET_RE.match(value) or value.startswith("iceberg") or value.endswith(_BUCKET_SUFFIXES)):
             raise ConfigError(
                 f"{name.upper()}={value!r} is not a valid S3 bucket name; use 3-63 lowercase letters, "
-                "digits, dots or hyphens (and not starting with 'iceberg')"
+                "digits, dots or hyphens, not an IP address, not starting with 'iceberg', xn--, sthree- or "
+                f"amzn-s3-demo-, not ending with {', '.join(_BUCKET_SUFFIXES)}"
             )
     if s.lake_bucket and s.lake_bucket == s.results_bucket:
         raise ConfigError(f"RESULTS_BUCKET={s.results_bucket!r} is LAKE_BUCKET too; the results bucket expires its "
                           "objects after RESULTS_EXPIRATION_DAYS, so give it a bucket of its own")
     for name in ("table_name", "stream_name", "lambda_name", "pipe_name", "delivery_stream",
                  "glue_database", "glue_table", "crawler_name", "workgroup", "project"):
-        if not _NAME_RE.match(getattr(s, name)):
-            raise ConfigError(
-                f"{name.upper()}={getattr(s, name)!r} is not a valid name; use 1-64 letters, digits, _ . -"
-            )
+        pattern, rule = _NAME_RULES.get(name, (_NAME_RE, "use 1-64 letters, digits, _ . -"))
+        if not pattern.match(getattr(s, name)):
+            raise ConfigError(f"{name.upper()}={getattr(s, name)!r} is not a valid name; {rule}")
+    longest = max(ROLE_SERVICES, key=len)
+    if len(f"{s.project}-{longest}") > IAM_ROLE_NAME_MAX:
+        raise ConfigError(f"PROJECT={s.project!r} is too long; the role names built from it (<PROJECT>-{longest}) "
+                          f"may have {IAM_ROLE_NAME_MAX} characters: use at most "
+                          f"{IAM_ROLE_NAME_MAX - len(longest) - 1}")
+    if s.log_retention_days not in LOG_RETENTION_DAYS:
+        raise ConfigError(f"LOG_RETENTION_DAYS={s.log_retention_days} is not a retention CloudWatch Logs offers; "
+                          f"use one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
     for name in ("lake_prefix", "error_prefix", "backfill_export_prefix"):
         value = getattr(s, name)
         if not value.endswith("/") or value.startswith("/"):

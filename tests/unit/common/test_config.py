@@ -58,6 +58,16 @@ def test_environment_beats_file_and_overrides_beat_environment(tmp_path: Path) -
         ({"STATE_DIR": "~nouserxyz/s"},
          "STATE_DIR='~nouserxyz/s' names the home of an unknown user; set an absolute path"),
         ({"AWS_REGION": "us east 1"}, "AWS_REGION='us east 1' is not an AWS Region; use one like us-east-1"),
+        # What AWS refuses, refused here before anything is created (each used to pass).
+        ({"LOG_RETENTION_DAYS": "2"},
+         "LOG_RETENTION_DAYS=2 is not a retention CloudWatch Logs offers; use one of 1, 3, 5, 7, 14, 30"),
+        ({"LAKE_BUCKET": "192.168.1.1"}, "LAKE_BUCKET='192.168.1.1' is not a valid S3 bucket name"),
+        ({"LAKE_BUCKET": "sthree-lake"}, "LAKE_BUCKET='sthree-lake' is not a valid S3 bucket name"),
+        ({"RESULTS_BUCKET": "foo-s3alias"}, "RESULTS_BUCKET='foo-s3alias' is not a valid S3 bucket name"),
+        ({"LAKE_BUCKET": "amzn-s3-demo-x"}, "LAKE_BUCKET='amzn-s3-demo-x' is not a valid S3 bucket name"),
+        ({"TABLE_NAME": "ab"}, "TABLE_NAME='ab' is not a valid name; a DynamoDB table name has 3 to 255"),
+        ({"LAMBDA_NAME": "my.fn"}, "LAMBDA_NAME='my.fn' is not a valid name; a Lambda function name has 1 to 64"),
+        ({"PROJECT": "p" * 56}, f"PROJECT={'p' * 56!r} is too long; the role names built from it"),
     ],
 )
 def test_bad_values_name_the_setting_and_the_fix(env: dict[str, str], message: str) -> None:
