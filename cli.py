@@ -111,6 +111,14 @@ def settings_for(target: str | None) -> Settings:
     return load_settings(target=target)
 
 
+def local_runner_settings(target: str | None, command: str) -> Settings:
+    """Settings for a command about the local runners (drain, status), which have no meaning on aws."""
+    settings = settings_for(target)
+    if not settings.emulated:
+        raise PipelineError(f"{command}; on TARGET=aws the managed Pipe and Firehose run, and CloudWatch shows them")
+    return settings
+
+
 def foreground_settings(target: str | None) -> Settings:
     """Settings for running local runners in this process: never on aws, and the state dir must be writable."""
     settings = settings_for(target)
@@ -424,7 +432,7 @@ def drain(
     from runners.status_view import drain_progress
 
     wait_s = parse_option("--timeout", timeout, float, 0, 86_400, above=True, unit="seconds")
-    settings, console = settings_for(target), Console()
+    settings, console = local_runner_settings(target, "drain waits for the local runners"), Console()
     with console.rich.status("waiting for the runners to drain") as spinner:
         service.wait_drained(settings, timeout=wait_s,
                              on_poll=lambda statuses: spinner.update(drain_progress(statuses)))
@@ -477,7 +485,7 @@ def status(
     """Per runner: running?, position, lag, records in/out, objects out, errors."""
     from runners.status_view import COLUMNS, LEFT_ALIGNED, read_view
 
-    settings, console = settings_for(target), Console()
+    settings, console = local_runner_settings(target, "status shows the local runners"), Console()
 
     def view() -> tuple[Table, tuple[str, ...]]:
         status_view = read_view(settings)

@@ -26,6 +26,11 @@ from tests.conftest import free_port
          "error: BUFFER_INTERVAL_S='soon' is not valid; set it to a whole number"),
         (["plan", "--target", "azure"], {}, "error: TARGET='azure' is not a target; use one of embedded, compose, aws"),
         (["runner", "pipe", "--target", "aws"], {}, "error: on TARGET=aws the managed Pipe and Firehose run"),
+        # drain said "runner(s) pipe, firehose not running" and status showed both "stopped": on aws there are none.
+        (["drain", "--target", "aws"], {}, "error: drain waits for the local runners; on TARGET=aws the managed Pipe "
+                                           "and Firehose run"),
+        (["status", "--target", "aws"], {}, "error: status shows the local runners; on TARGET=aws the managed Pipe "
+                                            "and Firehose run"),
         (["compact", "--target-rows", "0"], {}, "error: --target-rows must be a positive whole number of rows per"),
         (["compact", "--more-than", "-1"], {}, "error: --more-than must be a whole number of objects, 0 or more"),
         (["compact", "--grace", "-2"], {}, "error: --grace must be a number of seconds from 0 to 3600, got -2.0"),
