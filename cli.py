@@ -16,6 +16,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -109,6 +110,20 @@ def lost_endpoint(exc: BaseException) -> bool:
 
 def settings_for(target: str | None) -> Settings:
     return load_settings(target=target)
+
+
+def writable_output(flag: str, path: Path) -> Path:
+    """`path`'s directory created and writable, checked before the work whose result goes there; one line if not."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise IsADirectoryError(21, "a directory")
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        raise PipelineError(f"{flag} {path} cannot be written ({exc.strerror or exc}); "
+                            "give a path in a directory you can write") from None
+    return path
 
 
 def local_runner_settings(target: str | None, command: str) -> Settings:
@@ -542,6 +557,7 @@ def analyze(
     from analytics.kpis import run_kpis, run_queries
 
     check_engine(engine)
+    out_path = writable_output("--out", Path(out))
     settings, console = settings_for(target), Console()
     clients = clients_for(settings)
     if crawl_first:
@@ -558,7 +574,7 @@ def analyze(
         queries = run_queries(eng.conn)  # the team's own questions (queries/*.sql); a bad one shows its error
         health = gather_health(clients, settings, eng)
     print_report([*results, *queries], console)
-    page = write_dashboard(results, Path(out), generated_at=datetime.now(UTC),
+    page = write_dashboard(results, out_path, generated_at=datetime.now(UTC),
                            source_note=f"{source}, target {settings.target}", health=health, queries=queries)
     console.ok(f"dashboard written to {page.resolve()}")
 

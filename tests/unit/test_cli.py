@@ -234,3 +234,13 @@ def test_a_query_file_that_is_not_utf8_is_one_line(monkeypatch: pytest.MonkeyPat
     bad.write_bytes(b"SELECT '\xff'")
     line = one_line(invoke(["query", "--file", str(bad)], {}, monkeypatch, tmp_path))
     assert line == f"error: --file {bad} is not UTF-8 text; save it as UTF-8"
+
+
+def test_a_dashboard_path_that_cannot_be_written_is_refused_before_the_analysis(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """It failed in write_dashboard's mkdir (FileExistsError), after the whole analysis had run."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    line = one_line(invoke(["analyze", "--out", str(blocker / "index.html")], {}, monkeypatch, tmp_path))
+    assert line.startswith(f"error: --out {blocker / 'index.html'} cannot be written (")
+    assert line.endswith("); give a path in a directory you can write")
