@@ -244,9 +244,15 @@ def kpi_figure(result: KpiLike) -> go.Figure | None:
     """The figure of a known KPI whose columns are the expected ones, else None."""
     spec = CHARTS.get(result.name)
     needed = [c for c in (spec.label, spec.value, spec.second) if c] if spec else []
-    if spec is None or not all(c in result.columns for c in needed) or not result.rows:
+    if spec is None or not all(c in result.columns for c in needed) or nothing_to_draw(result, spec):
         return None
     return _FIGURES[spec.kind](result, spec)
+
+
+def nothing_to_draw(result: KpiLike, spec: ChartSpec) -> bool:
+    """No rows, or rows whose values are all 0 or none (the funnel's stages on an empty lake)."""
+    drawn = [spec.value, *([spec.second] if spec.second in result.columns else [])]
+    return not any(_plain(v) for name in drawn for v in _column(result, name))
 
 
 # --- tables and tiles --------------------------------------------------------------------------
@@ -315,7 +321,7 @@ def card_html(result: KpiLike) -> str:
     figure = kpi_figure(result)
     if figure is not None:
         chart = chart_div(result.name, figure, result.title)
-    elif spec is not None and not result.rows:
+    elif spec is not None and spec.value in result.columns and nothing_to_draw(result, spec):
         chart = f'<p class="empty" data-kpi="{_e(result.name)}">No data yet.</p>'
     else:
         chart = ""

@@ -251,6 +251,15 @@ def test_a_day_without_orders_keeps_its_place_on_the_revenue_axis() -> None:
     assert fig["data"][0]["x"] == ["2024-03-01", "2024-03-02", "2024-03-04"]
 
 
+def test_a_funnel_of_zeros_is_a_note_not_a_chart() -> None:
+    """On an empty lake the funnel has its four stages at 0 orders (the other KPIs have no rows): it was drawn."""
+    kpi = Kpi("status_funnel", "Order status funnel", ["step", "stage", "orders", "reached_rate"],
+              [(1, "PLACED", 0, None), (2, "PAID", 0, None), (3, "SHIPPED", 0, None), (4, "DELIVERED", 0, None)])
+    html_text = render_dashboard([kpi], generated_at=STAMP)
+    assert "status_funnel" not in specs(html_text)
+    assert '<p class="empty" data-kpi="status_funnel">No data yet.</p>' in html_text
+
+
 def test_an_empty_kpi_gets_a_note_and_no_chart() -> None:
     html_text = page()
     assert '<p class="empty" data-kpi="top_customers">No data yet.</p>' in html_text
