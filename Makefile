@@ -201,7 +201,7 @@ logs: ## Follow the emulator's and the runners' logs
 ifeq ($(TARGET),compose)
 	$(COMPOSE) logs -f
 else
-	tail -F .state/emulator-$(PORT).log .state/athena-*.log .state/runners/*.log
+	@d="$${STATE_DIR:-.state}"; tail -F "$$d/emulator-$(PORT).log" "$$d"/athena-*.log "$$d"/runners/*.log
 endif
 
 bench: install ## Benchmarks, as ratios against references measured in the same run (ARGS="--quick" for a short run)

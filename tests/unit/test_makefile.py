@@ -166,3 +166,31 @@ def test_an_empty_make_variable_reaches_the_cli_as_an_empty_value() -> None:
     """`make seed ORDERS=` sent `--orders --seed 42`: a usage box about an extra argument 42, never naming ORDERS."""
     recipe = make("-n", "seed", "ORDERS=", "SEED=", "DAYS=").stdout
     assert '--orders "" --seed "" --days ""' in recipe
+
+
+def test_make_logs_follows_the_state_dir_it_is_given(tmp_path: Path) -> None:
+    """The recipe tailed .state/ whatever STATE_DIR said, so `make logs STATE_DIR=...` showed another stack's logs."""
+    import os
+
+    (tmp_path / "runners").mkdir()
+    (tmp_path / "runners" / "pipe.log").write_text("a line of this stack's pipe runner\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "TARGET", "EMULATOR")}
+    proc = subprocess.Popen(["make", "-s", "logs", f"STATE_DIR={tmp_path}"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    import threading
+
+    watchdog = threading.Timer(60, os.killpg, (proc.pid, 15))  # a bound, not a wait: the line ends it sooner
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:  # tail prints what the files hold at once, then follows: stop at the line
+            seen.append(line)
+            if "a line of this stack's pipe runner" in line:
+                break
+        assert any("a line of this stack's pipe runner" in s for s in seen), seen
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
