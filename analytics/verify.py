@@ -79,21 +79,32 @@ def glue_kind(glue_type: str) -> tuple[str, Any]:
 
 
 def _iso_ms(value: datetime) -> str:
+    """UTC ISO text to the millisecond, the lake's precision; finer when the value has more (it then differs)."""
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    fraction = f"{value.microsecond // 1000:03d}" if value.microsecond % 1000 == 0 else f"{value.microsecond:06d}"
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{fraction}Z"
 
 
 def normalise(attribute: str, value: Any, kind_of: tuple[str, Any] | None = None) -> Any:
-    """Pure: one attribute value in the form both sides are compared in (unparseable values stay as text)."""
+    """Pure: one attribute value in the form both sides are compared in (unparseable values stay as text).
+
+    Never towards agreement: a value the lake's column cannot hold exactly (2.499 in a decimal(12, 2), the text
+    "3" where a number belongs, a time finer than the millisecond) stays what it is, so it differs from the
+    lake's, which kept the state before it (the transform refused the change).
+    """
     if value is None:
         return None
     kind, scale = kind_of or _KINDS.get(attribute, ("string", None))
     if kind == "value":
         return _canonical(value)
+    if kind in ("decimal", "int") and (isinstance(value, bool) or not isinstance(value, int | float | Decimal)):
+        return f"{value!r} (not a number)"
     try:
         if kind == "decimal":
-            return Decimal(str(value)).quantize(scale)
+            number = Decimal(str(value))
+            fitted = number.quantize(scale)
+            return fitted if fitted == number else number
         if kind == "int":
             number = Decimal(str(value))
             return int(number) if number == number.to_integral_value() else number

@@ -373,11 +373,22 @@ def test_normalise_money_times_and_quantities() -> None:
     assert normalise("order_total", Decimal("20")) == normalise("order_total", Decimal("20.00")) == Decimal("20.00")
     assert normalise("discount", 0.1) == Decimal("0.1000")
     assert normalise("quantity", Decimal("2")) == 2
-    assert normalise("order_ts", datetime(2024, 3, 1, 9, 0, 0, 123456)) == "2024-03-01T09:00:00.123Z"
+    assert normalise("order_ts", datetime(2024, 3, 1, 9, 0, 0, 123000)) == "2024-03-01T09:00:00.123Z"
+    assert normalise("order_ts", datetime(2024, 3, 1, 9, 0, 0, 123456)) == "2024-03-01T09:00:00.123456Z"
     assert normalise("order_ts", "2024-03-01T09:00:00.123Z") == "2024-03-01T09:00:00.123Z"
     assert normalise("order_ts", "2024-03-01T10:00:00.123+01:00") == "2024-03-01T09:00:00.123Z"
     assert normalise("order_ts", "not a time") == "not a time"
     assert normalise("status", None) is None
+
+
+def test_a_value_the_lake_cannot_hold_is_never_normalised_into_agreement() -> None:
+    """verify rounded 2.499 to 2.50, read the text "3" as the number 3 and cut 0.4 ms off a time. The transform
+    refuses each of those values, so the lake keeps the old state: verify said lake and table agree."""
+    lake = {"order_id": "o1", "quantity": 3, "unit_price": Decimal("2.50"), "updated_ts": "2024-03-01T09:00:00.000Z"}
+    for change in ({"unit_price": Decimal("2.499")}, {"quantity": "3"}, {"updated_ts": "2024-03-01T09:00:00.0004Z"}):
+        result = compare_states([lake], [{**lake, **change}])
+        assert [d.attribute for d in result.differences] == list(change), change
+    assert compare_states([lake], [{**lake, "unit_price": Decimal("2.5")}]).ok  # the same number, another scale
 
 
 def test_diff_lists_missing_extra_and_differing_attributes() -> None:
