@@ -438,8 +438,9 @@ def compute_health(
                                  "GROUP BY bucket_at").fetchall())
         mix_counts = dict(conn.execute("SELECT coalesce(event_type, '(none)'), count(DISTINCT event_id) FROM events "
                                        "GROUP BY 1").fetchall())
-        lake_rows, lake_events = conn.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone() \
-            or (0, 0)
+        lake_rows, lake_events = conn.execute(  # snapshot rows are rows of the lake, not changes
+            "SELECT count(*), count(DISTINCT event_id) FILTER (WHERE coalesce(event_type, '') <> "
+            f"'{SNAPSHOT_EVENT_TYPE}') FROM events").fetchone() or (0, 0)
     finally:
         conn.close()
     flow: list[FlowPoint] = []

@@ -132,6 +132,8 @@ def test_snapshot_rows_are_in_the_mix_but_not_in_freshness_or_flow() -> None:
     assert [(p.changes_in, p.changes_out) for p in with_snapshot.flow if p.changes_in or p.changes_out] == [
         (p.changes_in, p.changes_out) for p in plain.flow if p.changes_in or p.changes_out]
     assert with_snapshot.mix == (*plain.mix, (SNAPSHOT_EVENT_TYPE, 1))
+    # "N distinct change events in the lake": a snapshot row is a row of the lake, not a change.
+    assert (with_snapshot.lake_events, with_snapshot.lake_rows) == (plain.lake_events, plain.lake_rows + 1)
 
 
 def test_partitions_count_data_objects_and_flag_what_make_compact_rewrites() -> None:
