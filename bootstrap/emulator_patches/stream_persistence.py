@@ -30,9 +30,12 @@ def apply() -> None:
 
     def load_persisted_state(data: dict[str, Any] | None) -> Any:
         result = original_load(data)
-        if data:
-            dynamodb._stream_records.update(data.get("stream_records") or {})
-            dynamodb._stream_trimmed.update(data.get("stream_trimmed") or {})
+        for key, store in (("stream_records", dynamodb._stream_records), ("stream_trimmed", dynamodb._stream_trimmed)):
+            # Not `data.get(key) or {}`: a scoped dict is falsy when the *current* account and Region hold
+            # nothing, and the records of every other scope would be dropped.
+            saved = (data or {}).get(key)
+            if saved is not None:
+                store.update(saved)
         return result
 
     dynamodb.get_state = get_state
