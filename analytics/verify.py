@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
+import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,11 +44,13 @@ from analytics.catalog import TableInfo, load_table, quote_identifier
 from common.aws import Clients
 from common.config import Settings
 from common.errors import TerminalError
-from lake.schema import ITEM_FIELDS, ROW_SCHEMA
+from lake.schema import EVENT_FIELDS, ITEM_FIELDS, ROW_SCHEMA
 
 KEY = "order_id"
 ATTRIBUTES: tuple[str, ...] = tuple(f.name for f in ITEM_FIELDS)
 CONTRACT_NAMES = frozenset(ROW_SCHEMA.names)  # item and event columns: what the lake holds by contract
+# The change's own fields: they win over item attributes of the same name, so such an attribute is not held.
+EVENT_COLUMNS = frozenset(f.name for f in EVENT_FIELDS)
 _GLUE_DECIMAL = re.compile(r"^decimal\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
 _GLUE_INTEGERS = frozenset({"tinyint", "smallint", "int", "integer", "bigint"})
 
@@ -75,6 +79,8 @@ def glue_kind(glue_type: str) -> tuple[str, Any]:
         return "int", None
     if text == "timestamp":
         return "timestamp", None
+    if text == "float":
+        return "float32", None  # stored in 32 bits: the table's 0.1 reads back as 0.10000000149011612
     return "value", None  # strings, booleans, doubles and nested types: compared as the JSON they hold
 
 
@@ -98,8 +104,11 @@ def normalise(attribute: str, value: Any, kind_of: tuple[str, Any] | None = None
     kind, scale = kind_of or _KINDS.get(attribute, ("string", None))
     if kind == "value":
         return _canonical(value)
-    if kind in ("decimal", "int") and (isinstance(value, bool) or not isinstance(value, int | float | Decimal)):
+    numeric = isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+    if kind in ("decimal", "int", "float32") and not numeric:
         return f"{value!r} (not a number)"
+    if kind == "float32":
+        return struct.unpack("<f", struct.pack("<f", float(value)))[0] if math.isfinite(float(value)) else str(value)
     try:
         if kind == "decimal":
             number = Decimal(str(value))
@@ -238,13 +247,22 @@ class Reconciliation:
 def unmapped_attributes(table_items: Iterable[Mapping[str, Any]], held: Iterable[str]) -> dict[str, int]:
     """Pure: attribute -> items carrying it, for the attributes no column holds (names match case-insensitively,
     as the OpenX JSON SerDe matches keys to columns)."""
-    columns = {name.lower() for name in held}
+    columns = {name.lower() for name in held} - {name.lower() for name in EVENT_COLUMNS}
     counts: dict[str, int] = {}
     for item in table_items:
         for name in item:
             if name.lower() not in columns:
                 counts[name] = counts.get(name, 0) + 1
     return counts
+
+
+def _by_column(item: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The item's attributes by the lake column they fill: `Quantity` fills quantity (keys match columns
+    case-insensitively, as Firehose's conversion reads them); an exact name wins over another case."""
+    if all(type(name) is str and name == name.lower() for name in item):
+        return item
+    return {**{str(name).lower(): value for name, value in item.items()},
+            **{name: value for name, value in item.items() if name == str(name).lower()}}
 
 
 def compare_states(
@@ -264,7 +282,7 @@ def compare_states(
     """
     lake = {str(r[KEY]): r for r in lake_rows}
     items = list(table_items)
-    table = {str(i[KEY]): i for i in items}
+    table = {str(i[KEY]): _by_column(i) for i in items}
     kinds = kinds or {}
     differences = []
     for order_id in sorted(lake.keys() & table.keys()):

@@ -391,6 +391,34 @@ def test_a_value_the_lake_cannot_hold_is_never_normalised_into_agreement() -> No
     assert compare_states([lake], [{**lake, "unit_price": Decimal("2.5")}]).ok  # the same number, another scale
 
 
+def test_an_attribute_is_compared_with_its_column_whatever_its_case() -> None:
+    """The transform writes `Quantity` into the lake column quantity (Firehose reads keys case-insensitively);
+    verify looked for `quantity` in the item, found nothing and reported lake=3 table=None."""
+    lake = {"order_id": "o1", "quantity": 3, "unit_price": Decimal("2.50")}
+    assert compare_states([lake], [{"order_id": "o1", "Quantity": Decimal(3), "unit_price": Decimal("2.5")}]).ok
+    differs = compare_states([lake], [{"order_id": "o1", "Quantity": Decimal(4), "unit_price": Decimal("2.5")}])
+    assert [(d.attribute, d.lake, d.table) for d in differs.differences] == [("quantity", 3, 4)]
+
+
+def test_an_item_attribute_named_like_an_event_column_is_reported_not_held() -> None:
+    """The transform's event fields win over item attributes of the same name, so the item's `event_type` is not
+    in the lake: verify counted it as held and said every attribute agreed."""
+    lake = {"order_id": "o1", "quantity": 3}
+    result = compare_states([lake], [{**lake, "event_type": "flash-sale", "is_deleted": True}])
+    assert result.unmapped_attributes == {"event_type": 1, "is_deleted": 1}
+
+
+def test_a_float_column_compares_at_its_own_precision() -> None:
+    """A Glue float is a float32: 0.1 is stored as 0.10000000149011612, which is still the table's 0.1."""
+    kinds = {"f": glue_kind("float")}
+    same = compare_states([{"order_id": "o1", "f": 0.10000000149011612}], [{"order_id": "o1", "f": Decimal("0.1")}],
+                          ("order_id", "f"), held=["order_id", "f"], kinds=kinds)
+    assert same.ok
+    other = compare_states([{"order_id": "o1", "f": 0.10000000149011612}], [{"order_id": "o1", "f": Decimal("0.2")}],
+                           ("order_id", "f"), held=["order_id", "f"], kinds=kinds)
+    assert [d.attribute for d in other.differences] == ["f"]
+
+
 def test_diff_lists_missing_extra_and_differing_attributes() -> None:
     items = current_items()
     lake = [dict(i) for i in items[1:]]  # o1 missing from the lake
