@@ -28,6 +28,7 @@ Runs in the emulator's interpreter: standard library and MiniStack only.
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 import tempfile
@@ -201,7 +202,7 @@ class SpilledRecords(MutableSequence):
         return list(self)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> list[Any]:
-        return list(self)  # each element is already a fresh copy; saved state stays plain JSON
+        return copy.deepcopy(list(self), memo)  # the recent records are live objects; saved state stays plain JSON
 
     def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
         return list, (list(self),)
@@ -250,8 +251,8 @@ def apply() -> None:
     def _get_shard_iterator(data: dict[str, Any]) -> Any:
         iterator_type, seq, arn = data.get("ShardIteratorType"), data.get("SequenceNumber"), data.get("StreamArn")
         shard_id = data.get("ShardId") or streams._DEFAULT_SHARD_ID
-        if iterator_type not in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER") or not seq or not arn \
-                or shard_id != streams._DEFAULT_SHARD_ID:
+        if iterator_type not in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER") or not isinstance(seq, str) \
+                or not seq or not arn or shard_id != streams._DEFAULT_SHARD_ID:
             return original_iterator(data)  # MiniStack's own answer, errors included
         source = streams._request_stream_source(arn)
         if source is None:
@@ -268,8 +269,10 @@ def apply() -> None:
             horizon = streams._horizon(spec.account_id, spec.region, table_name)
         index = sequence_index(records, seq)
         if index is None:
-            return streams.error_response_json("TrimmedDataAccessException",
-                                               f"Sequence number {seq} not found on stream", 400)
+            # Not found by bisection: trimmed, never issued, or appended out of order (MiniStack numbers a record
+            # under a lock and appends it later, from more than one thread). MiniStack's scan decides: rare, so
+            # its cost (a pass over the stream) is paid only here.
+            return original_iterator(data)
         position = horizon + (index if iterator_type == "AT_SEQUENCE_NUMBER" else index + 1)
         iterator = streams._encode_iterator(table_name, shard_id, position, account_id=spec.account_id,
                                             region=spec.region, stream_arn=arn)
