@@ -365,9 +365,10 @@ def objects_table(objects: Iterable[S3Object], lake_prefix: str) -> pa.Table:
 
 
 def bucket_seconds(span_s: float, max_points: int = MAX_POINTS) -> int:
-    """Pure: the smallest bucket width that fits `span_s` into at most `max_points` buckets."""
+    """Pure: the smallest bucket width that fits `span_s` into at most `max_points` buckets. Buckets start on
+    whole multiples of the width, so a span touches up to ceil(span / width) + 1 of them."""
     for width in BUCKET_CHOICES_S:
-        if span_s / width < max_points:
+        if math.ceil(span_s / width) + 1 <= max_points:
             return width
     days = math.ceil(span_s / max_points / 86400) + 1
     return days * 86400
