@@ -11,13 +11,11 @@ it loads, gets the patched one. No emulator is started: this is the function alo
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import pytest
 
-from bootstrap.emulator import emulator_python
-from common.config import ROOT
+from tests.fixtures.emulator_probe import run_in_emulator
 
 SERVICES = ("dynamodb", "kinesis", "s3", "firehose", "iam", "logs", "pipes", "glue", "states", "monitoring")
 
@@ -54,18 +52,11 @@ print(json.dumps({"sessions": len(calls), "models": models, "content_types": con
 
 def probe(mode: str) -> dict:
     """One fresh emulator interpreter: load the models of SERVICES, report sessions built and what was loaded."""
-    done = subprocess.run(
-        [str(emulator_python()), "-c", PROBE, str(ROOT / "bootstrap" / "emulator_patches"), mode,
-         json.dumps(SERVICES)],
-        capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return run_in_emulator(PROBE, mode, json.dumps(SERVICES))
 
 
 @pytest.fixture(scope="module")
 def runs() -> dict[str, dict]:
-    if not emulator_python().exists():
-        pytest.skip(f"no emulator interpreter at {emulator_python()}")
     return {mode: probe(mode) for mode in ("unpatched", "patched")}
 
 

@@ -10,13 +10,7 @@ Runs the patch in the emulator's own interpreter; no emulator is started: the fu
 
 from __future__ import annotations
 
-import json
-import subprocess
-
-import pytest
-
-from bootstrap.emulator import emulator_python
-from common.config import ROOT
+from tests.fixtures.emulator_probe import run_in_emulator
 
 PROBE = """
 import json, os, sys, tempfile
@@ -49,10 +43,5 @@ print(json.dumps({"displaced": ask(records[0]["dynamodb"]["SequenceNumber"]),
 
 
 def test_lookups_answer_as_ministack_does_even_for_records_out_of_order() -> None:
-    if not emulator_python().exists():
-        pytest.skip(f"no emulator interpreter at {emulator_python()}")
-    done = subprocess.run([str(emulator_python()), "-c", PROBE, str(ROOT / "bootstrap" / "emulator_patches")],
-                          capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"displaced": 200, "in_place": 200, "absent": 400, "not_a_string": 400,
+    assert run_in_emulator(PROBE) == {"displaced": 200, "in_place": 200, "absent": 400, "not_a_string": 400,
                                        "copied_is_live": False}

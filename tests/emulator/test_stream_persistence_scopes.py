@@ -9,13 +9,7 @@ scope holds nothing, so the records of a table created by a client signing for e
 
 from __future__ import annotations
 
-import json
-import subprocess
-
-import pytest
-
-from bootstrap.emulator import emulator_python
-from common.config import ROOT
+from tests.fixtures.emulator_probe import run_in_emulator
 
 PROBE = """
 import json, os, sys, tempfile
@@ -42,9 +36,4 @@ print(json.dumps({
 
 
 def test_stream_records_of_another_region_survive_a_persisted_restart() -> None:
-    if not emulator_python().exists():
-        pytest.skip(f"no emulator interpreter at {emulator_python()}")
-    done = subprocess.run([str(emulator_python()), "-c", PROBE, str(ROOT / "bootstrap" / "emulator_patches")],
-                          capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"records": ["e1"], "trimmed": 7}
+    assert run_in_emulator(PROBE) == {"records": ["e1"], "trimmed": 7}
