@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -235,6 +238,36 @@ def test_one_day_query_opens_only_that_days_objects(parquet_lake: Path) -> None:
         counter.opened.clear()
         assert local.query("SELECT count(*) FROM sales_orders_cdc") == [(18,)]
         assert len(counter.opened) == 5
+
+
+# Run in a child process: a hung scan holds the GIL, so only a process boundary can time it out.
+_PYTHON_FS_QUERIES = """
+import sys
+import pyarrow.fs as pafs
+from analytics.counting import counting_filesystem
+from analytics.engine import open_local_engine
+fs, counter = counting_filesystem(pafs.LocalFileSystem())
+with open_local_engine(sys.argv[1], filesystem=fs) as engine:
+    for _ in range(int(sys.argv[2])):
+        print(engine.query("SELECT count(*) FROM sales_orders_cdc")[0][0], len(counter.opened))
+        counter.opened.clear()
+"""
+
+
+def test_queries_through_a_python_filesystem_never_hang(tmp_path: Path) -> None:
+    """pyarrow's Scanner.to_reader keeps the GIL while Arrow's I/O threads open objects through the
+    Python filesystem, which need it: over 40 objects, a query hung within the first 30 or so."""
+    for path in write_local_lake(tmp_path, "parquet"):
+        for copy in range(7):
+            shutil.copy(path, path.with_name(f"copy{copy}-{path.name}"))
+    queries = 150
+    try:
+        done = subprocess.run([sys.executable, "-c", _PYTHON_FS_QUERIES, str(tmp_path), str(queries)],
+                              capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[3])
+    except subprocess.TimeoutExpired as hung:
+        pytest.fail(f"a query hung after {len(str(hung.stdout or '').splitlines())} of {queries}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"{18 * 8} {5 * 8}"] * queries
 
 
 def test_fragments_carry_their_partition_and_cached_footers_spare_a_read(parquet_lake: Path) -> None:
