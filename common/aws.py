@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 import orjson
 from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
+from botocore.awsrequest import AWSPreparedRequest, AWSRequest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.hooks import first_non_none_response
@@ -26,6 +26,7 @@ from botocore.httpsession import URLLib3Session
 
 from common.config import Settings
 from common.errors import EmulatorDownError, TransientError
+from common.raw_http import PlainHttp, takes_plain_http
 
 # The retry policy lives in common/retry.py; these names stay importable from here for existing callers.
 from common.retry import TRANSIENT_CODES as TRANSIENT_CODES
@@ -59,7 +60,8 @@ class Clients:
         self._cache: dict[str, Any] = {}
         self._lock = threading.Lock()  # a boto3 session is not thread-safe; the clients it made are
         self._account_id: str | None = None
-        self._http: URLLib3Session | None = None
+        self._http: URLLib3Session | None = None  # raw calls to https endpoints (real AWS)
+        self._plain: PlainHttp | None = None  # raw calls to the emulator's http endpoint (common/raw_http.py)
 
     def client(self, service: str, *, validated: bool = True) -> Any:
         """A boto3 client; `validated=False` skips botocore's client-side parameter validation.
@@ -113,8 +115,9 @@ class Clients:
         Why: botocore walks every attribute of a response against the service model; for
         DynamoDB Streams GetRecords that costs more than the rest of the pipe runner together
         (docs/decisions.md section 2: GetRecords was bounded by client-side parsing). The request is signed with
-        botocore's own SigV4 signer and sent over botocore's HTTP session; errors come back as
-        ClientError with AWS's code, so callers handle them exactly as with a boto3 client. The
+        botocore's own SigV4 signer and sent over a kept-alive connection on the emulator's plain http
+        (common/raw_http.py), botocore's HTTP session elsewhere; errors come back as ClientError with
+        AWS's code, so callers handle them exactly as with a boto3 client. The
         client's `before-send` event fires as botocore fires it, so whatever hooks there (moto,
         the fault injector of the tests) sees these calls too. No retries: callers own them. orjson, not
         the json module: these bodies are AWS wire JSON (strings, 64-bit numbers), where the two agree, and
@@ -137,17 +140,33 @@ class Clients:
         prepared = request.prepare()
         hooked = client.meta.events.emit(f"before-send.{model.service_id.hyphenize()}.{operation}", request=prepared)
         response = first_non_none_response(hooked)
-        if response is None:
-            if self._http is None:
-                self._http = URLLib3Session(timeout=70, max_pool_connections=4, socket_options=RAW_SOCKET_OPTIONS)
-            response = self._http.send(prepared)
-        body = orjson.loads(response.content or b"{}")
-        if response.status_code >= 300:
+        if response is not None:
+            status, content = response.status_code, response.content
+        else:
+            status, content = self._send(prepared)
+        body = orjson.loads(content or b"{}")
+        if status >= 300:
             code = str(body.get("__type", "UnknownError")).rsplit("#", 1)[-1]
             error = {"Code": code, "Message": body.get("message", body.get("Message", ""))}
-            raise ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": response.status_code}},
-                              operation)
+            raise ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
         return body
+
+    def _send(self, prepared: AWSPreparedRequest) -> tuple[int, bytes]:
+        """(status, body) of a signed raw request: a kept-alive connection on the emulator's plain http,
+        botocore's session anywhere else (TLS, CA bundles, proxies)."""
+        url = prepared.url
+        if self._plain is None and takes_plain_http(url):
+            with self._lock:
+                if self._plain is None:
+                    self._plain = PlainHttp(url.rsplit("/", 1)[0])
+        if self._plain is not None and url.startswith(self._plain.url):
+            headers = dict(prepared.headers.items())
+            headers["Host"] = self._plain.netloc  # what SigV4 signed (the URL's host and port)
+            return self._plain.post(url[len(self._plain.url):] or "/", prepared.body, headers)
+        if self._http is None:
+            self._http = URLLib3Session(timeout=70, max_pool_connections=4, socket_options=RAW_SOCKET_OPTIONS)
+        response = self._http.send(prepared)
+        return response.status_code, response.content
 
     @property
     def account_id(self) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from unittest import mock
 
 import pytest
@@ -51,37 +50,3 @@ def test_other_errors_are_not_retried() -> None:
     with pytest.raises(ClientError):
         retrying(attempts=5)(call)()
     assert call.call_count == 1
-
-
-def test_raw_calls_use_the_socket_options_botocore_gives_its_own_clients() -> None:
-    """Without TCP_NODELAY a raw request (headers, then body) waited for the server's delayed ACK: ~40 ms a call."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from common.aws import Clients
-    from common.config import load_settings
-
-    class Answer(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["Content-Length"]))
-            body = b'{"TableNames":[]}'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        clients = Clients(load_settings(env={}, port=server.server_address[1]), max_attempts=1)
-        clients.raw_json("dynamodb", "ListTables", {})
-        own = clients.client("dynamodb")._endpoint.http_session._socket_options
-        assert (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1) in own
-        assert clients._http is not None and clients._http._socket_options == own
-    finally:
-        server.shutdown()
-        server.server_close()
