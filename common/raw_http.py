@@ -58,9 +58,8 @@ class PlainHttp:
     def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         """(status, body) of one POST; botocore's exceptions when the exchange fails."""
         conn = self._connection()
-        connected = conn.sock is not None
         try:
-            if not connected:
+            if conn.sock is None:
                 conn.connect()
         except TimeoutError as exc:
             self._drop()
@@ -81,10 +80,6 @@ class PlainHttp:
         except OSError as exc:
             self._drop()
             raise HTTPClientError(error=exc) from exc
-
-    def close(self) -> None:
-        """Close this thread's connection (others close when their threads end)."""
-        self._drop()
 
     def _connection(self) -> http.client.HTTPConnection:
         conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)

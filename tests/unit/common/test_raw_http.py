@@ -18,6 +18,13 @@ from common.raw_http import PlainHttp, _dropped, takes_plain_http
 pytestmark = pytest.mark.unit
 
 
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy in the environment would send these calls to botocore's session instead (takes_plain_http)."""
+    for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -148,8 +155,6 @@ def test_socket_failures_are_botocores_exceptions() -> None:
 
 
 def test_only_plain_http_without_a_proxy_takes_the_direct_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
     assert takes_plain_http("http://127.0.0.1:4566")
     assert not takes_plain_http("https://dynamodb.us-east-1.amazonaws.com")
     assert not takes_plain_http(None)
