@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 import orjson
 from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSPreparedRequest, AWSRequest
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.hooks import first_non_none_response
@@ -26,7 +26,7 @@ from botocore.httpsession import URLLib3Session
 
 from common.config import Settings
 from common.errors import EmulatorDownError, TransientError
-from common.raw_http import PlainHttp, takes_plain_http
+from common.raw_http import PlainHttp, host_header, request_target, takes_plain_http
 
 # The retry policy lives in common/retry.py; these names stay importable from here for existing callers.
 from common.retry import TRANSIENT_CODES as TRANSIENT_CODES
@@ -125,15 +125,15 @@ class Clients:
         """
         client = self.client(service)
         model = client.meta.service_model
-        request = AWSRequest(
-            method="POST",
-            url=client.meta.endpoint_url.rstrip("/") + "/",
-            data=orjson.dumps(params),
-            headers={
-                "Content-Type": f"application/x-amz-json-{model.metadata['jsonVersion']}",
-                "X-Amz-Target": f"{model.metadata['targetPrefix']}.{operation}",
-            },
-        )
+        url = client.meta.endpoint_url.rstrip("/") + "/"
+        plain = self._plain_http(url)
+        headers = {
+            "Content-Type": f"application/x-amz-json-{model.metadata['jsonVersion']}",
+            "X-Amz-Target": f"{model.metadata['targetPrefix']}.{operation}",
+        }
+        if plain is not None:
+            headers["Host"] = host_header(url)  # signed and sent as one value
+        request = AWSRequest(method="POST", url=url, data=orjson.dumps(params), headers=headers)
         with self._lock:
             credentials = self._session.get_credentials().get_frozen_credentials()
         SigV4Auth(credentials, model.signing_name, self.settings.region).add_auth(request)
@@ -142,8 +142,13 @@ class Clients:
         response = first_non_none_response(hooked)
         if response is not None:
             status, content = response.status_code, response.content
+        elif plain is not None:
+            status, content = plain.post(request_target(url), prepared.body, dict(prepared.headers.items()))
         else:
-            status, content = self._send(prepared)
+            if self._http is None:
+                self._http = URLLib3Session(timeout=70, max_pool_connections=4, socket_options=RAW_SOCKET_OPTIONS)
+            sent = self._http.send(prepared)
+            status, content = sent.status_code, sent.content
         body = orjson.loads(content or b"{}")
         if status >= 300:
             code = str(body.get("__type", "UnknownError")).rsplit("#", 1)[-1]
@@ -151,22 +156,14 @@ class Clients:
             raise ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
         return body
 
-    def _send(self, prepared: AWSPreparedRequest) -> tuple[int, bytes]:
-        """(status, body) of a signed raw request: a kept-alive connection on the emulator's plain http,
-        botocore's session anywhere else (TLS, CA bundles, proxies)."""
-        url = prepared.url
-        if self._plain is None and takes_plain_http(url):
-            with self._lock:
-                if self._plain is None:
-                    self._plain = PlainHttp(url.rsplit("/", 1)[0])
-        if self._plain is not None and url.startswith(self._plain.url):
-            headers = dict(prepared.headers.items())
-            headers["Host"] = self._plain.netloc  # what SigV4 signed (the URL's host and port)
-            return self._plain.post(url[len(self._plain.url):] or "/", prepared.body, headers)
-        if self._http is None:
-            self._http = URLLib3Session(timeout=70, max_pool_connections=4, socket_options=RAW_SOCKET_OPTIONS)
-        response = self._http.send(prepared)
-        return response.status_code, response.content
+    def _plain_http(self, url: str) -> PlainHttp | None:
+        """The kept-alive connections for the emulator's plain http (None elsewhere: botocore's session)."""
+        if not takes_plain_http(url):
+            return None
+        with self._lock:
+            if self._plain is None or not self._plain.serves(url):
+                self._plain = PlainHttp(url)
+            return self._plain
 
     @property
     def account_id(self) -> str:

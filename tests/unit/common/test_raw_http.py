@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -9,20 +10,15 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from botocore.auth import SigV4Auth, _host_from_url
+from botocore.awsrequest import AWSRequest
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
 from common.aws import Clients, wait_until
 from common.config import load_settings
-from common.raw_http import PlainHttp, _dropped, takes_plain_http
+from common.raw_http import PlainHttp, _dropped, host_header, takes_plain_http
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A proxy in the environment would send these calls to botocore's session instead (takes_plain_http)."""
-    for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
 
 
 class _Server(ThreadingHTTPServer):
@@ -31,6 +27,7 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, answer: Callable[[BaseHTTPRequestHandler], None]) -> None:
         self.connections = 0
         self.requests: list[dict[str, str]] = []
+        self.received: list[tuple[str, bytes]] = []  # (request target, body)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -41,8 +38,9 @@ class _Server(ThreadingHTTPServer):
                 super().setup()
 
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["Content-Length"]))
+                body = self.rfile.read(int(self.headers["Content-Length"]))
                 server.requests.append(dict(self.headers.items()))
+                server.received.append((self.path, body))
                 answer(self)
 
             def log_message(self, *args: object) -> None:
@@ -80,20 +78,42 @@ def _clients(server: _Server) -> Clients:
     return Clients(load_settings(env={}, port=server.server_address[1]), max_attempts=1)
 
 
-def test_calls_share_one_kept_alive_connection_with_nagle_off_and_the_signed_host() -> None:
+def _signature_checks(headers: dict[str, str], target: str, body: bytes, clients: Clients) -> bool:
+    """Would AWS accept this request's SigV4 signature? Recomputed by botocore from what the server received."""
+    authorization = headers["Authorization"]
+    signed = authorization.split("SignedHeaders=")[1].split(",")[0].split(";")
+    received = {k: v for k, v in headers.items() if k.lower() in signed}
+    request = AWSRequest(method="POST", url=f"http://{headers['Host']}{target}", data=body, headers=received)
+    request.context["timestamp"] = headers["X-Amz-Date"]
+    credentials = clients._session.get_credentials().get_frozen_credentials()
+    signer = SigV4Auth(credentials, "dynamodb", clients.settings.region)
+    signature = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+    return "host" in signed and authorization.endswith(f"Signature={signature}")
+
+
+def test_calls_share_one_kept_alive_connection_and_send_what_was_signed() -> None:
     with serving(_json(200, b'{"TableNames":[]}')) as server:
-        clients = _clients(server)
+        port = server.server_address[1]
+        # An endpoint with a path and an uppercase host: the Host and the path sent are the ones signed.
+        clients = Clients(load_settings(env={"TARGET": "compose", "ENDPOINT": f"http://LOCALHOST:{port}/emu/"}),
+                          max_attempts=1)
         for _ in range(3):
             assert clients.raw_json("dynamodb", "ListTables", {}) == {"TableNames": []}
         assert server.connections == 1
-        (headers,) = {tuple(sorted((k.lower(), v) for k, v in h.items() if k.lower() in ("host", "x-amz-target")))
-                      for h in server.requests}
-        assert dict(headers) == {"host": f"127.0.0.1:{server.server_address[1]}",
-                                 "x-amz-target": "DynamoDB_20120810.ListTables"}
-        assert all(h["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=") for h in server.requests)
+        assert [target for target, _ in server.received] == ["/emu/"] * 3
+        assert {h["Host"] for h in server.requests} == {f"localhost:{port}"}
+        assert {h["X-Amz-Target"] for h in server.requests} == {"DynamoDB_20120810.ListTables"}
+        assert all(_signature_checks(h, target, body, clients)
+                   for h, (target, body) in zip(server.requests, server.received, strict=True))
         # Without TCP_NODELAY a request (headers, then body) waits for the server's delayed ACK: ~40 ms a call.
         assert clients._plain is not None
         assert clients._plain._connection().sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def test_the_host_header_is_the_one_sigv4_signs_without_one() -> None:
+    assert host_header("http://LOCALHOST:4566/") == _host_from_url("http://LOCALHOST:4566/") == "localhost:4566"
+    assert host_header("http://Emulator:80/x/") == _host_from_url("http://Emulator:80/x/") == "emulator"
+    assert host_header("http://[::1]:4566") == _host_from_url("http://[::1]:4566") == "[::1]:4566"
 
 
 def test_a_connection_the_server_closed_is_replaced_without_an_error() -> None:
@@ -115,7 +135,7 @@ def test_an_idle_connection_the_server_dropped_is_noticed_before_reuse() -> None
         assert plain.post("/", b"{}", {}) == (200, b"{}")
         sock = plain._local.conn.sock  # as it is, before the next call checks it
         assert sock is not None
-        wait_until(lambda: _dropped(sock), "the server's FIN", timeout=10, interval=0.01)
+        wait_until(lambda: _dropped(plain._local.conn), "the server's FIN", timeout=10, interval=0.01)
         assert plain.post("/", b"{}", {}) == (200, b"{}")  # not ConnectionClosedError: a new connection
         assert server.connections == 2
 
@@ -154,11 +174,41 @@ def test_socket_failures_are_botocores_exceptions() -> None:
             answered.set()
 
 
-def test_only_plain_http_without_a_proxy_takes_the_direct_path(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_kept_connection_whose_server_is_gone_reports_the_endpoint_lost() -> None:
+    """The emulator stopped: the next call reconnects and is refused, EndpointConnectionError as with boto3
+    (the retry policy tells it apart: a call holding state may not reconnect, common/retry.py)."""
+    def answer_then_hang_up(handler: BaseHTTPRequestHandler) -> None:
+        _json(200, b"{}")(handler)
+        handler.close_connection = True
+
+    with serving(answer_then_hang_up) as server:
+        plain = PlainHttp(f"http://127.0.0.1:{server.server_address[1]}")
+        assert plain.post("/", b"{}", {}) == (200, b"{}")
+    with pytest.raises(EndpointConnectionError):
+        plain.post("/", b"{}", {})
+
+
+def test_a_call_interrupted_mid_answer_never_leaves_its_connection_to_the_next(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with serving(_json(200, b'{"n":1}')) as server:
+        plain = PlainHttp(f"http://127.0.0.1:{server.server_address[1]}")
+        real_read = http.client.HTTPResponse.read
+        interrupted: list[bool] = []
+
+        def read_once_interrupted(self: http.client.HTTPResponse, *args: object) -> bytes:
+            if not interrupted:
+                interrupted.append(True)
+                raise KeyboardInterrupt
+            return real_read(self, *args)
+
+        monkeypatch.setattr(http.client.HTTPResponse, "read", read_once_interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            plain.post("/", b"{}", {})
+        assert plain.post("/", b"{}", {}) == (200, b'{"n":1}')
+        assert len(server.received) == 2  # each call sent once
+
+
+def test_only_plain_http_takes_the_direct_path() -> None:
     assert takes_plain_http("http://127.0.0.1:4566")
     assert not takes_plain_http("https://dynamodb.us-east-1.amazonaws.com")
     assert not takes_plain_http(None)
-    monkeypatch.setenv("http_proxy", "http://proxy.invalid:3128")
-    assert not takes_plain_http("http://emulator.example:4566")
-    monkeypatch.setenv("no_proxy", "emulator.example")
-    assert takes_plain_http("http://emulator.example:4566")
