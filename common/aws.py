@@ -61,7 +61,9 @@ class Clients:
         self._lock = threading.Lock()  # a boto3 session is not thread-safe; the clients it made are
         self._account_id: str | None = None
         self._http: URLLib3Session | None = None  # raw calls to https endpoints (real AWS)
-        self._plain: PlainHttp | None = None  # raw calls to the emulator's http endpoint (common/raw_http.py)
+        # Raw calls to the emulator's plain http endpoint (common/raw_http.py); None on https (real AWS).
+        endpoint = settings.endpoint_url
+        self._plain = PlainHttp(endpoint) if endpoint and takes_plain_http(endpoint) else None
 
     def client(self, service: str, *, validated: bool = True) -> Any:
         """A boto3 client; `validated=False` skips botocore's client-side parameter validation.
@@ -157,13 +159,8 @@ class Clients:
         return body
 
     def _plain_http(self, url: str) -> PlainHttp | None:
-        """The kept-alive connections for the emulator's plain http (None elsewhere: botocore's session)."""
-        if not takes_plain_http(url):
-            return None
-        with self._lock:
-            if self._plain is None or not self._plain.serves(url):
-                self._plain = PlainHttp(url)
-            return self._plain
+        """The kept-alive connections when `url` is the emulator's plain http (None: botocore's session)."""
+        return self._plain if self._plain is not None and self._plain.serves(url) else None
 
     @property
     def account_id(self) -> str:

@@ -61,6 +61,12 @@ def _json(status: int, body: bytes, close: bool = False) -> Callable[[BaseHTTPRe
     return answer
 
 
+def _answer_then_hang_up(handler: BaseHTTPRequestHandler) -> None:
+    """Answers, then closes without "Connection: close": the client believes the connection still open."""
+    _json(200, b"{}")(handler)
+    handler.close_connection = True
+
+
 @contextmanager
 def serving(answer: Callable[[BaseHTTPRequestHandler], None]) -> Iterator[_Server]:
     server = _Server(answer)
@@ -126,11 +132,7 @@ def test_a_connection_the_server_closed_is_replaced_without_an_error() -> None:
 
 def test_an_idle_connection_the_server_dropped_is_noticed_before_reuse() -> None:
     """As after an emulator restart: the server closed the connection without saying so in its answer."""
-    def answer_then_hang_up(handler: BaseHTTPRequestHandler) -> None:
-        _json(200, b"{}")(handler)
-        handler.close_connection = True  # no "Connection: close": the client believes it is still open
-
-    with serving(answer_then_hang_up) as server:
+    with serving(_answer_then_hang_up) as server:
         plain = PlainHttp(f"http://127.0.0.1:{server.server_address[1]}")
         assert plain.post("/", b"{}", {}) == (200, b"{}")
         sock = plain._local.conn.sock  # as it is, before the next call checks it
@@ -177,11 +179,7 @@ def test_socket_failures_are_botocores_exceptions() -> None:
 def test_a_kept_connection_whose_server_is_gone_reports_the_endpoint_lost() -> None:
     """The emulator stopped: the next call reconnects and is refused, EndpointConnectionError as with boto3
     (the retry policy tells it apart: a call holding state may not reconnect, common/retry.py)."""
-    def answer_then_hang_up(handler: BaseHTTPRequestHandler) -> None:
-        _json(200, b"{}")(handler)
-        handler.close_connection = True
-
-    with serving(answer_then_hang_up) as server:
+    with serving(_answer_then_hang_up) as server:
         plain = PlainHttp(f"http://127.0.0.1:{server.server_address[1]}")
         assert plain.post("/", b"{}", {}) == (200, b"{}")
     with pytest.raises(EndpointConnectionError):
