@@ -26,6 +26,7 @@ from decimal import Context, Decimal, InvalidOperation, Overflow
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pj
 import pyarrow.parquet as pq
 
 from lake.schema import ROW_SCHEMA
@@ -148,11 +149,22 @@ _ISO_MS = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})
 
 def _timestamps_at_once(kind: pa.TimestampType, values: list[object]) -> pa.Array | None:
     """A timestamp[ms] column of the transform's text, parsed by pyarrow; None when any value is not such text."""
-    if kind.unit != "ms" or kind.tz is not None:
+    try:
+        return _iso_ms_column(kind, pa.array(values, type=pa.string()))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
+def _is_naive_ms(kind: pa.DataType) -> bool:
+    return pa.types.is_timestamp(kind) and kind.unit == "ms" and kind.tz is None
+
+
+def _iso_ms_column(kind: pa.DataType, text: pa.Array) -> pa.Array | None:
+    """A string array of the transform's timestamp text -> `kind` (timestamp[ms], naive UTC); None otherwise."""
+    if not _is_naive_ms(kind):
         return None
     try:
-        text = pa.array(values, type=pa.string())
-        if not pc.all(pc.match_substring_regex(text, _ISO_MS)).as_py():
+        if not pc.all(pc.match_substring_regex(text, _ISO_MS), min_count=0).as_py():  # nulls are nulls
             return None
         return pc.utf8_slice_codeunits(text, 0, -1).cast(kind)  # without the Z: UTC, naive, as _parse_ts
     except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -245,9 +257,72 @@ def check_row(row: Mapping[str, object], schema: pa.Schema = ROW_SCHEMA) -> None
 
 
 def encode_parquet(rows: Sequence[Mapping[str, object]], schema: pa.Schema = ROW_SCHEMA) -> bytes:
+    return parquet_bytes(rows_to_table(rows, schema))
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """One Parquet object, SNAPPY-compressed as Firehose's record-format conversion writes it."""
     sink = io.BytesIO()
-    pq.write_table(rows_to_table(rows, schema), sink, compression="snappy")
+    pq.write_table(table, sink, compression="snappy")
     return sink.getvalue()
+
+
+# The column types whose conversion pyarrow's JSON reader does exactly as rows_to_table does (or refuses):
+# strings, 64-bit integers, booleans, decimals (with a full validation: the reader does not check their
+# precision) and the transform's timestamp text (read as strings, then as rows_to_table reads them).
+_READ_AT_ONCE = (pa.types.is_string, pa.types.is_int64, pa.types.is_boolean, pa.types.is_decimal128)
+
+
+def _braced(line: bytes) -> bool:
+    """Whether a line, blanks aside, starts with { and ends with }. The reader skips a blank line (json.loads
+    refuses it), takes a null line for a row of nulls, and crashes the process on a null that opens its
+    input (https://github.com/apache/arrow/issues/47409): a line must open as an object to be read at once."""
+    text = line.strip()
+    return text[:1] == b"{" and text[-1:] == b"}"
+
+
+def table_from_lines(lines: Sequence[bytes], schema: pa.Schema) -> pa.Table | None:
+    """The table rows_to_table(decode_rows(lines), schema) builds, read in C++ by pyarrow's JSON reader;
+    None whenever that reader might differ, so the caller takes the row-by-row path, which names the problem.
+
+    Why: decoding each line to Python objects and building the columns from them was a quarter of the
+    firehose runner's CPU. The reader is used only where it agrees (tests/unit/lake/test_encoding.py holds
+    the two paths equal, value by value): every line is one JSON object in UTF-8, its keys are the columns'
+    names exactly (a key in another case, an attribute the table lacks or one given twice: None), and each
+    value has its column's JSON type (a number for a string column, say, is JSON text on the other path).
+    """
+    if not lines or not all(_braced(line) for line in lines):
+        return None
+    if any(name != name.lower() for name in schema.names):
+        return None
+    read_as: list[pa.Field] = []
+    for field in schema:
+        if _is_naive_ms(field.type):
+            read_as.append(pa.field(field.name, pa.string()))
+        elif any(accepts(field.type) for accepts in _READ_AT_ONCE):
+            read_as.append(field)
+        else:
+            return None
+    body = b"\n".join(lines)
+    try:
+        table = pj.read_json(io.BytesIO(body),
+                             read_options=pj.ReadOptions(use_threads=False, block_size=len(body) + 1),
+                             parse_options=pj.ParseOptions(explicit_schema=pa.schema(read_as),
+                                                           unexpected_field_behavior="error"))
+        table.validate(full=True)  # UTF-8 and decimal precision, which the reader leaves unchecked
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if table.num_rows != len(lines):  # each line reads as one row at least: one held two values
+        return None
+    columns = []
+    for field, column in zip(schema, table.columns, strict=True):
+        array = column.combine_chunks()
+        if field.type != array.type:
+            array = _iso_ms_column(field.type, array)
+            if array is None:
+                return None
+        columns.append(array)
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def encode_fitting(rows: Sequence[Mapping[str, object]],

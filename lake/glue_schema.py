@@ -393,6 +393,13 @@ class TableSchema:
         assert self.schema is not None
         return self.schema
 
+    def known(self) -> pa.Schema | None:
+        """The schema for_rows gives rows that hold only its columns, without reading the table; None when a
+        read is due (the first, or the timed one), which for_rows makes."""
+        if self.schema is None or self.clock() - self._loaded_at >= self.interval:
+            return None
+        return self.schema
+
     def _load(self, now: float, asked: set[str]) -> None:
         try:
             table = self.glue.get_table(DatabaseName=self.database, Name=self.table)["Table"]

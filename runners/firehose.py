@@ -97,7 +97,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from common.aws import Clients
 from common.retry import TRANSIENT_CODES, Backoff, error_code, retry_call
-from lake.encoding import decode_rows, encode_fitting, encode_jsonl_gzip
+from lake.encoding import decode_rows, encode_fitting, encode_jsonl_gzip, parquet_bytes, table_from_lines
 from lake.glue_schema import TableSchema
 from lake.keys import PartitionKeyError, evaluate_prefix, object_name
 from runners.buffers import BufferSet, InFlight, SourceRef
@@ -506,6 +506,12 @@ class FirehoseRunner(ReadsShards):
             self._write(prefix + name, body)
             self.stats.records_out += len(items)
             return
+        schema = self._schema_source().known()  # rows of its columns only: the schema for_rows would give
+        table = table_from_lines(items, schema) if schema is not None else None  # all fit: one read in C++
+        if table is not None:
+            self._write(prefix + name, parquet_bytes(table))
+            self.stats.records_out += len(items)
+            return
         decoded: list[tuple[dict, bytes, SourceRef, datetime]] = []
         for item, source, arrival in zip(items, sources, arrivals, strict=True):
             try:
@@ -532,12 +538,17 @@ class FirehoseRunner(ReadsShards):
         """The Glue table's columns as of now, as Firehose's conversion reads them (SchemaConfiguration,
         VersionId LATEST): a column added to the table reaches the next objects, attributes it lacks are
         dropped. lake/glue_schema.py TableSchema reads the table at the first flush, every 60 s, and at once
-        for an attribute it has not asked about; `table_schema` may be set beforehand (tests: a clock)."""
+        for an attribute it has not asked about."""
+        return self._schema_source().for_rows(rows)
+
+    def _schema_source(self) -> TableSchema:
+        """The table SchemaConfiguration names (bootstrap/spec.py); `table_schema` may be set beforehand
+        (tests: a clock)."""
         source = getattr(self, "table_schema", None)
         if source is None:
-            settings = self.clients.settings  # the table SchemaConfiguration names (bootstrap/spec.py)
+            settings = self.clients.settings
             source = self.table_schema = TableSchema(self.clients.glue, settings.glue_database, settings.glue_table)
-        return source.for_rows(rows)
+        return source
 
     def _conversion_failed(self, item: bytes, source: SourceRef, arrival: datetime, message: str) -> None:
         """A row Parquet conversion refuses goes to format-conversion-failed with the data it had and its own

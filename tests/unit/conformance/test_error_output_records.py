@@ -193,6 +193,9 @@ class NoColumns:
     def for_rows(self, rows: list[dict]) -> pa.Schema:
         return pa.schema([])
 
+    def known(self) -> pa.Schema:
+        return pa.schema([])
+
 
 def test_each_format_conversion_failed_record_carries_its_own_arrival_time() -> None:
     """The document is written per record (record-format-conversion-error-handling.html): two bad rows that

@@ -147,6 +147,17 @@ def test_a_failed_read_keeps_the_last_schema_and_a_first_failure_raises() -> Non
     assert source.for_rows([]) == ROW_SCHEMA
 
 
+def test_known_is_the_schema_for_rows_of_its_columns_and_never_reads() -> None:
+    """The firehose runner reads rows at once only with it: then for_rows would not have read the table."""
+    glue, now = FakeGlue(aws_table_input()), [0.0]
+    source = TableSchema(glue, "db", "t", clock=lambda: now[0])
+    assert source.known() is None and glue.gets == 0  # the first read is due: for_rows makes it
+    schema = source.for_rows([])
+    assert source.known() == schema and source.for_rows([{"order_id": "o1"}]) == schema and glue.gets == 1
+    now[0] = 60.0
+    assert source.known() is None and glue.gets == 1  # the timed read is due
+
+
 # --- the firehose runner converts with it --------------------------------------------------------------
 
 
@@ -175,6 +186,14 @@ def test_the_firehose_runner_converts_with_the_tables_current_columns() -> None:
     assert first.schema == ROW_SCHEMA  # the attributes the table lacks are dropped, as on AWS
     assert second.schema.names == [*ROW_SCHEMA.names, "coupon_code"]
     assert second.column("coupon_code").to_pylist() == ["SPRING"]
+
+    # A row of the table's columns only is read at once (lake/encoding.py table_from_lines): same schema, no read
+    reads = glue.gets
+    fitting = {"order_id": "o2", "event_id": "e2", "coupon_code": "FALL"}
+    runner._flush_rows("orders/c/", [json.dumps(fitting).encode()], [("shard-0", "3")], [datetime.now(UTC)])
+    (third,) = (pq.read_table(io.BytesIO(body)) for key, body in runner.s3.objects.items() if "/c/" in key)
+    assert third.schema == second.schema and third.column("coupon_code").to_pylist() == ["FALL"]
+    assert glue.gets == reads
 
 
 # --- the bootstrap keeps the columns a user added --------------------------------------------------
