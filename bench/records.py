@@ -101,7 +101,7 @@ def firehose_events(payloads: list[bytes], batch: int = 500,
     config, arrival = bench_config(), arrival or datetime(2026, 1, 5, 12, tzinfo=UTC)
     events = []
     for start in range(0, len(payloads), batch):
-        records = [SourceRecord(f"{SHARD}:{start + i}", data, arrival, (SHARD, str(start + i)), "order")
+        records = [SourceRecord.of(f"{SHARD}:{start + i}", data, arrival, (SHARD, str(start + i)), "order")
                    for i, data in enumerate(payloads[start:start + batch])]
         events.append(invoke_event(records, config, REGION))
     return events

@@ -40,7 +40,7 @@ def config():  # type: ignore[no-untyped-def]
 
 
 def rec(i: int, data: bytes = b'{"eventName":"INSERT"}') -> SourceRecord:
-    return SourceRecord(f"shardId-000000000000:{i}", data, ARRIVAL, ("shardId-000000000000", str(i)), f"o-{i}")
+    return SourceRecord.of(f"shardId-000000000000:{i}", data, ARRIVAL, ("shardId-000000000000", str(i)), f"o-{i}")
 
 
 def ok(i: int, keys: dict[str, str] | None = None) -> dict[str, Any]:

@@ -97,7 +97,7 @@ def test_the_runners_invoke_event_has_the_documented_keys() -> None:
     documented = doc["example"]
     spec = {r.kind: r for r in desired_resources(load_settings(env={}), "000000000000")}["delivery_stream"].params
     arrival = datetime(2026, 1, 5, 9, 58, 11, tzinfo=UTC)
-    record = SourceRecord("shardId-000000000000:4954", b'{"x":1}', arrival, ("shardId-000000000000", "4954"), "k")
+    record = SourceRecord.of("shardId-000000000000:4954", b'{"x":1}', arrival, ("shardId-000000000000", "4954"), "k")
 
     event = invoke_event([record], parse_config(spec), "us-west-2")
 

@@ -91,7 +91,7 @@ def stream_event(name: str, i: int) -> bytes:
 
 
 def rec(i: int, data: bytes) -> SourceRecord:
-    return SourceRecord(f"shard-0:{i}", data, ARRIVAL, ("shard-0", str(i)), f"o-{i}")
+    return SourceRecord.of(f"shard-0:{i}", data, ARRIVAL, ("shard-0", str(i)), f"o-{i}")
 
 
 def failed_through_the_runner(records: list[SourceRecord]) -> tuple[list[ErrorRecord], InProcessLambda]:

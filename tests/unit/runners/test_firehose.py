@@ -29,7 +29,7 @@ ARRIVAL = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 def rec(i: int, data: bytes = b'{"x":1}') -> SourceRecord:
-    return SourceRecord(f"shard-0:{i}", data, ARRIVAL, ("shard-0", str(i)), f"o-{i}")
+    return SourceRecord.of(f"shard-0:{i}", data, ARRIVAL, ("shard-0", str(i)), f"o-{i}")
 
 
 def ok(i: int, row: bytes = b'{"a":1}', keys: dict | None = None) -> dict:
@@ -59,6 +59,16 @@ def test_negative_number_of_retries_is_refused() -> None:
             parameter["ParameterValue"] = "-1"
     with pytest.raises(ValueError, match="NumberOfRetries=-1"):
         parse_config(spec)
+
+
+@pytest.mark.parametrize("length", range(8))
+def test_a_record_keeps_kinesiss_base64_and_counts_its_decoded_bytes(length: int) -> None:
+    """Every padding case: BufferSizeInMBs and the payload limit count bytes, the Lambda gets Kinesis's text."""
+    data = bytes(range(200, 200 + length))
+    record = SourceRecord(f"shard-0:{length}", base64.b64encode(data).decode(), ARRIVAL, ("shard-0", "1"), "k")
+    assert (record.size, record.data) == (len(data), data)
+    assert invoke_event([record], config(), "us-east-1")["records"][0]["data"] is record.encoded
+    assert SourceRecord.of(record.record_id, data, ARRIVAL, ("shard-0", "1"), "k") == record
 
 
 def test_ok_rows_keep_their_partition_keys() -> None:
