@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import queue
 import re
 import signal
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from rich.console import Console as RichConsole
 
 from common.config import load_settings
 from common.console import Console
@@ -28,7 +30,7 @@ from generator.lifecycle import (
 )
 from generator.model import CATEGORIES, build_catalog, order_total
 from generator.pacing import TokenBucket
-from generator.seed import default_start, history_config, run_seed, validate_seed_args, writer_client
+from generator.seed import _progress, default_start, history_config, run_seed, validate_seed_args, writer_client
 from generator.writer import (
     BatchPlanner,
     BatchWriter,
@@ -544,3 +546,15 @@ def test_the_simulated_history_never_reaches_past_now(seed: int) -> None:
                if o.item is not None)
     assert str(last) <= now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     assert (now - start).total_seconds() < 14.6 * 86_400  # still about DAYS of history
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_the_seed_bar_is_redrawn_by_a_thread_only_on_a_terminal(terminal: bool) -> None:
+    """Off a terminal (a log file, the bench) nothing is drawn until the end, so no thread renders it meanwhile."""
+    out = io.StringIO()
+    progress = _progress(Console(_rich=RichConsole(file=out, force_terminal=terminal, width=100, color_system=None)))
+    task = progress.add_task("seed", total=2, speed="")
+    with progress:
+        assert (progress.live._refresh_thread is not None) is terminal
+        progress.update(task, completed=2, speed="1/s")
+    assert "2/2 orders  1/s" in out.getvalue()  # the final state is drawn either way
