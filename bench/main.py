@@ -100,7 +100,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-budget-gb", type=positive(float),
                    help="skip a pipeline size whose projected emulator memory exceeds this (always: 80%% of "
                         "the memory free when it starts)")
-    p.add_argument("--poll", type=positive(float), default=0.2, help="lake listing interval in s (0.2)")
+    p.add_argument("--poll", type=positive(float), default=0.2,
+                   help="lake listing interval in s (0.2; the full-speed runs list every 2 s at most)")
     p.add_argument("--timeout", type=positive(float), default=3600, help="max seconds to drain one pipeline run")
     p.add_argument("--lake-events", type=positive(int), help="change events in the analytics lake (5000000)")
     p.add_argument("--lake-days", type=positive(int), help="days the lake spans (30)")
