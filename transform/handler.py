@@ -190,11 +190,16 @@ def unmarshal_image(image: Any) -> dict[str, Any]:
         raise BadAttributeValue(f"expected a map of attributes, got {_show(image)}")
     item = {}
     for name, value in image.items():
-        # Most attributes are {"S": text}: answered inline (a call per attribute was a third of build_row).
+        # Most attributes are {"S": text} or {"N": text}: answered inline (a call per attribute was a third
+        # of build_row); anything else, and any error, goes through unmarshal.
         if type(value) is dict and len(value) == 1:
             text = value.get("S")
             if type(text) is str:
                 item[name] = text
+                continue
+            text = value.get("N")
+            if type(text) is str and _PLAIN_FRACTION(text):  # "19.99": _number's first case
+                item[name] = Decimal(text)
                 continue
         try:
             item[name] = unmarshal(value)
@@ -628,12 +633,17 @@ def encode_row(row: Mapping[str, Any]) -> str:
 
 
 def _encode_object(obj: Mapping[str, Any]) -> str:
-    return "{" + ",".join([_quote(key) + ":" + _ENCODERS[type(value)](value) for key, value in obj.items()]) + "}"
+    return "{" + ",".join([(_MEMBER_NAMES.get(key) or _quote(key) + ":") + _ENCODERS[type(value)](value)
+                           for key, value in obj.items()]) + "}"
 
 
 def _encode_array(values: list[Any]) -> str:
     return "[" + ",".join([_ENCODERS[type(value)](value) for value in values]) + "]"
 
+
+# The contract's column names as JSON member names, '"order_id":': written once, not per row (a row is
+# mostly names); any other name is quoted as it comes.
+_MEMBER_NAMES = {name: _quote(name) + ":" for name, _ in ROW_CONTRACT}
 
 _ENCODERS: dict[type, Callable[[Any], str]] = {
     str: _quote,
