@@ -173,13 +173,24 @@ def _iso_ms_column(kind: pa.DataType, text: pa.Array) -> pa.Array | None:
 
 def _decimals_at_once(kind: pa.Decimal128Type, values: list[object]) -> pa.Array | None:
     """A decimal column of Decimals and ints, converted by pyarrow, which refuses a value it would round or
-    that does not fit (as _exact_decimal does); None on any such value, so that path names the row's problem."""
-    if not all(type(v) is Decimal or type(v) is int or v is None for v in values):
+    that does not fit (as _exact_decimal does); None on any such value, so that path names the row's problem.
+    A Decimal with more than 38 places never reaches pyarrow (see _WITHIN_ARROW_SCALE)."""
+    if not all(type(v) is int or v is None or (type(v) is Decimal and _within_arrow_scale(v)) for v in values):
         return None
     try:
         return pa.array(values, type=kind)
     except (pa.ArrowInvalid, pa.ArrowTypeError, ArithmeticError):
         return None
+
+
+# pyarrow 26 rescales a decimal of more than 38 places by reading past the end of a table: 1E-41 converts to
+# 0.00 (or to what that memory holds), 1E-2147483647 crashes the process. Such values take the per-value path.
+_WITHIN_ARROW_SCALE = -38
+
+
+def _within_arrow_scale(value: Decimal) -> bool:
+    exponent = value.as_tuple().exponent
+    return type(exponent) is int and exponent >= _WITHIN_ARROW_SCALE
 
 
 def _column(field: pa.Field, values: list[object]) -> pa.Array:
@@ -273,6 +284,20 @@ def parquet_bytes(table: pa.Table) -> bytes:
 _READ_AT_ONCE = (pa.types.is_string, pa.types.is_int64, pa.types.is_boolean, pa.types.is_decimal128)
 
 
+# A number in exponent notation, as a JSON number or as a string the reader would take for one, or an escaped
+# ASCII character (which could spell one): the reader's decimal parsing, like pa.array's, misreads a scale
+# beyond 38 ("1e-41" reads as 0.00, "1e-10000000" crashes the process) and takes "1e+-1" for 0.1. Such a
+# body goes row by row; a name that merely looks like one ("3e4") costs only that. Searched by RE2 in
+# pyarrow (0.001 ms a row): Python's re took as long as the whole row-by-row path.
+_EXPONENT = (r'[:,\[][ \t\r\n]*-?[0-9]+(?:\.[0-9]*)?[eE]'
+             r'|"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][+-]*[0-9]*"'
+             r'|\\u00[2-7]')
+
+
+def _has_exponent(body: bytes) -> bool:
+    return bool(pc.any(pc.match_substring_regex(pa.array([body], pa.binary()), _EXPONENT)).as_py())
+
+
 def _braced(line: bytes) -> bool:
     """Whether a line, blanks aside, starts with { and ends with }. The reader skips a blank line (json.loads
     refuses it), takes a null line for a row of nulls, and crashes the process on a null that opens its
@@ -286,10 +311,11 @@ def table_from_lines(lines: Sequence[bytes], schema: pa.Schema) -> pa.Table | No
     None whenever that reader might differ, so the caller takes the row-by-row path, which names the problem.
 
     Why: decoding each line to Python objects and building the columns from them was a quarter of the
-    firehose runner's CPU. The reader is used only where it agrees (tests/unit/lake/test_encoding.py holds
+    firehose runner's CPU. The reader is used only where it agrees (tests/unit/lake/test_lines_at_once.py holds
     the two paths equal, value by value): every line is one JSON object in UTF-8, its keys are the columns'
-    names exactly (a key in another case, an attribute the table lacks or one given twice: None), and each
-    value has its column's JSON type (a number for a string column, say, is JSON text on the other path).
+    names exactly (a key in another case, an attribute the table lacks or one given twice: None), each
+    value has its column's JSON type (a number for a string column, say, is JSON text on the other path),
+    and no number is in exponent notation (_EXPONENT).
     """
     if not lines or not all(_braced(line) for line in lines):
         return None
@@ -304,6 +330,8 @@ def table_from_lines(lines: Sequence[bytes], schema: pa.Schema) -> pa.Table | No
         else:
             return None
     body = b"\n".join(lines)
+    if _has_exponent(body):
+        return None
     try:
         table = pj.read_json(io.BytesIO(body),
                              read_options=pj.ReadOptions(use_threads=False, block_size=len(body) + 1),

@@ -555,6 +555,6 @@ def test_the_seed_bar_is_redrawn_by_a_thread_only_on_a_terminal(terminal: bool) 
     progress = _progress(Console(_rich=RichConsole(file=out, force_terminal=terminal, width=100, color_system=None)))
     task = progress.add_task("seed", total=2, speed="")
     with progress:
-        assert (progress.live._refresh_thread is not None) is terminal
+        assert progress.live.auto_refresh is terminal  # rich starts its refresh thread only then
         progress.update(task, completed=2, speed="1/s")
     assert "2/2 orders  1/s" in out.getvalue()  # the final state is drawn either way

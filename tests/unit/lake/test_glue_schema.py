@@ -23,6 +23,7 @@ from common.errors import TerminalError
 from lake import glue_schema
 from lake.glue_schema import TableSchema, conversion_schema, table_input, with_columns
 from lake.schema import ROW_SCHEMA
+from runners import firehose
 from runners.firehose import FirehoseRunner
 from runners.firehose_config import parse_config
 
@@ -169,7 +170,7 @@ class FakeS3:
         self.objects[Key] = Body
 
 
-def test_the_firehose_runner_converts_with_the_tables_current_columns() -> None:
+def test_the_firehose_runner_converts_with_the_tables_current_columns(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings(env={})
     spec = {r.kind: r for r in desired_resources(settings, ACCOUNT)}["delivery_stream"].params
     runner = FirehoseRunner(Clients(settings), parse_config(spec), Path("/nonexistent/ckpt.json"))
@@ -189,11 +190,15 @@ def test_the_firehose_runner_converts_with_the_tables_current_columns() -> None:
 
     # A row of the table's columns only is read at once (lake/encoding.py table_from_lines): same schema, no read
     reads = glue.gets
+    read_at_once: list[bool] = []
+    at_once = firehose.table_from_lines
+    monkeypatch.setattr(firehose, "table_from_lines",
+                        lambda lines, schema: read_at_once.append((t := at_once(lines, schema)) is not None) or t)
     fitting = {"order_id": "o2", "event_id": "e2", "coupon_code": "FALL"}
     runner._flush_rows("orders/c/", [json.dumps(fitting).encode()], [("shard-0", "3")], [datetime.now(UTC)])
     (third,) = (pq.read_table(io.BytesIO(body)) for key, body in runner.s3.objects.items() if "/c/" in key)
     assert third.schema == second.schema and third.column("coupon_code").to_pylist() == ["FALL"]
-    assert glue.gets == reads
+    assert glue.gets == reads and read_at_once == [True]
 
 
 # --- the bootstrap keeps the columns a user added --------------------------------------------------

@@ -5,7 +5,10 @@ which accepts what it may or names the problem. Each test below holds the two pa
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -158,3 +161,27 @@ def test_random_lines_agree() -> None:
         else:
             taken += 1
     assert taken > 200 and refused > 200  # both paths exercised (329 and 1,171 with this seed)
+
+
+# pyarrow's decimal parsing reads past a table for a scale beyond 38: "1e-41" becomes 0.00 (its memory decides)
+# and "1e-10000000" crashes the process; it also takes "1e+-1" for 0.1. Each must take the row-by-row path,
+# which refuses them by name. Run in a child process: a crash must fail this test, not end the run.
+BEYOND_SCALE = [b'{"d":1e-41}', b'{"d":"1e-41"}', b'{"d":"1e+-1"}', b'{"d":"1E+-2"}', b'{"e":-5e-40}',
+                b'{"d":"1e-10000000"}', b'{"d":"0.5e-99999999"}', b'{"d":1e-2147483647}', b'{"d":"1\\u0065-41"}',
+                b'{"d": 1e-41}', b'{"d":[1e-41]}']
+CHILD = """
+import sys
+from tests.unit.lake.test_lines_at_once import SCHEMA, row_by_row
+from lake.encoding import table_from_lines
+line = bytes.fromhex(sys.argv[1])
+print("fast", table_from_lines([line], SCHEMA) is not None, flush=True)
+print("row by row", row_by_row([line], SCHEMA) is not None, flush=True)
+"""
+
+
+@pytest.mark.parametrize("line", BEYOND_SCALE)
+def test_a_decimal_beyond_38_places_or_with_a_doubled_sign_goes_row_by_row_and_is_refused(line: bytes) -> None:
+    child = subprocess.run([sys.executable, "-c", CHILD, line.hex()], capture_output=True, text=True, timeout=60,
+                           cwd=Path(__file__).resolve().parents[3])
+    assert child.returncode == 0, f"{line!r} crashed the process ({child.returncode}): {child.stderr[-300:]}"
+    assert child.stdout.splitlines() == ["fast False", "row by row False"], child.stdout
