@@ -149,6 +149,8 @@ _ISO_MS = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})
 
 def _timestamps_at_once(kind: pa.TimestampType, values: list[object]) -> pa.Array | None:
     """A timestamp[ms] column of the transform's text, parsed by pyarrow; None when any value is not such text."""
+    if not _is_naive_ms(kind):
+        return None
     try:
         return _iso_ms_column(kind, pa.array(values, type=pa.string()))
     except (pa.ArrowInvalid, pa.ArrowTypeError):
