@@ -190,8 +190,8 @@ def unmarshal_image(image: Any) -> dict[str, Any]:
         raise BadAttributeValue(f"expected a map of attributes, got {_show(image)}")
     item = {}
     for name, value in image.items():
-        # Most attributes are {"S": text} or {"N": text}: answered inline (a call per attribute was a third
-        # of build_row); anything else, and any error, goes through unmarshal.
+        # Most attributes are {"S": text}, or {"N": "19.99"} (a plain fraction): answered inline (a call per
+        # attribute was a third of build_row); anything else, and any error, goes through unmarshal.
         if type(value) is dict and len(value) == 1:
             text = value.get("S")
             if type(text) is str:
