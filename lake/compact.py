@@ -102,6 +102,7 @@ from common.aws import Clients, error_code, retrying
 from common.config import Settings
 from common.console import Console
 from common.errors import ConfigError, PipelineError, TerminalError
+from lake.encoding import parquet_bytes
 from lake.partitions import Partition, day_partition
 
 DEFAULT_TARGET_ROWS = 1_000_000  # ~60-100 MB of Parquet per file for this schema
@@ -326,12 +327,6 @@ def sort_rows(table: pa.Table) -> pa.Table:
     """Event-time order inside a file: tighter min/max statistics for time filters."""
     keys = [(k, "ascending") for k in ("event_ts", "sequence_number", "event_id") if k in table.column_names]
     return table.sort_by(keys) if keys else table
-
-
-def encode_parquet_table(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="snappy")
-    return sink.getvalue()
 
 
 def split_lines(body: bytes) -> list[bytes]:
@@ -562,7 +557,7 @@ def _build_outputs(s3: Any, bucket: str, fmt: str, inputs: tuple[LakeObject, ...
 
         def emit(tables: Iterable[pa.Table]) -> None:
             for table in tables:
-                outputs.append((name(table.num_rows, fmt), encode_parquet_table(sort_rows(table))))
+                outputs.append((name(table.num_rows, fmt), parquet_bytes(sort_rows(table))))
 
         for obj in inputs:
             tick()
